@@ -1,0 +1,564 @@
+//! Single-precision matrix multiply, C (+)= A·B, the engine's one heavy kernel.
+//!
+//! Written by hand because it is the heart of the product: convolutions in NHWC layout become a GEMM
+//! whose A operand is read *in place* from the activations through offset tables ("implicit
+//! im2col"), so no patch matrix is ever materialised or packed:
+//!
+//! ```text
+//!   A(i, k) = a[a_row[i] + a_k[k]]      (one offset per output row, one per reduction step)
+//!   B(k, :) = b[b_k[k] .. b_k[k] + n]   (a contiguous row of n values per reduction step)
+//!   C(i, j) = c[i * ldc + j]
+//! ```
+//!
+//! An ordinary strided matrix is the special case `a_row[i] = i * rs`, `a_k[k] = k * cs`.
+//! The micro-kernel keeps an MR x (NV * lanes) tile of C in registers for the whole reduction,
+//! broadcasting one A value per row and loading NV vectors of B per step. Each element of C is
+//! summed in the order k = 0, 1, 2, ... whatever the tiling or thread count, so results are
+//! bit-identical for any number of threads.
+
+use super::isa::{self, Isa};
+use rayon::prelude::*;
+use std::cell::RefCell;
+
+/// The largest number of rows any micro-kernel handles.
+const MAX_MR: usize = 8;
+
+/// What happens to a tile of C once the products are summed.
+#[derive(Clone, Copy, Default)]
+pub struct Epilogue<'a> {
+    /// Add to C's previous contents instead of overwriting them.
+    pub accumulate: bool,
+    /// Add `bias[j]` to column j.
+    pub bias: Option<&'a [f32]>,
+    /// Clamp the result at zero.
+    pub relu: bool,
+}
+
+impl Epilogue<'_> {
+    pub const OVERWRITE: Epilogue<'static> = Epilogue { accumulate: false, bias: None, relu: false };
+    pub const ACCUMULATE: Epilogue<'static> = Epilogue { accumulate: true, bias: None, relu: false };
+}
+
+/// The A operand of [`gemm_indexed`]: element (i, k) is `data[row[i] + k_offsets[k]]`.
+#[derive(Clone, Copy)]
+pub struct IndexedA<'a> {
+    pub data: &'a [f32],
+    pub row: &'a [usize],
+    pub k_offsets: &'a [usize],
+}
+
+/// The B operand of [`gemm_indexed`]: row k is `data[k_offsets[k] .. k_offsets[k] + n]`.
+#[derive(Clone, Copy)]
+pub struct IndexedB<'a> {
+    pub data: &'a [f32],
+    pub k_offsets: &'a [usize],
+    pub n: usize,
+}
+
+/// A read-only strided matrix view: element (i, j) is `data[i * row_stride + j * col_stride]`.
+#[derive(Clone, Copy)]
+pub struct MatRef<'a> {
+    pub data: &'a [f32],
+    pub rows: usize,
+    pub cols: usize,
+    pub row_stride: usize,
+    pub col_stride: usize,
+}
+
+impl<'a> MatRef<'a> {
+    /// A dense row-major matrix.
+    pub fn row_major(data: &'a [f32], rows: usize, cols: usize) -> Self {
+        MatRef { data, rows, cols, row_stride: cols, col_stride: 1 }
+    }
+
+    /// The same data seen as the transpose.
+    pub fn t(self) -> Self {
+        MatRef {
+            data: self.data,
+            rows: self.cols,
+            cols: self.rows,
+            row_stride: self.col_stride,
+            col_stride: self.row_stride,
+        }
+    }
+
+    #[inline]
+    pub fn at(&self, i: usize, j: usize) -> f32 {
+        self.data[i * self.row_stride + j * self.col_stride]
+    }
+
+    fn check(&self) {
+        if self.rows > 0 && self.cols > 0 {
+            let last = (self.rows - 1) * self.row_stride + (self.cols - 1) * self.col_stride;
+            assert!(last < self.data.len(), "matrix view runs past its data");
+        }
+    }
+}
+
+/// C (+)= A·B with A and B given through offset tables (see the module docs).
+///
+/// Panics if an offset would read outside `a` or `b`, or write outside `c`: those are bugs in the
+/// caller, never consequences of user input.
+pub fn gemm_indexed(a: IndexedA, b: IndexedB, c: &mut [f32], ldc: usize, epilogue: Epilogue) {
+    gemm_indexed_with(isa::active(), a, b, c, ldc, epilogue)
+}
+
+/// [`gemm_indexed`] on a chosen instruction set (the tests run every path the CPU has).
+pub fn gemm_indexed_with(
+    isa: Isa,
+    a: IndexedA,
+    b: IndexedB,
+    c: &mut [f32],
+    ldc: usize,
+    epilogue: Epilogue,
+) {
+    let (m, n, k) = (a.row.len(), b.n, a.k_offsets.len());
+    assert_eq!(k, b.k_offsets.len(), "A and B disagree on the reduction length");
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!(ldc >= n && (m - 1) * ldc + n <= c.len(), "C is too small");
+    if let Some(bias) = epilogue.bias {
+        assert!(bias.len() >= n, "bias is shorter than a row of C");
+    }
+    if k > 0 {
+        let a_max = a.row.iter().max().unwrap() + a.k_offsets.iter().max().unwrap();
+        assert!(a_max < a.data.len(), "A offsets run past its data");
+        assert!(b.k_offsets.iter().max().unwrap() + n <= b.data.len(), "B offsets run past its data");
+    }
+    let isa = if isa.is_supported() { isa } else { Isa::Portable };
+    let plan = Plan::new(isa, a, b, ldc, epilogue);
+    plan.run(c, m, n, k);
+}
+
+/// C (+)= A·B for plain strided matrices; `c` is row-major with leading dimension `ldc`.
+pub fn gemm(a: MatRef, b: MatRef, c: &mut [f32], ldc: usize, epilogue: Epilogue) {
+    gemm_with(isa::active(), a, b, c, ldc, epilogue)
+}
+
+/// [`gemm`] on a chosen instruction set.
+pub fn gemm_with(isa: Isa, a: MatRef, b: MatRef, c: &mut [f32], ldc: usize, epilogue: Epilogue) {
+    assert_eq!(a.cols, b.rows, "inner dimensions differ");
+    a.check();
+    b.check();
+    // Scratch is taken out of the thread-local cell while in use, so a nested call made by a
+    // work-stealing rayon thread finds it empty and allocates its own instead of panicking.
+    let mut s = SCRATCH.with(|cell| cell.take());
+    s.a_row.clear();
+    s.a_row.extend((0..a.rows).map(|i| i * a.row_stride));
+    s.a_k.clear();
+    s.a_k.extend((0..a.cols).map(|p| p * a.col_stride));
+    // B rows must be contiguous: copy B when its columns are strided (the transposed case).
+    let (b_data, b_row_stride): (&[f32], usize) = if b.col_stride == 1 || b.cols <= 1 {
+        (b.data, b.row_stride)
+    } else {
+        s.b_copy.clear();
+        s.b_copy.reserve(b.rows * b.cols);
+        for p in 0..b.rows {
+            s.b_copy.extend((0..b.cols).map(|j| b.at(p, j)));
+        }
+        (&s.b_copy, b.cols)
+    };
+    s.b_k.clear();
+    s.b_k.extend((0..b.rows).map(|p| p * b_row_stride));
+    gemm_indexed_with(
+        isa,
+        IndexedA { data: a.data, row: &s.a_row, k_offsets: &s.a_k },
+        IndexedB { data: b_data, k_offsets: &s.b_k, n: b.cols },
+        c,
+        ldc,
+        epilogue,
+    );
+    SCRATCH.with(|cell| cell.replace(s));
+}
+
+/// The reference: three loops, summing in the same k order as the fast paths.
+pub fn gemm_naive(a: MatRef, b: MatRef, c: &mut [f32], ldc: usize, epilogue: Epilogue) {
+    assert_eq!(a.cols, b.rows, "inner dimensions differ");
+    for i in 0..a.rows {
+        for j in 0..b.cols {
+            let mut sum = 0.0f32;
+            for p in 0..a.cols {
+                sum += a.at(i, p) * b.at(p, j);
+            }
+            let out = &mut c[i * ldc + j];
+            if epilogue.accumulate {
+                sum += *out;
+            }
+            if let Some(bias) = epilogue.bias {
+                sum += bias[j];
+            }
+            if epilogue.relu {
+                sum = sum.max(0.0);
+            }
+            *out = sum;
+        }
+    }
+}
+
+#[derive(Default)]
+struct Scratch {
+    a_row: Vec<usize>,
+    a_k: Vec<usize>,
+    b_k: Vec<usize>,
+    b_copy: Vec<f32>,
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
+
+/// Everything a micro-kernel needs for one tile, as raw pointers (bounds were checked up front).
+struct Tile {
+    rows: [*const f32; MAX_MR],
+    a_k: *const usize,
+    b: *const f32,
+    b_k: *const usize,
+    k: usize,
+    c: *mut f32,
+    ldc: usize,
+    valid_rows: usize,
+    valid_cols: usize,
+    accumulate: bool,
+    bias: *const f32,
+    relu: bool,
+}
+
+type KernelFn = unsafe fn(&Tile);
+
+/// A micro-kernel and the tile it covers.
+#[derive(Clone, Copy)]
+struct Kernel {
+    mr: usize,
+    nr: usize,
+    run: KernelFn,
+}
+
+/// Chooses the widest tile that the columns fill, so a narrow C (n = 10, 32) wastes few lanes.
+fn choose_kernel(isa: Isa, n: usize) -> Kernel {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => {
+            let vectors = n.div_ceil(16).min(4);
+            let run: KernelFn = match vectors {
+                1 => x86::avx512::<6, 1>,
+                2 => x86::avx512::<6, 2>,
+                3 => x86::avx512::<6, 3>,
+                _ => x86::avx512::<6, 4>,
+            };
+            Kernel { mr: 6, nr: 16 * vectors, run }
+        }
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => {
+            let vectors = n.div_ceil(8).min(2);
+            let run: KernelFn = if vectors == 1 { x86::avx2::<6, 1> } else { x86::avx2::<6, 2> };
+            Kernel { mr: 6, nr: 8 * vectors, run }
+        }
+        _ => Kernel { mr: 4, nr: 16, run: portable::<4, 16> },
+    }
+}
+
+#[derive(Clone, Copy)]
+struct SendPtr(*mut f32);
+// SAFETY: tasks write disjoint tiles of C; the pointer is only a base address.
+unsafe impl Send for SendPtr {}
+unsafe impl Sync for SendPtr {}
+
+struct Plan<'a> {
+    kernel: Kernel,
+    a: IndexedA<'a>,
+    b: IndexedB<'a>,
+    ldc: usize,
+    epilogue: Epilogue<'a>,
+}
+
+impl<'a> Plan<'a> {
+    fn new(isa: Isa, a: IndexedA<'a>, b: IndexedB<'a>, ldc: usize, epilogue: Epilogue<'a>) -> Self {
+        Plan { kernel: choose_kernel(isa, b.n), a, b, ldc, epilogue }
+    }
+
+    /// Splits the tiles between rayon's threads when there is enough work to be worth it:
+    /// by row blocks when there are plenty, otherwise by column panels.
+    fn run(&self, c: &mut [f32], m: usize, n: usize, k: usize) {
+        let c_ptr = SendPtr(c.as_mut_ptr());
+        let threads = rayon::current_num_threads();
+        let row_tiles = m.div_ceil(self.kernel.mr);
+        let col_tiles = n.div_ceil(self.kernel.nr);
+        let work = m * n * k.max(1);
+        if threads == 1 || work < 1 << 16 || row_tiles * col_tiles < 2 {
+            self.run_block(c_ptr, 0..row_tiles, 0..col_tiles);
+        } else if row_tiles >= 2 * threads || row_tiles >= col_tiles {
+            let tasks = (threads * 4).min(row_tiles);
+            (0..tasks).into_par_iter().for_each(|t| {
+                self.run_block(c_ptr, split(row_tiles, tasks, t), 0..col_tiles);
+            });
+        } else {
+            let tasks = (threads * 4).min(col_tiles);
+            (0..tasks).into_par_iter().for_each(|t| {
+                self.run_block(c_ptr, 0..row_tiles, split(col_tiles, tasks, t));
+            });
+        }
+    }
+
+    fn run_block(&self, c: SendPtr, row_tiles: std::ops::Range<usize>, col_tiles: std::ops::Range<usize>) {
+        let (m, n) = (self.a.row.len(), self.b.n);
+        let Kernel { mr, nr, run } = self.kernel;
+        let k = self.a.k_offsets.len();
+        for tile_i in row_tiles {
+            let i0 = tile_i * mr;
+            let valid_rows = mr.min(m - i0);
+            let mut rows = [std::ptr::null::<f32>(); MAX_MR];
+            for (r, row) in rows.iter_mut().enumerate().take(mr) {
+                // Rows past the end repeat the last valid row; their results are not stored.
+                let i = i0 + r.min(valid_rows - 1);
+                *row = self.a.data.as_ptr().wrapping_add(self.a.row[i]);
+            }
+            for tile_j in col_tiles.clone() {
+                let j0 = tile_j * nr;
+                let tile = Tile {
+                    rows,
+                    a_k: self.a.k_offsets.as_ptr(),
+                    b: self.b.data.as_ptr().wrapping_add(j0),
+                    b_k: self.b.k_offsets.as_ptr(),
+                    k,
+                    c: c.0.wrapping_add(i0 * self.ldc + j0),
+                    ldc: self.ldc,
+                    valid_rows,
+                    valid_cols: nr.min(n - j0),
+                    accumulate: self.epilogue.accumulate,
+                    bias: self.epilogue.bias.map_or(std::ptr::null(), |b| b[j0..].as_ptr()),
+                    relu: self.epilogue.relu,
+                };
+                // SAFETY: gemm_indexed_with checked every offset against the slices' lengths, and
+                // this task owns rows i0.. of C in its column range.
+                unsafe { run(&tile) };
+            }
+        }
+    }
+}
+
+/// The `part`-th of `parts` nearly equal contiguous pieces of 0..len.
+fn split(len: usize, parts: usize, part: usize) -> std::ops::Range<usize> {
+    len * part / parts..len * (part + 1) / parts
+}
+
+/// Plain Rust micro-kernel (no intrinsics): MR rows by NR columns, auto-vectorised where possible.
+unsafe fn portable<const MR: usize, const NR: usize>(t: &Tile) {
+    let mut acc = [[0.0f32; NR]; MR];
+    let cols = t.valid_cols;
+    unsafe {
+        for p in 0..t.k {
+            let a_off = *t.a_k.add(p);
+            let b_row = t.b.add(*t.b_k.add(p));
+            let mut b = [0.0f32; NR];
+            if cols == NR {
+                b.copy_from_slice(std::slice::from_raw_parts(b_row, NR));
+            } else {
+                b[..cols].copy_from_slice(std::slice::from_raw_parts(b_row, cols));
+            }
+            for r in 0..MR {
+                let a = *t.rows[r].add(a_off);
+                for j in 0..NR {
+                    acc[r][j] += a * b[j];
+                }
+            }
+        }
+        for (r, acc_row) in acc.iter().enumerate().take(t.valid_rows) {
+            let c_row = t.c.add(r * t.ldc);
+            for (j, &sum) in acc_row.iter().enumerate().take(cols) {
+                *c_row.add(j) = finish(t, sum, *c_row.add(j), j);
+            }
+        }
+    }
+}
+
+/// The epilogue for one value (used by the portable kernel and as the reference for the SIMD ones).
+#[inline(always)]
+unsafe fn finish(t: &Tile, mut sum: f32, previous: f32, j: usize) -> f32 {
+    if t.accumulate {
+        sum += previous;
+    }
+    if !t.bias.is_null() {
+        sum += unsafe { *t.bias.add(j) };
+    }
+    if t.relu { sum.max(0.0) } else { sum }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::Tile;
+    use std::arch::x86_64::*;
+
+    /// AVX-512 micro-kernel: MR rows by NV vectors of 16 columns, masked at the right edge.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn avx512<const MR: usize, const NV: usize>(t: &Tile) {
+        let mut masks = [0u16; NV];
+        for (v, mask) in masks.iter_mut().enumerate() {
+            let cols = t.valid_cols.saturating_sub(v * 16).min(16);
+            *mask = ((1u32 << cols) - 1) as u16;
+        }
+        let mut acc = [[_mm512_setzero_ps(); NV]; MR];
+        unsafe {
+            for p in 0..t.k {
+                let a_off = *t.a_k.add(p);
+                let b_row = t.b.add(*t.b_k.add(p));
+                let mut b = [_mm512_setzero_ps(); NV];
+                for v in 0..NV {
+                    b[v] = _mm512_maskz_loadu_ps(masks[v], b_row.add(v * 16));
+                }
+                for r in 0..MR {
+                    let a = _mm512_set1_ps(*t.rows[r].add(a_off));
+                    for v in 0..NV {
+                        acc[r][v] = _mm512_fmadd_ps(a, b[v], acc[r][v]);
+                    }
+                }
+            }
+            let zero = _mm512_setzero_ps();
+            for (r, acc_row) in acc.iter().enumerate().take(t.valid_rows) {
+                let c_row = t.c.add(r * t.ldc);
+                for v in 0..NV {
+                    let mut sum = acc_row[v];
+                    if t.accumulate {
+                        sum = _mm512_add_ps(sum, _mm512_maskz_loadu_ps(masks[v], c_row.add(v * 16)));
+                    }
+                    if !t.bias.is_null() {
+                        sum = _mm512_add_ps(sum, _mm512_maskz_loadu_ps(masks[v], t.bias.add(v * 16)));
+                    }
+                    if t.relu {
+                        sum = _mm512_max_ps(sum, zero);
+                    }
+                    _mm512_mask_storeu_ps(c_row.add(v * 16), masks[v], sum);
+                }
+            }
+        }
+    }
+
+    /// AVX2 + FMA micro-kernel: MR rows by NV vectors of 8 columns, masked at the right edge.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn avx2<const MR: usize, const NV: usize>(t: &Tile) {
+        let mut masks = [_mm256_setzero_si256(); NV];
+        for (v, mask) in masks.iter_mut().enumerate() {
+            let cols = t.valid_cols.saturating_sub(v * 8).min(8) as i32;
+            let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+            *mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(cols), lanes);
+        }
+        let mut acc = [[_mm256_setzero_ps(); NV]; MR];
+        unsafe {
+            for p in 0..t.k {
+                let a_off = *t.a_k.add(p);
+                let b_row = t.b.add(*t.b_k.add(p));
+                let mut b = [_mm256_setzero_ps(); NV];
+                for v in 0..NV {
+                    b[v] = _mm256_maskload_ps(b_row.add(v * 8), masks[v]);
+                }
+                for r in 0..MR {
+                    let a = _mm256_set1_ps(*t.rows[r].add(a_off));
+                    for v in 0..NV {
+                        acc[r][v] = _mm256_fmadd_ps(a, b[v], acc[r][v]);
+                    }
+                }
+            }
+            let zero = _mm256_setzero_ps();
+            for (r, acc_row) in acc.iter().enumerate().take(t.valid_rows) {
+                let c_row = t.c.add(r * t.ldc);
+                for v in 0..NV {
+                    let mut sum = acc_row[v];
+                    if t.accumulate {
+                        sum = _mm256_add_ps(sum, _mm256_maskload_ps(c_row.add(v * 8), masks[v]));
+                    }
+                    if !t.bias.is_null() {
+                        sum = _mm256_add_ps(sum, _mm256_maskload_ps(t.bias.add(v * 8), masks[v]));
+                    }
+                    if t.relu {
+                        sum = _mm256_max_ps(sum, zero);
+                    }
+                    _mm256_maskstore_ps(c_row.add(v * 8), masks[v], sum);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn random(len: usize, seed: u64) -> Vec<f32> {
+        let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (0..len)
+            .map(|_| {
+                state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+            })
+            .collect()
+    }
+
+    fn assert_close(got: &[f32], want: &[f32], tol: f32) {
+        for (i, (g, w)) in got.iter().zip(want).enumerate() {
+            assert!((g - w).abs() <= tol * (1.0 + w.abs()), "element {i}: {g} vs {w}");
+        }
+    }
+
+    /// Every path, every edge shape (ragged rows and columns, k = 0), every epilogue.
+    #[test]
+    fn every_isa_matches_naive() {
+        let shapes = [(1, 1, 1), (5, 7, 3), (6, 16, 9), (13, 33, 17), (7, 64, 0), (37, 70, 129), (64, 10, 300)];
+        for isa in Isa::supported() {
+            for &(m, n, k) in &shapes {
+                for transpose_b in [false, true] {
+                    let a_data = random(m * k, 1);
+                    let b_data = random(k * n, 2);
+                    let bias = random(n, 3);
+                    let a = MatRef::row_major(&a_data, m, k);
+                    let b = if transpose_b {
+                        MatRef::row_major(&b_data, n, k).t()
+                    } else {
+                        MatRef::row_major(&b_data, k, n)
+                    };
+                    for epilogue in [
+                        Epilogue::OVERWRITE,
+                        Epilogue { accumulate: true, bias: Some(&bias), relu: true },
+                    ] {
+                        let start = random(m * (n + 3), 4);
+                        let mut want = start.clone();
+                        let mut got = start.clone();
+                        gemm_naive(a, b, &mut want, n + 3, epilogue);
+                        gemm_with(isa, a, b, &mut got, n + 3, epilogue);
+                        assert_close(&got, &want, 1e-5 * (k as f32).sqrt().max(1.0));
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn threads_do_not_change_results() {
+        let (m, n, k) = (50, 70, 90);
+        let a_data = random(m * k, 5);
+        let b_data = random(k * n, 6);
+        let run = |threads| {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            let mut c = vec![0.0; m * n];
+            pool.install(|| {
+                gemm(MatRef::row_major(&a_data, m, k), MatRef::row_major(&b_data, k, n), &mut c, n, Epilogue::OVERWRITE)
+            });
+            c
+        };
+        assert_eq!(run(1), run(2));
+        assert_eq!(run(1), run(3));
+    }
+
+    #[test]
+    #[should_panic(expected = "A offsets run past its data")]
+    fn offsets_are_bounds_checked() {
+        let data = [1.0f32; 4];
+        let mut c = [0.0f32; 4];
+        gemm_indexed(
+            IndexedA { data: &data, row: &[0, 3], k_offsets: &[0, 1] },
+            IndexedB { data: &data, k_offsets: &[0, 2], n: 2 },
+            &mut c,
+            2,
+            Epilogue::OVERWRITE,
+        );
+    }
+}

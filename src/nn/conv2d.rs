@@ -1,0 +1,338 @@
+//! Conv2d over NHWC activations, as implicit-im2col GEMMs (see `kernels::conv`).
+//!
+//! ```text
+//! forward   y[q, o]      = bias[o] + sum_k x_pad[window[q] + tap[k]] * w_hwio[k, o]
+//! backward  dw_hwio[k, o] = sum_q x_pad[window[q] + tap[k]] * dy[q, o]     (the tables swap roles)
+//!           dx            = full convolution of dy with the flipped kernel  (stride 1)
+//!                           or dy * w_hwio^T scattered back through the tables (any stride)
+//! ```
+//! where q runs over every output pixel of the batch and k over (kh, kw, in_channel).
+
+use super::{Layer, ParamSpec, Tensor, shape_error};
+use crate::error::Result;
+use crate::kernels::conv::{ConvGeometry, pad_nhwc, unpad_nhwc};
+use crate::kernels::{Epilogue, IndexedA, IndexedB, MatRef, gemm, gemm_indexed};
+use rayon::prelude::*;
+
+/// Hyper-parameters of a convolution (square kernel), PyTorch's defaults.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conv2dConfig {
+    pub in_channels: usize,
+    pub out_channels: usize,
+    pub kernel_size: usize,
+    pub stride: usize,
+    pub padding: usize,
+}
+
+impl Default for Conv2dConfig {
+    fn default() -> Self {
+        Conv2dConfig { in_channels: 1, out_channels: 1, kernel_size: 3, stride: 1, padding: 0 }
+    }
+}
+
+/// A convolution layer and the scratch buffers it reuses from step to step.
+#[derive(Debug)]
+pub struct Conv2d {
+    pub config: Conv2dConfig,
+    geometry: Option<ConvGeometry>,
+    /// Offset tables for the current geometry (see `kernels::conv`).
+    windows: Vec<usize>,
+    taps: Vec<usize>,
+    /// `k * out_channels` for each k: the rows of `weight_hwio`.
+    weight_rows: Vec<usize>,
+    /// `q * out_channels` for each output pixel q: the rows of dy.
+    dy_rows: Vec<usize>,
+    /// The weight rearranged to [kh][kw][in][out], refreshed every forward pass.
+    weight_hwio: Vec<f32>,
+    x_padded: Vec<f32>,
+    /// One weight-gradient partial per parallel task, summed in a fixed order for determinism.
+    grad_partials: Vec<f32>,
+    dx_plan: DxPlan,
+}
+
+/// Buffers for the input gradient.
+#[derive(Debug, Default)]
+struct DxPlan {
+    /// Stride 1: dy padded by kernel-1, the flipped kernel [kh][kw][out][in], and its tables.
+    dy_padded: Vec<f32>,
+    weight_flipped: Vec<f32>,
+    rows: Vec<usize>,
+    taps: Vec<usize>,
+    weight_rows: Vec<usize>,
+    /// Any stride: the gradient of every window value, scattered back into a padded image.
+    columns: Vec<f32>,
+    dx_padded: Vec<f32>,
+}
+
+impl Conv2d {
+    pub fn new(config: Conv2dConfig) -> Self {
+        Conv2d {
+            config,
+            geometry: None,
+            windows: Vec::new(),
+            taps: Vec::new(),
+            weight_rows: Vec::new(),
+            dy_rows: Vec::new(),
+            weight_hwio: Vec::new(),
+            x_padded: Vec::new(),
+            grad_partials: Vec::new(),
+            dx_plan: DxPlan::default(),
+        }
+    }
+
+    fn weight_len(&self) -> usize {
+        let c = &self.config;
+        c.out_channels * c.in_channels * c.kernel_size * c.kernel_size
+    }
+
+    /// Rebuilds the offset tables when the batch or image size changes.
+    fn prepare(&mut self, x: &Tensor) -> ConvGeometry {
+        let c = self.config;
+        let g = ConvGeometry {
+            batch: x.shape[0],
+            in_h: x.shape[1],
+            in_w: x.shape[2],
+            in_c: c.in_channels,
+            out_c: c.out_channels,
+            kernel: c.kernel_size,
+            stride: c.stride,
+            pad: c.padding,
+        };
+        if self.geometry != Some(g) {
+            g.window_offsets(&mut self.windows);
+            g.tap_offsets(&mut self.taps);
+            self.weight_rows = (0..g.k_len()).map(|k| k * g.out_c).collect();
+            self.dy_rows = (0..self.windows.len()).map(|q| q * g.out_c).collect();
+            self.geometry = Some(g);
+            if g.stride == 1 {
+                self.plan_full_convolution(&g);
+            }
+        }
+        g
+    }
+
+    /// Tables for dx as a stride-1 convolution of dy (padded by kernel-1) with the flipped kernel,
+    /// evaluated only at the unpadded input pixels.
+    fn plan_full_convolution(&mut self, g: &ConvGeometry) {
+        let k = g.kernel;
+        let (dh, dw) = (g.out_h() + 2 * (k - 1), g.out_w() + 2 * (k - 1));
+        let plan = &mut self.dx_plan;
+        plan.rows.clear();
+        for b in 0..g.batch {
+            for y in 0..g.in_h {
+                for x in 0..g.in_w {
+                    plan.rows.push(((b * dh + y + g.pad) * dw + x + g.pad) * g.out_c);
+                }
+            }
+        }
+        plan.taps.clear();
+        for kh in 0..k {
+            for kw in 0..k {
+                plan.taps.extend((0..g.out_c).map(|o| (kh * dw + kw) * g.out_c + o));
+            }
+        }
+        plan.weight_rows = (0..k * k * g.out_c).map(|r| r * g.in_c).collect();
+    }
+
+    /// OIHW (PyTorch) to [kh][kw][in][out], the layout the GEMM reads rows of.
+    fn refresh_weight_hwio(&mut self, weight: &[f32]) {
+        let c = self.config;
+        let (k, cin, cout) = (c.kernel_size, c.in_channels, c.out_channels);
+        self.weight_hwio.resize(weight.len(), 0.0);
+        for o in 0..cout {
+            for i in 0..cin {
+                for t in 0..k * k {
+                    self.weight_hwio[(t * cin + i) * cout + o] = weight[(o * cin + i) * k * k + t];
+                }
+            }
+        }
+    }
+
+    /// The input with its zero border (the input itself when there is no padding).
+    fn padded_input<'a>(&'a self, x: &'a Tensor) -> &'a [f32] {
+        if self.config.padding == 0 { &x.data } else { &self.x_padded }
+    }
+
+    fn backward_weight(&mut self, g: &ConvGeometry, grads: &mut [f32], x: &Tensor, dy: &Tensor) {
+        let (k_len, cout, pixels) = (g.k_len(), g.out_c, g.out_pixels());
+        let tasks = rayon::current_num_threads().clamp(1, g.batch.max(1));
+        self.grad_partials.resize(tasks * k_len * cout, 0.0);
+        let (x_padded, taps, windows, dy_rows) = (if g.pad == 0 { &x.data } else { &self.x_padded }, &self.taps, &self.windows, &self.dy_rows);
+        self.grad_partials.par_chunks_mut(k_len * cout).enumerate().for_each(|(task, partial)| {
+            partial.fill(0.0);
+            for b in g.batch * task / tasks..g.batch * (task + 1) / tasks {
+                let images = b * pixels..(b + 1) * pixels;
+                gemm_indexed(
+                    IndexedA { data: x_padded, row: taps, k_offsets: &windows[images.clone()] },
+                    IndexedB { data: &dy.data, k_offsets: &dy_rows[images], n: cout },
+                    partial,
+                    cout,
+                    Epilogue::ACCUMULATE,
+                );
+            }
+        });
+        let (grad_weight, grad_bias) = grads.split_at_mut(self.weight_len());
+        let (kk, cin) = (g.kernel * g.kernel, g.in_c);
+        for partial in self.grad_partials.chunks(k_len * cout) {
+            for o in 0..cout {
+                for i in 0..cin {
+                    for t in 0..kk {
+                        grad_weight[(o * cin + i) * kk + t] += partial[(t * cin + i) * cout + o];
+                    }
+                }
+            }
+        }
+        for row in dy.data.chunks(cout) {
+            for (gb, &d) in grad_bias.iter_mut().zip(row) {
+                *gb += d;
+            }
+        }
+    }
+
+    /// Stride 1: dx is a convolution of the padded dy with the flipped, transposed kernel.
+    fn backward_input_full(&mut self, g: &ConvGeometry, weight: &[f32], dy: &Tensor, dx: &mut Tensor) {
+        let (k, cin, cout) = (g.kernel, g.in_c, g.out_c);
+        let plan = &mut self.dx_plan;
+        pad_nhwc(&dy.data, g.batch, g.out_h(), g.out_w(), cout, k - 1, &mut plan.dy_padded);
+        plan.weight_flipped.resize(weight.len(), 0.0);
+        for kh in 0..k {
+            for kw in 0..k {
+                let source_tap = (k - 1 - kh) * k + (k - 1 - kw);
+                for o in 0..cout {
+                    for i in 0..cin {
+                        plan.weight_flipped[((kh * k + kw) * cout + o) * cin + i] =
+                            weight[(o * cin + i) * k * k + source_tap];
+                    }
+                }
+            }
+        }
+        gemm_indexed(
+            IndexedA { data: &plan.dy_padded, row: &plan.rows, k_offsets: &plan.taps },
+            IndexedB { data: &plan.weight_flipped, k_offsets: &plan.weight_rows, n: cin },
+            &mut dx.data,
+            cin,
+            Epilogue::OVERWRITE,
+        );
+    }
+
+    /// Any stride: the gradient of every window value, then added back where the value came from.
+    fn backward_input_scatter(&mut self, g: &ConvGeometry, dy: &Tensor, dx: &mut Tensor) {
+        let (k_len, cout) = (g.k_len(), g.out_c);
+        let q = self.windows.len();
+        let plan = &mut self.dx_plan;
+        plan.columns.resize(q * k_len, 0.0);
+        gemm(
+            MatRef::row_major(&dy.data, q, cout),
+            MatRef::row_major(&self.weight_hwio, k_len, cout).t(),
+            &mut plan.columns,
+            k_len,
+            Epilogue::OVERWRITE,
+        );
+        plan.dx_padded.clear();
+        plan.dx_padded.resize(g.batch * g.padded_h() * g.padded_w() * g.in_c, 0.0);
+        for (window, column) in self.windows.iter().zip(plan.columns.chunks(k_len)) {
+            for (tap, &v) in self.taps.iter().zip(column) {
+                plan.dx_padded[window + tap] += v;
+            }
+        }
+        unpad_nhwc(&plan.dx_padded, g.batch, g.in_h, g.in_w, g.in_c, g.pad, &mut dx.data);
+    }
+}
+
+impl Layer for Conv2d {
+    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
+        let c = &self.config;
+        let ok = input.len() == 3
+            && input[2] == c.in_channels
+            && c.kernel_size > 0
+            && c.stride > 0
+            && input[0] + 2 * c.padding >= c.kernel_size
+            && input[1] + 2 * c.padding >= c.kernel_size;
+        if !ok {
+            let want = format!("images with {} channels of at least {}x{} pixels", c.in_channels, c.kernel_size, c.kernel_size);
+            return Err(shape_error("Conv2d", &want, input));
+        }
+        let out = |n: usize| (n + 2 * c.padding - c.kernel_size) / c.stride + 1;
+        Ok(vec![out(input[0]), out(input[1]), c.out_channels])
+    }
+
+    fn param_specs(&self) -> Vec<ParamSpec> {
+        let c = &self.config;
+        let fan_in = c.in_channels * c.kernel_size * c.kernel_size;
+        vec![
+            ParamSpec { name: "weight", shape: vec![c.out_channels, c.in_channels, c.kernel_size, c.kernel_size], fan_in },
+            ParamSpec { name: "bias", shape: vec![c.out_channels], fan_in },
+        ]
+    }
+
+    fn forward(&mut self, params: &[f32], x: &Tensor, y: &mut Tensor, _train: bool) {
+        let g = self.prepare(x);
+        let (weight, bias) = params.split_at(self.weight_len());
+        self.refresh_weight_hwio(weight);
+        if g.pad > 0 {
+            pad_nhwc(&x.data, g.batch, g.in_h, g.in_w, g.in_c, g.pad, &mut self.x_padded);
+        }
+        y.reshape_for(&[g.batch, g.out_h(), g.out_w(), g.out_c]);
+        gemm_indexed(
+            IndexedA { data: self.padded_input(x), row: &self.windows, k_offsets: &self.taps },
+            IndexedB { data: &self.weight_hwio, k_offsets: &self.weight_rows, n: g.out_c },
+            &mut y.data,
+            g.out_c,
+            Epilogue { bias: Some(bias), ..Epilogue::OVERWRITE },
+        );
+    }
+
+    fn backward(&mut self, params: &[f32], grads: &mut [f32], x: &Tensor, _y: &Tensor, dy: &Tensor, dx: Option<&mut Tensor>) {
+        let g = self.prepare(x);
+        // The forward pass left x_padded and weight_hwio for this x and these weights.
+        self.backward_weight(&g, grads, x, dy);
+        let Some(dx) = dx else { return };
+        dx.reshape_for(&x.shape);
+        if g.stride == 1 {
+            self.backward_input_full(&g, &params[..self.weight_len()], dy, dx);
+        } else {
+            self.backward_input_scatter(&g, dy, dx);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::conv::conv2d_naive;
+    use crate::nn::gradcheck::{check_layer, test_values};
+
+    #[test]
+    fn forward_matches_naive_convolution() {
+        let config = Conv2dConfig { in_channels: 3, out_channels: 17, kernel_size: 3, stride: 2, padding: 1 };
+        let mut conv = Conv2d::new(config);
+        let params = test_values(17 * 3 * 9 + 17, 7);
+        let x = Tensor::new(&[2, 9, 8, 3], test_values(2 * 9 * 8 * 3, 8));
+        let mut y = Tensor::default();
+        conv.forward(&params, &x, &mut y, false);
+        let g = conv.geometry.unwrap();
+        let want = conv2d_naive(&g, &x.data, &params[..17 * 27], &params[17 * 27..]);
+        assert_eq!(y.shape, vec![2, 5, 4, 17]);
+        for (a, b) in y.data.iter().zip(&want) {
+            assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+        }
+    }
+
+    #[test]
+    fn gradient_matches_finite_differences_stride_1() {
+        let config = Conv2dConfig { in_channels: 2, out_channels: 3, kernel_size: 3, stride: 1, padding: 0 };
+        check_layer(&mut Conv2d::new(config), &[6, 5, 2], 3);
+    }
+
+    #[test]
+    fn gradient_matches_finite_differences_padded() {
+        let config = Conv2dConfig { in_channels: 2, out_channels: 4, kernel_size: 3, stride: 1, padding: 1 };
+        check_layer(&mut Conv2d::new(config), &[5, 4, 2], 4);
+    }
+
+    #[test]
+    fn gradient_matches_finite_differences_strided() {
+        let config = Conv2dConfig { in_channels: 3, out_channels: 2, kernel_size: 3, stride: 2, padding: 1 };
+        check_layer(&mut Conv2d::new(config), &[7, 6, 3], 5);
+    }
+}

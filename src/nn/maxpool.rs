@@ -1,0 +1,90 @@
+//! MaxPool2d over NHWC activations (no padding); the gradient goes to the first maximum of each
+//! window, as in PyTorch.
+
+use super::{Layer, Tensor, shape_error};
+use crate::error::Result;
+
+#[derive(Debug)]
+pub struct MaxPool2d {
+    pub kernel_size: usize,
+    pub stride: usize,
+    /// For each output value, the index in x of the maximum it took (from the last forward pass).
+    argmax: Vec<usize>,
+}
+
+impl MaxPool2d {
+    pub fn new(kernel_size: usize, stride: usize) -> Self {
+        MaxPool2d { kernel_size, stride, argmax: Vec::new() }
+    }
+
+    fn out_len(&self, n: usize) -> usize {
+        (n - self.kernel_size) / self.stride + 1
+    }
+}
+
+impl Layer for MaxPool2d {
+    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
+        let k = self.kernel_size;
+        if input.len() != 3 || k == 0 || self.stride == 0 || input[0] < k || input[1] < k {
+            return Err(shape_error("MaxPool2d", &format!("images of at least {k}x{k} pixels"), input));
+        }
+        Ok(vec![self.out_len(input[0]), self.out_len(input[1]), input[2]])
+    }
+
+    fn forward(&mut self, _params: &[f32], x: &Tensor, y: &mut Tensor, _train: bool) {
+        let (batch, h, w, c) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3]);
+        let (oh, ow) = (self.out_len(h), self.out_len(w));
+        y.reshape_for(&[batch, oh, ow, c]);
+        self.argmax.resize(y.data.len(), 0);
+        let mut out = 0;
+        for b in 0..batch {
+            for py in 0..oh {
+                for px in 0..ow {
+                    for ch in 0..c {
+                        let mut best = usize::MAX;
+                        for ky in 0..self.kernel_size {
+                            for kx in 0..self.kernel_size {
+                                let i = ((b * h + py * self.stride + ky) * w + px * self.stride + kx) * c + ch;
+                                if best == usize::MAX || x.data[i] > x.data[best] || x.data[i].is_nan() {
+                                    best = i;
+                                }
+                            }
+                        }
+                        y.data[out] = x.data[best];
+                        self.argmax[out] = best;
+                        out += 1;
+                    }
+                }
+            }
+        }
+    }
+
+    fn backward(&mut self, _params: &[f32], _grads: &mut [f32], x: &Tensor, _y: &Tensor, dy: &Tensor, dx: Option<&mut Tensor>) {
+        let Some(dx) = dx else { return };
+        dx.reshape_for(&x.shape);
+        dx.data.fill(0.0);
+        for (&i, &d) in self.argmax.iter().zip(&dy.data) {
+            dx.data[i] += d;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::gradcheck::check_layer;
+
+    #[test]
+    fn takes_the_maximum_of_each_window() {
+        let x = Tensor::new(&[1, 2, 2, 1], vec![1.0, 4.0, 3.0, 2.0]);
+        let mut y = Tensor::default();
+        MaxPool2d::new(2, 2).forward(&[], &x, &mut y, false);
+        assert_eq!((y.shape, y.data), (vec![1, 1, 1, 1], vec![4.0]));
+    }
+
+    #[test]
+    fn gradient_matches_finite_differences() {
+        check_layer(&mut MaxPool2d::new(2, 2), &[4, 6, 3], 9);
+        check_layer(&mut MaxPool2d::new(3, 1), &[5, 4, 2], 10);
+    }
+}

@@ -1,0 +1,92 @@
+//! Layer 2: the layers of a network and the loss. One file per layer, each with its forward pass,
+//! its backward pass, its parameters and a gradient check against finite differences.
+//!
+//! Activations are NHWC (`[batch, height, width, channels]`) inside the engine, because then a
+//! convolution window's values for one tap are contiguous and the GEMM can read them in place.
+//! Parameters keep PyTorch's layouts (OIHW convolution weights, `[out, in]` linear weights), so
+//! model files, optimizers and reference values need no conversion.
+
+mod conv2d;
+mod dropout;
+mod flatten;
+mod linear;
+pub mod loss;
+mod maxpool;
+mod relu;
+
+#[cfg(test)]
+pub(crate) mod gradcheck;
+
+pub use conv2d::{Conv2d, Conv2dConfig};
+pub use dropout::Dropout;
+pub use flatten::Flatten;
+pub use linear::Linear;
+pub use maxpool::MaxPool2d;
+pub use relu::Relu;
+
+use crate::error::{Error, Result};
+
+/// A batch of values and its shape, batch first. Buffers are reused from step to step.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Tensor {
+    pub shape: Vec<usize>,
+    pub data: Vec<f32>,
+}
+
+impl Tensor {
+    pub fn new(shape: &[usize], data: Vec<f32>) -> Self {
+        assert_eq!(shape.iter().product::<usize>(), data.len(), "shape does not match data");
+        Tensor { shape: shape.to_vec(), data }
+    }
+
+    /// Sets the shape, growing the buffer if needed (contents are unspecified afterwards).
+    pub fn reshape_for(&mut self, shape: &[usize]) {
+        self.shape.clear();
+        self.shape.extend_from_slice(shape);
+        self.data.resize(shape.iter().product(), 0.0);
+    }
+
+    pub fn batch(&self) -> usize {
+        self.shape[0]
+    }
+}
+
+/// A learnable tensor a layer owns: its name in the state_dict (`weight`, `bias`), its PyTorch
+/// shape and the fan-in that PyTorch's default initialisation uses.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ParamSpec {
+    pub name: &'static str,
+    pub shape: Vec<usize>,
+    pub fan_in: usize,
+}
+
+impl ParamSpec {
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// One layer. A layer gets its own slice of the network's flat parameter (and gradient) buffer,
+/// laid out as its `param_specs` in order.
+pub trait Layer: Send {
+    /// The output shape for one sample (without the batch), or an error if the input cannot go in.
+    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>>;
+
+    fn param_specs(&self) -> Vec<ParamSpec> {
+        Vec::new()
+    }
+
+    /// y = layer(x). `train` turns on training behaviour (dropout).
+    fn forward(&mut self, params: &[f32], x: &Tensor, y: &mut Tensor, train: bool);
+
+    /// Adds the parameter gradients into `grads` and, when `dx` is given, writes dL/dx there.
+    /// `x` and `y` are the input and output of the last forward pass.
+    fn backward(&mut self, params: &[f32], grads: &mut [f32], x: &Tensor, y: &Tensor, dy: &Tensor, dx: Option<&mut Tensor>);
+}
+
+fn shape_error(layer: &str, want: &str, input: &[usize]) -> Error {
+    Error::Invalid(format!("{layer} expects {want}, got a sample of shape {input:?}"))
+}
