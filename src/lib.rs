@@ -8,5 +8,7 @@
 pub mod error;
 pub mod kernels;
 pub mod nn;
+pub mod optim;
+pub mod model;
 
 pub use error::{Error, Result};

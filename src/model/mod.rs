@@ -1,0 +1,270 @@
+//! Layer 3: the network. An [`Architecture`] (a list of layers, serialisable) becomes a
+//! [`Network`]: the layers, one flat parameter buffer, one flat gradient buffer, and the
+//! activation buffers reused from step to step. The seed CNN is [`Architecture::seed_cnn`].
+
+mod io;
+
+pub use io::{ModelInfo, from_bytes, load, save, to_bytes};
+
+use crate::error::{Error, Result};
+use crate::nn::{Conv2d, Conv2dConfig, Dropout, Flatten, Layer, Linear, MaxPool2d, ParamSpec, Relu, Tensor};
+use rand_chacha::ChaCha8Rng;
+use rand_chacha::rand_core::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+use std::ops::Range;
+
+/// One layer of an architecture, named and parameterised as in `torch.nn`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum LayerSpec {
+    Conv2d { in_channels: usize, out_channels: usize, kernel_size: usize, stride: usize, padding: usize },
+    Relu,
+    MaxPool2d { kernel_size: usize, stride: usize },
+    Flatten,
+    Linear { in_features: usize, out_features: usize },
+    Dropout { p: f32 },
+}
+
+/// A network: its input (channels, height, width) and its layers in order, like `nn.Sequential`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Architecture {
+    pub input: [usize; 3],
+    pub layers: Vec<LayerSpec>,
+}
+
+impl Architecture {
+    /// The original project's CNN: three 3x3 convolutions with ReLU, then one linear layer.
+    pub fn seed_cnn() -> Self {
+        let conv = |i, o| LayerSpec::Conv2d { in_channels: i, out_channels: o, kernel_size: 3, stride: 1, padding: 0 };
+        Architecture {
+            input: [1, 28, 28],
+            layers: vec![
+                conv(1, 32),
+                LayerSpec::Relu,
+                conv(32, 64),
+                LayerSpec::Relu,
+                conv(64, 64),
+                LayerSpec::Relu,
+                LayerSpec::Flatten,
+                LayerSpec::Linear { in_features: 64 * 22 * 22, out_features: 10 },
+            ],
+        }
+    }
+
+    fn build_layer(spec: &LayerSpec, seed: u64) -> Result<Box<dyn Layer>> {
+        Ok(match *spec {
+            LayerSpec::Conv2d { in_channels, out_channels, kernel_size, stride, padding } => {
+                if in_channels == 0 || out_channels == 0 || kernel_size == 0 || stride == 0 {
+                    return Err(Error::Invalid(format!("invalid convolution {spec:?}")));
+                }
+                Box::new(Conv2d::new(Conv2dConfig { in_channels, out_channels, kernel_size, stride, padding }))
+            }
+            LayerSpec::Relu => Box::new(Relu),
+            LayerSpec::MaxPool2d { kernel_size, stride } => Box::new(MaxPool2d::new(kernel_size, stride)),
+            LayerSpec::Flatten => Box::new(Flatten),
+            LayerSpec::Linear { in_features, out_features } => {
+                if in_features == 0 || out_features == 0 {
+                    return Err(Error::Invalid(format!("invalid linear layer {spec:?}")));
+                }
+                Box::new(Linear::new(in_features, out_features))
+            }
+            LayerSpec::Dropout { p } => {
+                if !(0.0..1.0).contains(&p) {
+                    return Err(Error::Invalid(format!("dropout probability {p} is not in [0, 1)")));
+                }
+                Box::new(Dropout::new(p, seed))
+            }
+        })
+    }
+}
+
+/// A named parameter tensor: its state_dict name (`model.{layer}.{weight|bias}`), PyTorch shape,
+/// and where it lives in the flat buffers.
+#[derive(Clone, Debug)]
+pub struct ParamTensor {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub range: Range<usize>,
+}
+
+/// Limits that keep a hostile architecture (from a model file) from asking for unbounded memory.
+const MAX_LAYERS: usize = 256;
+const MAX_INPUT_SIDE: usize = 4096;
+const MAX_VALUES_PER_SAMPLE: usize = 1 << 26;
+const MAX_PARAMETERS: usize = 1 << 28;
+
+/// The named parameter tensors of an architecture, without allocating them.
+pub fn parameter_tensors(architecture: &Architecture) -> Result<Vec<ParamTensor>> {
+    Ok(Plan::new(architecture, 0)?.tensors)
+}
+
+/// The layers of an architecture, checked, with their parameters laid out.
+struct Plan {
+    layers: Vec<Box<dyn Layer>>,
+    tensors: Vec<ParamTensor>,
+    layer_params: Vec<Range<usize>>,
+    total: usize,
+    classes: usize,
+}
+
+impl Plan {
+    fn new(architecture: &Architecture, seed: u64) -> Result<Plan> {
+        let [c, h, w] = architecture.input;
+        if [c, h, w].iter().any(|&d| d == 0 || d > MAX_INPUT_SIDE) || architecture.layers.len() > MAX_LAYERS {
+            return Err(Error::Invalid(format!(
+                "unsupported architecture: input {:?} with {} layers",
+                architecture.input,
+                architecture.layers.len()
+            )));
+        }
+        let mut shape = vec![h, w, c];
+        let mut plan = Plan { layers: Vec::new(), tensors: Vec::new(), layer_params: Vec::new(), total: 0, classes: 0 };
+        for (index, spec) in architecture.layers.iter().enumerate() {
+            let layer = Architecture::build_layer(spec, seed.wrapping_add(1000 + index as u64))?;
+            shape = layer.output_shape(&shape).map_err(|e| Error::Invalid(format!("layer {index}: {e}")))?;
+            if shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).is_none_or(|n| n > MAX_VALUES_PER_SAMPLE) {
+                return Err(Error::Invalid(format!("layer {index} output {shape:?} is too large")));
+            }
+            let start = plan.total;
+            for ParamSpec { name, shape, .. } in layer.param_specs() {
+                let len = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).unwrap_or(usize::MAX);
+                if len > MAX_PARAMETERS || plan.total + len > MAX_PARAMETERS {
+                    return Err(Error::Invalid(format!("layer {index} has too many parameters")));
+                }
+                plan.tensors.push(ParamTensor { name: format!("model.{index}.{name}"), shape, range: plan.total..plan.total + len });
+                plan.total += len;
+            }
+            plan.layer_params.push(start..plan.total);
+            plan.layers.push(layer);
+        }
+        if shape.len() != 1 {
+            return Err(Error::Invalid(format!("the network must end in a vector of class scores, not shape {shape:?}")));
+        }
+        plan.classes = shape[0];
+        Ok(plan)
+    }
+}
+
+/// A network ready to run: layers, parameters, gradients and reusable activations.
+pub struct Network {
+    pub architecture: Architecture,
+    layers: Vec<Box<dyn Layer>>,
+    /// Every parameter, layer by layer, in PyTorch's layouts.
+    pub params: Vec<f32>,
+    /// dLoss/dparams from the last backward pass, laid out as `params`.
+    pub grads: Vec<f32>,
+    tensors: Vec<ParamTensor>,
+    layer_params: Vec<Range<usize>>,
+    /// acts[0] is the input (NHWC), acts[i + 1] the output of layer i.
+    acts: Vec<Tensor>,
+    /// Gradients of the activations, indexed as `acts`.
+    grad_acts: Vec<Tensor>,
+    classes: usize,
+}
+
+impl Network {
+    /// Builds the network and initialises it as PyTorch does by default: every weight and bias
+    /// uniform in +-1/sqrt(fan_in), drawn from a generator seeded with `seed`.
+    pub fn new(architecture: Architecture, seed: u64) -> Result<Self> {
+        let plan = Plan::new(&architecture, seed)?;
+        let n = plan.layers.len();
+        let mut network = Network {
+            classes: plan.classes,
+            params: vec![0.0; plan.total],
+            grads: vec![0.0; plan.total],
+            acts: (0..=n).map(|_| Tensor::default()).collect(),
+            grad_acts: (0..=n).map(|_| Tensor::default()).collect(),
+            architecture,
+            layers: plan.layers,
+            tensors: plan.tensors,
+            layer_params: plan.layer_params,
+        };
+        network.initialise(seed);
+        Ok(network)
+    }
+
+    fn initialise(&mut self, seed: u64) {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        for (layer, range) in self.layers.iter().zip(&self.layer_params) {
+            let mut offset = range.start;
+            for spec in layer.param_specs() {
+                let bound = 1.0 / (spec.fan_in as f32).sqrt();
+                for p in &mut self.params[offset..offset + spec.len()] {
+                    let unit = (rng.next_u32() >> 8) as f32 / (1u32 << 24) as f32;
+                    *p = (2.0 * unit - 1.0) * bound;
+                }
+                offset += spec.len();
+            }
+        }
+    }
+
+    /// Number of output classes.
+    pub fn classes(&self) -> usize {
+        self.classes
+    }
+
+    /// Values in one input image.
+    pub fn input_len(&self) -> usize {
+        self.architecture.input.iter().product()
+    }
+
+    pub fn parameter_count(&self) -> usize {
+        self.params.len()
+    }
+
+    /// The named parameter tensors, in state_dict order.
+    pub fn tensors(&self) -> &[ParamTensor] {
+        &self.tensors
+    }
+
+    /// Runs a batch of images (NCHW, `batch * input_len` values) and returns the logits
+    /// [batch, classes]. `train` keeps what backward needs and turns on dropout.
+    pub fn forward(&mut self, images: &[f32], batch: usize, train: bool) -> &[f32] {
+        assert_eq!(images.len(), batch * self.input_len(), "image buffer size");
+        let [c, h, w] = self.architecture.input;
+        let input = &mut self.acts[0];
+        input.reshape_for(&[batch, h, w, c]);
+        if c == 1 {
+            input.data.copy_from_slice(images);
+        } else {
+            for (b, image) in images.chunks(c * h * w).enumerate() {
+                for ch in 0..c {
+                    for p in 0..h * w {
+                        input.data[(b * h * w + p) * c + ch] = image[ch * h * w + p];
+                    }
+                }
+            }
+        }
+        for (i, layer) in self.layers.iter_mut().enumerate() {
+            let (before, after) = self.acts.split_at_mut(i + 1);
+            layer.forward(&self.params[self.layer_params[i].clone()], &before[i], &mut after[0], train);
+        }
+        &self.acts[self.layers.len()].data
+    }
+
+    /// Back-propagates dLoss/dlogits through the last forward pass; overwrites `grads`.
+    pub fn backward(&mut self, grad_logits: &[f32]) {
+        let n = self.layers.len();
+        self.grads.fill(0.0);
+        let last = &mut self.grad_acts[n];
+        last.reshape_for(&self.acts[n].shape);
+        last.data.copy_from_slice(grad_logits);
+        for i in (0..n).rev() {
+            let range = self.layer_params[i].clone();
+            let (grad_before, grad_after) = self.grad_acts.split_at_mut(i + 1);
+            // The first layer's input gradient is never needed.
+            let dx = if i > 0 { Some(&mut grad_before[i]) } else { None };
+            self.layers[i].backward(
+                &self.params[range.clone()],
+                &mut self.grads[range],
+                &self.acts[i],
+                &self.acts[i + 1],
+                &grad_after[0],
+                dx,
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

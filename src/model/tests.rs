@@ -1,0 +1,197 @@
+//! The seed CNN against PyTorch (tests/fixtures/seed_cnn.safetensors, from
+//! scripts/make_fixtures.py), and model-file round trips and refusals.
+
+use super::*;
+use crate::nn::loss::cross_entropy;
+use crate::optim::OptimizerConfig;
+use safetensors::SafeTensors;
+use std::collections::HashMap;
+use std::path::Path;
+
+const FIXTURE: &[u8] = include_bytes!("../../tests/fixtures/seed_cnn.safetensors");
+
+fn fixture() -> HashMap<String, Vec<f32>> {
+    let tensors = SafeTensors::deserialize(FIXTURE).unwrap();
+    tensors
+        .tensors()
+        .into_iter()
+        .map(|(name, view)| {
+            let values = view.data().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
+            (name, values)
+        })
+        .collect()
+}
+
+fn seed_cnn_with_pytorch_weights(f: &HashMap<String, Vec<f32>>) -> Network {
+    let mut network = Network::new(Architecture::seed_cnn(), 0).unwrap();
+    for t in network.tensors().to_vec() {
+        network.params[t.range].copy_from_slice(&f[&t.name]);
+    }
+    network
+}
+
+fn assert_close(what: &str, got: &[f32], want: &[f32], abs: f32, rel: f32) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        assert!((g - w).abs() <= abs + rel * w.abs(), "{what}[{i}]: {g} vs PyTorch {w}");
+    }
+}
+
+#[test]
+fn seed_cnn_logits_match_pytorch() {
+    let f = fixture();
+    let mut network = seed_cnn_with_pytorch_weights(&f);
+    let logits = network.forward(&f["input"], 4, false).to_vec();
+    assert_close("logits", &logits, &f["logits"], 1e-5, 0.0);
+}
+
+#[test]
+fn seed_cnn_gradients_and_adam_step_match_pytorch() {
+    let f = fixture();
+    let mut network = seed_cnn_with_pytorch_weights(&f);
+    let labels: Vec<u8> = f["labels"].iter().map(|&l| l as u8).collect();
+    let logits = network.forward(&f["input"], 4, true).to_vec();
+    let mut grad_logits = vec![0.0; logits.len()];
+    let loss = cross_entropy(&logits, &labels, 10, &mut grad_logits);
+    assert!((loss - f["loss"][0]).abs() < 1e-5, "loss {loss} vs PyTorch {}", f["loss"][0]);
+    network.backward(&grad_logits);
+    for t in network.tensors().to_vec() {
+        let want = &f[&format!("grad.{}", t.name)];
+        let scale = want.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        assert_close(&format!("grad of {}", t.name), &network.grads[t.range], want, 1e-4 * scale, 1e-3);
+    }
+    let mut adam = OptimizerConfig::default().build(network.parameter_count());
+    adam.step(&mut network.params, &network.grads);
+    for t in network.tensors().to_vec() {
+        // Adam's first step moves each parameter by lr * g / (|g| + eps): about lr * sign(g), so
+        // this checks the sign of every gradient. Where |g| is near eps (1e-8) the step depends
+        // on g's last digits, so those few get a looser bound (still below lr).
+        let grads = &f[&format!("grad.{}", t.name)];
+        let want = &f[&format!("adam1.{}", t.name)];
+        for (i, ((got, want), g)) in network.params[t.range].iter().zip(want).zip(grads).enumerate() {
+            let tolerance = if g.abs() > 1e-5 { 2e-6 } else { 5e-4 };
+            assert!((got - want).abs() <= tolerance, "Adam step of {}[{i}]: {got} vs PyTorch {want}", t.name);
+        }
+    }
+}
+
+#[test]
+fn same_seed_same_weights_other_seed_other_weights() {
+    let a = Network::new(Architecture::seed_cnn(), 7).unwrap();
+    let b = Network::new(Architecture::seed_cnn(), 7).unwrap();
+    let c = Network::new(Architecture::seed_cnn(), 8).unwrap();
+    assert_eq!(a.params, b.params);
+    assert_ne!(a.params, c.params);
+    // PyTorch's default bound for conv1: 1/sqrt(9).
+    let conv1 = &a.params[a.tensors()[0].range.clone()];
+    assert!(conv1.iter().all(|v| v.abs() <= 1.0 / 3.0) && conv1.iter().any(|v| v.abs() > 0.3));
+}
+
+#[test]
+fn seed_cnn_has_the_original_names_and_shapes() {
+    let network = Network::new(Architecture::seed_cnn(), 0).unwrap();
+    let names: Vec<_> = network.tensors().iter().map(|t| (t.name.as_str(), t.shape.clone())).collect();
+    assert_eq!(
+        names,
+        vec![
+            ("model.0.weight", vec![32, 1, 3, 3]),
+            ("model.0.bias", vec![32]),
+            ("model.2.weight", vec![64, 32, 3, 3]),
+            ("model.2.bias", vec![64]),
+            ("model.4.weight", vec![64, 64, 3, 3]),
+            ("model.4.bias", vec![64]),
+            ("model.7.weight", vec![10, 30976]),
+            ("model.7.bias", vec![10]),
+        ]
+    );
+    assert_eq!(network.parameter_count(), 365_514);
+}
+
+#[test]
+fn save_then_load_round_trips() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.safetensors");
+    let mut network = Network::new(Architecture::seed_cnn(), 3).unwrap();
+    save(&network, &path, Some(0.9876)).unwrap();
+    let (mut loaded, info) = load(&path).unwrap();
+    assert_eq!(loaded.params, network.params);
+    assert_eq!(info.test_accuracy, Some(0.9876));
+    let image: Vec<f32> = (0..784).map(|i| (i % 7) as f32 / 7.0).collect();
+    assert_eq!(loaded.forward(&image, 1, false), network.forward(&image, 1, false));
+    // Only the model file is left: the temporary file was renamed over it.
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+}
+
+#[test]
+fn a_pytorch_state_dict_without_metadata_loads_as_the_seed_cnn() {
+    let f = fixture();
+    let network = seed_cnn_with_pytorch_weights(&f);
+    let bytes = to_bytes(&network, None).unwrap();
+    // Re-serialise without any metadata, as safetensors.torch.save_file(state_dict) would.
+    let parsed = SafeTensors::deserialize(&bytes).unwrap();
+    let plain = safetensors::serialize(parsed.tensors(), None).unwrap();
+    let (loaded, info) = from_bytes(&plain, Path::new("plain.safetensors")).unwrap();
+    assert_eq!(loaded.params, network.params);
+    assert_eq!(info.architecture, Architecture::seed_cnn());
+}
+
+fn load_error(bytes: &[u8]) -> String {
+    match from_bytes(bytes, Path::new("bad.safetensors")) {
+        Ok(_) => panic!("a bad model file was accepted"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn bad_model_files_are_refused_with_a_reason() {
+    let network = Network::new(Architecture::seed_cnn(), 0).unwrap();
+    let good = to_bytes(&network, None).unwrap();
+    assert!(load_error(&good[..good.len() / 2]).contains("bad.safetensors"));
+    assert!(load_error(b"").contains("not a safetensors"));
+    assert!(load_error(&[0xff; 64]).contains("not a safetensors"));
+
+    // Wrong shape: a model with a different linear layer.
+    let mut other = Architecture::seed_cnn();
+    other.layers[7] = LayerSpec::Linear { in_features: 30976, out_features: 5 };
+    let wrong = to_bytes(&Network::new(other, 0).unwrap(), None).unwrap();
+    let parsed = SafeTensors::deserialize(&wrong).unwrap();
+    let no_metadata = safetensors::serialize(parsed.tensors(), None).unwrap();
+    assert!(load_error(&no_metadata).contains("shape"), "{}", load_error(&no_metadata));
+
+    // A NaN in the weights.
+    let mut poisoned = Network::new(Architecture::seed_cnn(), 0).unwrap();
+    poisoned.params[5] = f32::NAN;
+    assert!(load_error(&to_bytes(&poisoned, None).unwrap()).contains("non-finite"));
+
+    // An architecture asking for far more parameters than the file holds.
+    let mut huge = Architecture::seed_cnn();
+    let tensors = SafeTensors::deserialize(&good).unwrap();
+    for (out_features, reason) in [(1000, "shape"), (100_000, "too many parameters")] {
+        huge.layers[7] = LayerSpec::Linear { in_features: 30976, out_features };
+        let meta = HashMap::from([("architecture".to_string(), serde_json::to_string(&huge).unwrap())]);
+        let lying = safetensors::serialize(tensors.tensors(), Some(meta)).unwrap();
+        assert!(load_error(&lying).contains(reason), "{}", load_error(&lying));
+    }
+}
+
+#[test]
+fn training_is_deterministic_for_a_seed_and_thread_count() {
+    let run = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        pool.install(|| {
+            let mut network = Network::new(Architecture::seed_cnn(), 1).unwrap();
+            let mut adam = OptimizerConfig::default().build(network.parameter_count());
+            let images: Vec<f32> = (0..3 * 784).map(|i| ((i * 31) % 255) as f32 / 255.0).collect();
+            for _ in 0..2 {
+                let logits = network.forward(&images, 3, true).to_vec();
+                let mut grad = vec![0.0; logits.len()];
+                cross_entropy(&logits, &[1, 2, 3], 10, &mut grad);
+                network.backward(&grad);
+                adam.step(&mut network.params, &network.grads);
+            }
+            network.params
+        })
+    };
+    assert_eq!(run(2), run(2));
+    assert_eq!(run(1), run(1));
+}

@@ -1,0 +1,108 @@
+//! Layer 2: optimizers, one file per family, each following PyTorch's formulation step for step
+//! so that tests can compare against values recorded from PyTorch (`scripts/make_fixtures.py`).
+//! They work on the network's flat parameter and gradient buffers.
+
+mod adam;
+mod sgd;
+
+pub use adam::Adam;
+pub use sgd::Sgd;
+
+use crate::error::{Error, Result};
+use std::fmt;
+use std::str::FromStr;
+
+/// Updates parameters from their gradients.
+pub trait Optimizer: Send {
+    fn step(&mut self, params: &mut [f32], grads: &[f32]);
+}
+
+/// The optimizers the command line offers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum OptimizerKind {
+    Sgd,
+    Momentum,
+    Nesterov,
+    Adam,
+    AdamW,
+}
+
+impl OptimizerKind {
+    pub const ALL: [OptimizerKind; 5] =
+        [OptimizerKind::Adam, OptimizerKind::Nesterov, OptimizerKind::Momentum, OptimizerKind::Sgd, OptimizerKind::AdamW];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            OptimizerKind::Sgd => "sgd",
+            OptimizerKind::Momentum => "momentum",
+            OptimizerKind::Nesterov => "nesterov",
+            OptimizerKind::Adam => "adam",
+            OptimizerKind::AdamW => "adamw",
+        }
+    }
+}
+
+impl fmt::Display for OptimizerKind {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for OptimizerKind {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        OptimizerKind::ALL
+            .into_iter()
+            .find(|k| k.name() == s.trim().to_ascii_lowercase())
+            .ok_or_else(|| Error::Invalid(format!("unknown optimizer '{s}' (expected one of: adam, adamw, sgd, momentum, nesterov)")))
+    }
+}
+
+/// Everything needed to build an optimizer. `Default` is the seed recipe: Adam, lr 1e-3.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct OptimizerConfig {
+    pub kind: OptimizerKind,
+    pub lr: f32,
+    /// For momentum and Nesterov.
+    pub momentum: f32,
+    /// L2 penalty added to the gradient (decoupled for AdamW, as in PyTorch).
+    pub weight_decay: f32,
+    pub betas: (f32, f32),
+    pub eps: f32,
+}
+
+impl Default for OptimizerConfig {
+    fn default() -> Self {
+        OptimizerConfig { kind: OptimizerKind::Adam, lr: 1e-3, momentum: 0.9, weight_decay: 0.0, betas: (0.9, 0.999), eps: 1e-8 }
+    }
+}
+
+impl OptimizerConfig {
+    /// Checks the numbers a user can get wrong.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |what: &str| Err(Error::Invalid(format!("invalid {what}")));
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return bad(&format!("learning rate {} (must be > 0)", self.lr));
+        }
+        if !(0.0..1.0).contains(&self.momentum) {
+            return bad(&format!("momentum {} (must be in [0, 1))", self.momentum));
+        }
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            return bad(&format!("weight decay {} (must be >= 0)", self.weight_decay));
+        }
+        Ok(())
+    }
+
+    pub fn build(&self, n_params: usize) -> Box<dyn Optimizer> {
+        match self.kind {
+            OptimizerKind::Sgd => Box::new(Sgd::new(n_params, self.lr, 0.0, false, self.weight_decay)),
+            OptimizerKind::Momentum => Box::new(Sgd::new(n_params, self.lr, self.momentum, false, self.weight_decay)),
+            OptimizerKind::Nesterov => Box::new(Sgd::new(n_params, self.lr, self.momentum, true, self.weight_decay)),
+            OptimizerKind::Adam => Box::new(Adam::new(n_params, self, false)),
+            OptimizerKind::AdamW => Box::new(Adam::new(n_params, self, true)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod reference;
