@@ -10,5 +10,6 @@ pub mod kernels;
 pub mod nn;
 pub mod optim;
 pub mod model;
+pub mod data;
 
 pub use error::{Error, Result};

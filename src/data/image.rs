@@ -1,0 +1,261 @@
+//! Turning an image file into the 28x28 input the model expects, the way MNIST itself was made:
+//! grayscale, light digit on dark background, cropped to the digit, scaled to fit 20x20 keeping
+//! its aspect ratio, and centred by centre of mass in 28x28.
+//!
+//! A 28x28 image with a dark background is taken as already MNIST-like and used as is (that is
+//! what the original project expects); `raw` skips every step but the grayscale conversion.
+
+use crate::error::{Error, Result};
+use image::imageops::FilterType;
+use image::{DynamicImage, GrayImage, ImageReader, Limits, Luma};
+use std::path::Path;
+
+/// The side of a model input.
+pub const SIDE: usize = 28;
+/// The side of the box MNIST scaled digits into.
+const DIGIT_BOX: f32 = 20.0;
+/// Images larger than this on either side are refused before decoding.
+const MAX_SIDE: u32 = 16_384;
+
+/// A prepared 28x28 grayscale image, 0 = background, 255 = ink.
+pub type Pixels = [u8; SIDE * SIDE];
+
+/// How an image was turned into model input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Preparation {
+    /// Used as is: already 28x28 with a dark background (or `raw` was asked for).
+    AsIs,
+    /// Cropped, scaled and centred like MNIST (`inverted`: the background was light).
+    MnistStyle { inverted: bool },
+}
+
+/// Decodes an image file with bounded size and memory.
+pub fn open(path: &Path) -> Result<DynamicImage> {
+    let reader = ImageReader::open(path).map_err(|e| Error::io(path, e))?;
+    decode_bounded(reader, path)
+}
+
+/// Decodes an image from bytes already in memory (`name` is used in messages).
+pub fn decode(bytes: &[u8], name: &Path) -> Result<DynamicImage> {
+    decode_bounded(ImageReader::new(std::io::Cursor::new(bytes)), name)
+}
+
+fn decode_bounded<R: std::io::BufRead + std::io::Seek>(reader: ImageReader<R>, name: &Path) -> Result<DynamicImage> {
+    let fail = |reason: String| Error::Image { path: name.to_path_buf(), reason };
+    let mut reader = reader.with_guessed_format().map_err(|e| fail(e.to_string()))?;
+    if reader.format().is_none() {
+        return Err(fail("not an image in a format this tool reads (PNG, JPEG, GIF, BMP, WebP, TIFF, PNM)".into()));
+    }
+    let mut limits = Limits::default();
+    limits.max_image_width = Some(MAX_SIDE);
+    limits.max_image_height = Some(MAX_SIDE);
+    limits.max_alloc = Some(512 << 20);
+    reader.limits(limits);
+    reader.decode().map_err(|e| fail(format!("cannot decode image: {e}")))
+}
+
+/// Grayscale with "ink" where the picture is: a drawing on a transparent background (a canvas
+/// export) has its ink in the alpha channel; otherwise alpha is ignored.
+pub fn to_gray(image: &DynamicImage) -> GrayImage {
+    let rgba = image.to_rgba8();
+    let transparent = rgba.pixels().filter(|p| p[3] < 128).count();
+    let ink_in_alpha = transparent * 10 > rgba.len() / 4;
+    GrayImage::from_fn(rgba.width(), rgba.height(), |x, y| {
+        let [r, g, b, a] = rgba.get_pixel(x, y).0;
+        if ink_in_alpha {
+            // Light-on-dark already: opaque strokes are ink.
+            Luma([a])
+        } else {
+            let luma = (2126 * r as u32 + 7152 * g as u32 + 722 * b as u32) / 10_000;
+            Luma([luma as u8])
+        }
+    })
+}
+
+/// Prepares an image for the model (see the module docs).
+pub fn prepare(image: &DynamicImage, raw: bool, name: &Path) -> Result<(Pixels, Preparation)> {
+    let fail = |reason: String| Error::Image { path: name.to_path_buf(), reason };
+    let gray = to_gray(image);
+    let (w, h) = gray.dimensions();
+    if w == 0 || h == 0 {
+        return Err(fail("the image is empty".into()));
+    }
+    let is_mnist_size = (w as usize, h as usize) == (SIDE, SIDE);
+    if raw {
+        if !is_mnist_size {
+            return Err(fail(format!("--raw needs a {SIDE}x{SIDE} image, this one is {w}x{h}")));
+        }
+        return Ok((to_pixels(&gray), Preparation::AsIs));
+    }
+    let background = border_mean(&gray);
+    let inverted = background >= 128.0;
+    if is_mnist_size && !inverted {
+        return Ok((to_pixels(&gray), Preparation::AsIs));
+    }
+    let ink = ink_image(&gray, inverted);
+    let Some((x0, y0, x1, y1)) = bounding_box(&ink) else {
+        return Err(fail("no digit found: the image is blank".into()));
+    };
+    let crop = image::imageops::crop_imm(&ink, x0, y0, x1 - x0 + 1, y1 - y0 + 1).to_image();
+    let scale = DIGIT_BOX / crop.width().max(crop.height()) as f32;
+    let (sw, sh) = (
+        ((crop.width() as f32 * scale).round() as u32).clamp(1, DIGIT_BOX as u32),
+        ((crop.height() as f32 * scale).round() as u32).clamp(1, DIGIT_BOX as u32),
+    );
+    let scaled = image::imageops::resize(&crop, sw, sh, FilterType::Triangle);
+    Ok((centre_by_mass(&scaled), Preparation::MnistStyle { inverted }))
+}
+
+fn to_pixels(gray: &GrayImage) -> Pixels {
+    let mut pixels = [0u8; SIDE * SIDE];
+    pixels.copy_from_slice(gray.as_raw());
+    pixels
+}
+
+/// Mean of the outermost pixels: the background's brightness.
+fn border_mean(gray: &GrayImage) -> f32 {
+    let (w, h) = gray.dimensions();
+    let (mut sum, mut count) = (0u64, 0u64);
+    for (x, y, p) in gray.enumerate_pixels() {
+        if x == 0 || y == 0 || x == w - 1 || y == h - 1 {
+            sum += p[0] as u64;
+            count += 1;
+        }
+    }
+    sum as f32 / count as f32
+}
+
+/// Ink as bright-on-dark, with the background level subtracted and the contrast stretched, so a
+/// photo of grey paper gives a black background like MNIST's.
+fn ink_image(gray: &GrayImage, invert: bool) -> GrayImage {
+    let ink = |v: u8| if invert { 255 - v } else { v };
+    let mut border: Vec<u8> = Vec::new();
+    let (w, h) = gray.dimensions();
+    for (x, y, p) in gray.enumerate_pixels() {
+        if x == 0 || y == 0 || x == w - 1 || y == h - 1 {
+            border.push(ink(p[0]));
+        }
+    }
+    border.sort_unstable();
+    let background = border[border.len() * 9 / 10] as f32;
+    let peak = gray.pixels().map(|p| ink(p[0])).max().unwrap_or(0) as f32;
+    let range = (peak - background).max(1.0);
+    GrayImage::from_fn(w, h, |x, y| {
+        let v = (ink(gray.get_pixel(x, y)[0]) as f32 - background) / range;
+        Luma([(v.clamp(0.0, 1.0) * 255.0).round() as u8])
+    })
+}
+
+/// The smallest box holding every pixel with real ink (over a quarter of full brightness).
+fn bounding_box(ink: &GrayImage) -> Option<(u32, u32, u32, u32)> {
+    let mut bounds: Option<(u32, u32, u32, u32)> = None;
+    for (x, y, p) in ink.enumerate_pixels() {
+        if p[0] >= 64 {
+            bounds = Some(match bounds {
+                None => (x, y, x, y),
+                Some((x0, y0, x1, y1)) => (x0.min(x), y0.min(y), x1.max(x), y1.max(y)),
+            });
+        }
+    }
+    bounds
+}
+
+/// Places the digit in a 28x28 image so its centre of mass is at the centre, as MNIST did.
+fn centre_by_mass(digit: &GrayImage) -> Pixels {
+    let (w, h) = digit.dimensions();
+    let (mut mass, mut mx, mut my) = (0.0f64, 0.0f64, 0.0f64);
+    for (x, y, p) in digit.enumerate_pixels() {
+        let v = p[0] as f64;
+        mass += v;
+        mx += v * x as f64;
+        my += v * y as f64;
+    }
+    let centre = SIDE as f64 / 2.0;
+    let place = |com: f64, len: u32| -> i64 {
+        let offset = (centre - 0.5 - com).round() as i64;
+        offset.clamp(0, (SIDE as u32 - len) as i64)
+    };
+    let (cx, cy) = if mass > 0.0 { (mx / mass, my / mass) } else { (w as f64 / 2.0, h as f64 / 2.0) };
+    let (ox, oy) = (place(cx, w), place(cy, h));
+    let mut pixels = [0u8; SIDE * SIDE];
+    for (x, y, p) in digit.enumerate_pixels() {
+        pixels[(oy as usize + y as usize) * SIDE + ox as usize + x as usize] = p[0];
+    }
+    pixels
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use image::{Rgba, RgbaImage};
+
+    /// A dark "1": a vertical bar on a light background, at any size and position.
+    fn bar_on_paper(w: u32, h: u32, x0: u32, x1: u32, y0: u32, y1: u32) -> DynamicImage {
+        let img = GrayImage::from_fn(w, h, |x, y| Luma([if x >= x0 && x < x1 && y >= y0 && y < y1 { 20 } else { 230 }]));
+        DynamicImage::ImageLuma8(img)
+    }
+
+    fn centre_of_mass(p: &Pixels) -> (f64, f64) {
+        let (mut m, mut x, mut y) = (0.0, 0.0, 0.0);
+        for (i, &v) in p.iter().enumerate() {
+            m += v as f64;
+            x += v as f64 * (i % SIDE) as f64;
+            y += v as f64 * (i / SIDE) as f64;
+        }
+        (x / m, y / m)
+    }
+
+    #[test]
+    fn a_large_photo_is_prepared_like_mnist() {
+        let image = bar_on_paper(300, 400, 40, 80, 30, 230);
+        let (pixels, how) = prepare(&image, false, Path::new("x.png")).unwrap();
+        assert_eq!(how, Preparation::MnistStyle { inverted: true });
+        // Inverted: the bar is bright, the rest dark; it spans 20 rows (the 20x20 box).
+        let rows_with_ink = (0..SIDE).filter(|y| pixels[y * SIDE..(y + 1) * SIDE].iter().any(|&v| v > 128)).count();
+        assert_eq!(rows_with_ink, 20);
+        assert_eq!(pixels[0], 0);
+        let (cx, cy) = centre_of_mass(&pixels);
+        assert!((cx - 13.5).abs() <= 1.0 && (cy - 13.5).abs() <= 1.0, "centre of mass {cx}, {cy}");
+    }
+
+    #[test]
+    fn a_dark_28x28_image_is_used_as_is_and_a_light_one_is_prepared() {
+        let dark = GrayImage::from_fn(28, 28, |x, y| Luma([if x == 3 && y == 3 { 255 } else { 0 }]));
+        let (pixels, how) = prepare(&DynamicImage::ImageLuma8(dark.clone()), false, Path::new("d.png")).unwrap();
+        assert_eq!((how, pixels.as_slice()), (Preparation::AsIs, dark.as_raw().as_slice()));
+        let light = bar_on_paper(28, 28, 2, 6, 2, 10);
+        let (_, how) = prepare(&light, false, Path::new("l.png")).unwrap();
+        assert_eq!(how, Preparation::MnistStyle { inverted: true });
+    }
+
+    #[test]
+    fn raw_skips_preparation_and_needs_28x28() {
+        let light = bar_on_paper(28, 28, 2, 6, 2, 10);
+        let (pixels, how) = prepare(&light, true, Path::new("l.png")).unwrap();
+        assert_eq!((how, pixels[0]), (Preparation::AsIs, 230));
+        let err = prepare(&bar_on_paper(30, 30, 2, 6, 2, 10), true, Path::new("big.png")).unwrap_err();
+        assert!(err.to_string().contains("--raw needs a 28x28 image"));
+    }
+
+    #[test]
+    fn a_canvas_drawing_with_ink_in_alpha_is_read() {
+        // Black strokes on a fully transparent background, as a browser canvas exports.
+        let img = RgbaImage::from_fn(100, 100, |x, y| {
+            if (45..55).contains(&x) && (10..90).contains(&y) { Rgba([0, 0, 0, 255]) } else { Rgba([0, 0, 0, 0]) }
+        });
+        let (pixels, _) = prepare(&DynamicImage::ImageRgba8(img), false, Path::new("c.png")).unwrap();
+        assert!(pixels.iter().filter(|&&v| v > 200).count() > 20);
+    }
+
+    #[test]
+    fn blank_and_broken_images_are_errors() {
+        let blank = DynamicImage::ImageLuma8(GrayImage::from_pixel(50, 50, Luma([255])));
+        assert!(prepare(&blank, false, Path::new("b.png")).unwrap_err().to_string().contains("blank"));
+        let err = decode(b"not an image at all", Path::new("n.png")).unwrap_err().to_string();
+        assert!(err.contains("n.png"), "{err}");
+        let mut png = Vec::new();
+        bar_on_paper(10, 10, 1, 2, 1, 2).write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png).unwrap();
+        let err = decode(&png[..png.len() / 2], Path::new("t.png")).unwrap_err().to_string();
+        assert!(err.contains("t.png") && err.contains("decode"), "{err}");
+    }
+}
