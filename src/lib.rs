@@ -3,13 +3,43 @@
 //! The crate is built in layers, each using only those above it in this list:
 //! `kernels` (GEMM, convolution tables, SIMD dispatch), `nn` and `optim` (layers, loss,
 //! optimizers), `model` and `data` (network definition and files, datasets and images), then
-//! `train`, `eval` and `predict`, the library functions the command-line tool is built on.
+//! `train`, `eval`, `predict` and `bench`, the library functions the command-line tool is built on.
+//!
+//! ```no_run
+//! use digitnn::{data, model, train};
+//! let mnist = data::mnist::load("data/mnist".as_ref(), data::Checksums::Require)?;
+//! let mut network = model::Network::new(model::Architecture::seed_cnn(), 0)?;
+//! let config = train::TrainConfig { epochs: 1, ..Default::default() };
+//! train::train(&mut network, &mnist.train, &mnist.test, &config, |_| {})?;
+//! model::save(&network, "digit_model.safetensors".as_ref(), None)?;
+//! # Ok::<(), digitnn::Error>(())
+//! ```
 
+pub mod bench;
+pub mod data;
 pub mod error;
+pub mod eval;
 pub mod kernels;
+pub mod model;
 pub mod nn;
 pub mod optim;
-pub mod model;
-pub mod data;
+pub mod predict;
+pub mod train;
 
 pub use error::{Error, Result};
+
+/// Runs `f` on a pool of `threads` threads (all cores when `None`). Results depend only on the
+/// seed and the thread count.
+pub fn with_threads<R: Send>(threads: Option<usize>, f: impl FnOnce() -> R + Send) -> Result<R> {
+    let threads = match threads {
+        Some(0) => return Err(Error::Invalid("--threads must be at least 1".into())),
+        Some(n) if n > 1024 => return Err(Error::Invalid(format!("--threads {n} is more than this tool supports (1024)"))),
+        Some(n) => n,
+        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map_err(|e| Error::Invalid(format!("cannot start {threads} threads: {e}")))?;
+    Ok(pool.install(f))
+}

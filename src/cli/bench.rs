@@ -1,0 +1,43 @@
+//! `digitnn bench`.
+
+use anyhow::Result;
+use digitnn::bench::{BenchConfig, run as run_bench};
+use std::io::Write;
+use std::process::ExitCode;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// One JSON object with the figures
+    #[arg(long)]
+    json: bool,
+    /// Worker threads [default: all cores]
+    #[arg(long)]
+    threads: Option<usize>,
+    #[arg(long, default_value_t = 32)]
+    batch_size: usize,
+    /// Timed training steps (after 20 warm-up steps)
+    #[arg(long, default_value_t = 100)]
+    steps: usize,
+}
+
+pub fn run(args: Args) -> Result<ExitCode> {
+    if args.batch_size == 0 || args.steps == 0 {
+        anyhow::bail!("--batch-size and --steps must be at least 1");
+    }
+    let config = BenchConfig { batch_size: args.batch_size, steps: args.steps, ..BenchConfig::default() };
+    let report = digitnn::with_threads(args.threads, || run_bench(&config))??;
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        writeln!(out, "{}", serde_json::to_string(&report)?)?;
+    } else {
+        writeln!(out, "seed CNN, {} threads, {} kernels", report.threads, report.isa)?;
+        writeln!(
+            out,
+            "train (batch {}): {:.0} images/s, {:.1} ms/step, {:.0} GFLOP/s",
+            report.batch_size, report.train_images_per_sec, report.train_ms_per_step, report.train_gflops
+        )?;
+        writeln!(out, "infer (batch 1000): {:.0} images/s", report.infer_batch_images_per_sec)?;
+        writeln!(out, "infer (single image): {:.0} us/image", report.infer_single_latency_us)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}

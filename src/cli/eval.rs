@@ -1,0 +1,52 @@
+//! `digitnn eval`.
+
+use anyhow::Result;
+use digitnn::eval::evaluate;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[arg(long, default_value = super::DEFAULT_MODEL)]
+    model: PathBuf,
+    /// Directory with the MNIST IDX files [default: $DIGITNN_DATA, else data/mnist]
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Worker threads [default: all cores]
+    #[arg(long)]
+    threads: Option<usize>,
+    /// One JSON object: accuracy, confusion matrix, precision and recall
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: Args) -> Result<ExitCode> {
+    let (mut network, _) = digitnn::model::load(&args.model)?;
+    let data = super::load_data(args.data)?;
+    let report = digitnn::with_threads(args.threads, || evaluate(&mut network, &data.test))??;
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        writeln!(out, "{}", serde_json::to_string(&report)?)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    writeln!(out, "test accuracy {:.2}% ({} of {})", report.accuracy * 100.0, report.correct, report.total)?;
+    writeln!(out, "\nconfusion matrix (rows: true digit, columns: predicted)")?;
+    write!(out, "     ")?;
+    for c in 0..report.confusion.len() {
+        write!(out, "{c:>6}")?;
+    }
+    writeln!(out)?;
+    for (t, row) in report.confusion.iter().enumerate() {
+        write!(out, "{t:>5}")?;
+        for count in row {
+            write!(out, "{count:>6}")?;
+        }
+        writeln!(out)?;
+    }
+    writeln!(out, "\ndigit  precision  recall")?;
+    for (c, (p, r)) in report.precision.iter().zip(&report.recall).enumerate() {
+        writeln!(out, "{c:>5}  {:>8.2}%  {:>6.2}%", p * 100.0, r * 100.0)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}

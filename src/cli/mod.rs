@@ -1,0 +1,96 @@
+//! Argument parsing and dispatch. No math and no file formats here: each subcommand module turns
+//! arguments into library calls and results into text or JSON.
+
+mod bench;
+mod data;
+mod eval;
+mod predict;
+mod train;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use digitnn::data::{Checksums, Mnist, mnist};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// Train, evaluate and run a handwritten-digit CNN on the CPU.
+#[derive(Parser)]
+#[command(name = "digitnn", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train the seed CNN on MNIST (fetched and verified if missing) and save it.
+    Train(train::Args),
+    /// Accuracy, confusion matrix and per-digit precision/recall on the MNIST test set.
+    Eval(eval::Args),
+    /// Print the digit in each image.
+    Predict(predict::Args),
+    /// Manage the dataset.
+    Data {
+        #[command(subcommand)]
+        command: data::Command,
+    },
+    /// Measure training and inference speed (synthetic data, seed CNN).
+    Bench(bench::Args),
+}
+
+pub fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Train(args) => train::run(args),
+        Command::Eval(args) => eval::run(args),
+        Command::Predict(args) => predict::run(args),
+        Command::Data { command } => data::run(command),
+        Command::Bench(args) => bench::run(args),
+    }
+}
+
+/// The default model file.
+const DEFAULT_MODEL: &str = "digit_model.safetensors";
+/// The default data directory when neither --data nor $DIGITNN_DATA says otherwise.
+const DEFAULT_DATA: &str = "data/mnist";
+
+/// The data directory and how strictly to check it: the built-in default must hold MNIST; a
+/// directory the user named may hold another dataset in the same format.
+fn data_dir(arg: Option<PathBuf>) -> (PathBuf, Checksums) {
+    match arg.or_else(|| std::env::var_os("DIGITNN_DATA").filter(|v| !v.is_empty()).map(PathBuf::from)) {
+        Some(dir) => (dir, Checksums::IfMnist),
+        None => (PathBuf::from(DEFAULT_DATA), Checksums::Require),
+    }
+}
+
+/// Loads the dataset, fetching MNIST first when the files are not there.
+fn load_data(arg: Option<PathBuf>) -> Result<Mnist> {
+    let (dir, checksums) = data_dir(arg);
+    if !mnist::files_present(&dir) {
+        eprintln!("MNIST is not in {}; fetching it", dir.display());
+        mnist::fetch(&dir, &mnist::Sources::default(), &mut |line| eprintln!("  {line}"))?;
+    }
+    let data = mnist::load(&dir, checksums)?;
+    if !data.is_mnist {
+        eprintln!("note: {} is not MNIST (checksums differ); using it as another IDX dataset", dir.display());
+    }
+    Ok(data)
+}
+
+/// Whether to draw progress bars: only for a person watching a terminal.
+fn interactive(json: bool) -> bool {
+    !json && std::io::stderr().is_terminal()
+}
+
+/// Fails early, before hours of training, if `path` cannot be written.
+fn check_writable(path: &Path) -> Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if path.is_dir() {
+        anyhow::bail!("{}: is a directory", path.display());
+    }
+    tempfile::NamedTempFile::new_in(dir).map_err(|e| anyhow::anyhow!("{}: cannot write there: {e}", dir.display()))?;
+    Ok(())
+}

@@ -1,0 +1,73 @@
+//! `digitnn predict`.
+
+use anyhow::Result;
+use digitnn::predict::{predict_pixels, prepare_file};
+use rayon::prelude::*;
+use serde::Serialize;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[arg(long, default_value = super::DEFAULT_MODEL)]
+    model: PathBuf,
+    /// Image files (any format the `image` crate reads)
+    #[arg(required = true)]
+    images: Vec<PathBuf>,
+    /// Use the pixels as they are: no inversion, cropping or centring (needs 28x28 images)
+    #[arg(long)]
+    raw: bool,
+    /// One JSON object per image per line
+    #[arg(long)]
+    json: bool,
+    /// Worker threads [default: all cores]
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+#[derive(Serialize)]
+struct Line<'a> {
+    path: &'a str,
+    digit: usize,
+    confidence: f32,
+    probabilities: &'a [f32],
+}
+
+/// Images per forward pass.
+const CHUNK: usize = 256;
+
+pub fn run(args: Args) -> Result<ExitCode> {
+    let (mut network, _) = digitnn::model::load(&args.model)?;
+    let mut failures = 0;
+    digitnn::with_threads(args.threads, || -> Result<()> {
+        let mut out = std::io::stdout().lock();
+        for paths in args.images.chunks(CHUNK) {
+            let prepared: Vec<_> = paths.par_iter().map(|p| prepare_file(p, args.raw)).collect();
+            let good: Vec<_> = prepared.iter().filter_map(|r| r.as_ref().ok().map(|(pixels, _)| *pixels)).collect();
+            let mut predictions = predict_pixels(&mut network, &good)?.into_iter();
+            for (path, result) in paths.iter().zip(&prepared) {
+                if let Err(e) = result {
+                    eprintln!("error: {e}");
+                    failures += 1;
+                    continue;
+                }
+                let p = predictions.next().expect("one prediction per prepared image");
+                let path = path.display().to_string();
+                if args.json {
+                    let line = Line { path: &path, digit: p.digit, confidence: p.confidence, probabilities: &p.probabilities };
+                    writeln!(out, "{}", serde_json::to_string(&line)?)?;
+                } else {
+                    let probabilities: Vec<String> = p.probabilities.iter().map(|v| format!("{v:.3}")).collect();
+                    writeln!(out, "{path}: {} ({:.1}%)  [{}]", p.digit, p.confidence * 100.0, probabilities.join(" "))?;
+                }
+            }
+        }
+        Ok(())
+    })??;
+    if failures > 0 {
+        eprintln!("{failures} of {} images could not be read", args.images.len());
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,52 @@
+//! Layer 4: evaluation on a labelled dataset: accuracy, confusion matrix, per-class precision
+//! and recall, and every prediction (for error galleries).
+
+use crate::data::Dataset;
+use crate::error::{Error, Result};
+use crate::model::Network;
+use crate::nn::loss::softmax;
+use serde::Serialize;
+
+/// Images per forward pass when evaluating: large enough to keep both cores busy, small enough
+/// that the activations stay around 100 MB.
+const EVAL_BATCH: usize = 250;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct EvalReport {
+    pub accuracy: f64,
+    pub correct: usize,
+    pub total: usize,
+    /// `confusion[true][predicted]`.
+    pub confusion: Vec<Vec<usize>>,
+    pub precision: Vec<f64>,
+    pub recall: Vec<f64>,
+    /// For every example: predicted class and its probability.
+    #[serde(skip)]
+    pub predictions: Vec<(u8, f32)>,
+}
+
+pub fn evaluate(network: &mut Network, data: &Dataset) -> Result<EvalReport> {
+    if data.image_len() != network.input_len() {
+        return Err(Error::Invalid(format!("the data's {}x{} images do not fit the model", data.rows, data.cols)));
+    }
+    let classes = network.classes();
+    let mut confusion = vec![vec![0usize; classes]; classes];
+    let mut predictions = Vec::with_capacity(data.len());
+    let (mut images, mut probabilities) = (Vec::new(), vec![0.0; classes]);
+    let indices: Vec<usize> = (0..data.len()).collect();
+    for batch in indices.chunks(EVAL_BATCH) {
+        data.batch_into(batch, &mut images);
+        let logits = network.forward(&images, batch.len(), false);
+        for (row, &i) in logits.chunks(classes).zip(batch) {
+            softmax(row, &mut probabilities);
+            let (best, &p) = probabilities.iter().enumerate().fold((0, &f32::MIN), |a, b| if b.1 > a.1 { b } else { a });
+            predictions.push((best as u8, p));
+            confusion[data.labels[i] as usize][best] += 1;
+        }
+    }
+    let correct: usize = (0..classes).map(|c| confusion[c][c]).sum();
+    let ratio = |a: usize, b: usize| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+    let precision = (0..classes).map(|c| ratio(confusion[c][c], (0..classes).map(|t| confusion[t][c]).sum())).collect();
+    let recall = (0..classes).map(|c| ratio(confusion[c][c], confusion[c].iter().sum())).collect();
+    Ok(EvalReport { accuracy: ratio(correct, data.len()), correct, total: data.len(), confusion, precision, recall, predictions })
+}

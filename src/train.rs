@@ -1,0 +1,159 @@
+//! Layer 4: training as a library function. The seed recipe is `TrainConfig::default()`.
+
+use crate::data::Dataset;
+use crate::error::{Error, Result};
+use crate::eval::evaluate;
+use crate::model::Network;
+use crate::nn::loss::cross_entropy;
+use crate::optim::OptimizerConfig;
+use rand_chacha::ChaCha8Rng;
+use rand_chacha::rand_core::{Rng, SeedableRng};
+use serde::Serialize;
+use std::time::Instant;
+
+/// How to train. `Default` is the original project's recipe (with shuffling, seeded).
+#[derive(Clone, Debug)]
+pub struct TrainConfig {
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub optimizer: OptimizerConfig,
+    /// Seeds the initial weights, the shuffling and dropout.
+    pub seed: u64,
+    /// Shuffle the training set every epoch; `false` keeps the files' order, as the original did.
+    pub shuffle: bool,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig { epochs: 10, batch_size: 32, optimizer: OptimizerConfig::default(), seed: 0, shuffle: true }
+    }
+}
+
+impl TrainConfig {
+    pub fn validate(&self) -> Result<()> {
+        if self.epochs == 0 {
+            return Err(Error::Invalid("--epochs must be at least 1".into()));
+        }
+        if self.batch_size == 0 || self.batch_size > 65_536 {
+            return Err(Error::Invalid(format!("--batch-size {} must be between 1 and 65536", self.batch_size)));
+        }
+        self.optimizer.validate()
+    }
+}
+
+/// What one epoch did.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct EpochStats {
+    pub epoch: usize,
+    /// Mean of the batch losses over the epoch.
+    pub train_loss: f64,
+    pub last_batch_loss: f64,
+    pub test_accuracy: f64,
+    /// Training time of the epoch (evaluation not included).
+    pub seconds: f64,
+    pub images_per_sec: f64,
+}
+
+/// Progress reported while training.
+pub enum TrainEvent<'a> {
+    /// A training step finished: `step` of `steps` in `epoch` (1-based), with its loss.
+    Step { epoch: usize, step: usize, steps: usize, loss: f32 },
+    /// An epoch finished and was evaluated on the test set.
+    Epoch(&'a EpochStats),
+}
+
+/// Trains `network` in place on `train`, evaluating on `test` after every epoch. Runs on the
+/// current rayon pool (see [`crate::with_threads`]).
+pub fn train(
+    network: &mut Network,
+    train: &Dataset,
+    test: &Dataset,
+    config: &TrainConfig,
+    mut on_event: impl FnMut(TrainEvent),
+) -> Result<Vec<EpochStats>> {
+    config.validate()?;
+    if train.is_empty() {
+        return Err(Error::Invalid("the training set is empty".into()));
+    }
+    if train.image_len() != network.input_len() {
+        return Err(Error::Invalid(format!(
+            "the data's {}x{} images do not fit the network's {:?} input",
+            train.rows, train.cols, network.architecture.input
+        )));
+    }
+    let mut optimizer = config.optimizer.build(network.parameter_count());
+    let mut rng = ChaCha8Rng::seed_from_u64(config.seed ^ 0x5eed_0f_da7a);
+    let mut order: Vec<usize> = (0..train.len()).collect();
+    let (mut images, mut labels, mut grad_logits) = (Vec::new(), Vec::new(), Vec::new());
+    let steps = train.len().div_ceil(config.batch_size);
+    let mut history = Vec::new();
+    for epoch in 1..=config.epochs {
+        if config.shuffle {
+            shuffle(&mut order, &mut rng);
+        }
+        let started = Instant::now();
+        let (mut loss_sum, mut last_loss) = (0.0f64, 0.0f32);
+        for (step, indices) in order.chunks(config.batch_size).enumerate() {
+            train.batch_into(indices, &mut images);
+            labels.clear();
+            labels.extend(indices.iter().map(|&i| train.labels[i]));
+            let classes = network.classes();
+            let logits = network.forward(&images, indices.len(), true);
+            grad_logits.resize(logits.len(), 0.0);
+            let loss = cross_entropy(logits, &labels, classes, &mut grad_logits);
+            if !loss.is_finite() {
+                return Err(Error::Invalid(format!("training diverged (loss {loss}) in epoch {epoch}; try a smaller --lr")));
+            }
+            network.backward(&grad_logits);
+            optimizer.step(&mut network.params, &network.grads);
+            loss_sum += loss as f64;
+            last_loss = loss;
+            on_event(TrainEvent::Step { epoch, step: step + 1, steps, loss });
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        let test_accuracy = evaluate(network, test)?.accuracy;
+        let stats = EpochStats {
+            epoch,
+            train_loss: loss_sum / steps as f64,
+            last_batch_loss: last_loss as f64,
+            test_accuracy,
+            seconds,
+            images_per_sec: train.len() as f64 / seconds,
+        };
+        on_event(TrainEvent::Epoch(&stats));
+        history.push(stats);
+    }
+    Ok(history)
+}
+
+/// Fisher-Yates with an unbiased bounded draw.
+fn shuffle(order: &mut [usize], rng: &mut ChaCha8Rng) {
+    for i in (1..order.len()).rev() {
+        let bound = (i + 1) as u64;
+        let zone = u64::MAX - u64::MAX % bound;
+        let j = loop {
+            let r = rng.next_u64();
+            if r < zone {
+                break (r % bound) as usize;
+            }
+        };
+        order.swap(i, j);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shuffle_is_a_seeded_permutation() {
+        let mut a: Vec<usize> = (0..100).collect();
+        let mut b = a.clone();
+        shuffle(&mut a, &mut ChaCha8Rng::seed_from_u64(1));
+        shuffle(&mut b, &mut ChaCha8Rng::seed_from_u64(1));
+        assert_eq!(a, b);
+        assert_ne!(a, (0..100).collect::<Vec<_>>());
+        a.sort();
+        assert_eq!(a, (0..100).collect::<Vec<_>>());
+    }
+}
