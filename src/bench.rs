@@ -39,7 +39,10 @@ pub struct BenchReport {
 /// (outputs x kernel volume) plus the linear layer. Training costs three times the forward pass.
 pub fn seed_cnn_forward_flops() -> f64 {
     let conv = |out_pixels: f64, cout: f64, k: f64| 2.0 * out_pixels * cout * k;
-    conv(26.0 * 26.0, 32.0, 9.0) + conv(24.0 * 24.0, 64.0, 288.0) + conv(22.0 * 22.0, 64.0, 576.0) + 2.0 * 30976.0 * 10.0
+    conv(26.0 * 26.0, 32.0, 9.0)
+        + conv(24.0 * 24.0, 64.0, 288.0)
+        + conv(22.0 * 22.0, 64.0, 576.0)
+        + 2.0 * 30976.0 * 10.0
 }
 
 /// Synthetic images: a bright random blob in a dark frame, like a digit.

@@ -9,7 +9,9 @@ pub enum Error {
     Io { path: PathBuf, source: std::io::Error },
     #[error("{path}: not a valid IDX file: {reason}")]
     Idx { path: PathBuf, reason: String },
-    #[error("{path}: SHA-256 {actual} does not match MNIST's {expected}; the file is corrupt or not MNIST (delete it and run `digitnn data fetch`)")]
+    #[error(
+        "{path}: SHA-256 {actual} does not match MNIST's {expected}; the file is corrupt or not MNIST (delete it and run `digitnn data fetch`)"
+    )]
     Checksum { path: PathBuf, expected: String, actual: String },
     #[error("{path}: {reason}")]
     Model { path: PathBuf, reason: String },

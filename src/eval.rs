@@ -39,7 +39,8 @@ pub fn evaluate(network: &mut Network, data: &Dataset) -> Result<EvalReport> {
         let logits = network.forward(&images, batch.len(), false);
         for (row, &i) in logits.chunks(classes).zip(batch) {
             softmax(row, &mut probabilities);
-            let (best, &p) = probabilities.iter().enumerate().fold((0, &f32::MIN), |a, b| if b.1 > a.1 { b } else { a });
+            let (best, &p) =
+                probabilities.iter().enumerate().fold((0, &f32::MIN), |a, b| if b.1 > a.1 { b } else { a });
             predictions.push((best as u8, p));
             confusion[data.labels[i] as usize][best] += 1;
         }
@@ -48,5 +49,13 @@ pub fn evaluate(network: &mut Network, data: &Dataset) -> Result<EvalReport> {
     let ratio = |a: usize, b: usize| if b == 0 { 0.0 } else { a as f64 / b as f64 };
     let precision = (0..classes).map(|c| ratio(confusion[c][c], (0..classes).map(|t| confusion[t][c]).sum())).collect();
     let recall = (0..classes).map(|c| ratio(confusion[c][c], confusion[c].iter().sum())).collect();
-    Ok(EvalReport { accuracy: ratio(correct, data.len()), correct, total: data.len(), confusion, precision, recall, predictions })
+    Ok(EvalReport {
+        accuracy: ratio(correct, data.len()),
+        correct,
+        total: data.len(),
+        confusion,
+        precision,
+        recall,
+        predictions,
+    })
 }

@@ -33,7 +33,9 @@ pub use error::{Error, Result};
 pub fn with_threads<R: Send>(threads: Option<usize>, f: impl FnOnce() -> R + Send) -> Result<R> {
     let threads = match threads {
         Some(0) => return Err(Error::Invalid("--threads must be at least 1".into())),
-        Some(n) if n > 1024 => return Err(Error::Invalid(format!("--threads {n} is more than this tool supports (1024)"))),
+        Some(n) if n > 1024 => {
+            return Err(Error::Invalid(format!("--threads {n} is more than this tool supports (1024)")));
+        }
         Some(n) => n,
         None => std::thread::available_parallelism().map_or(1, |n| n.get()),
     };

@@ -17,7 +17,10 @@ pub struct Prediction {
 /// Predictions for prepared 28x28 images (0-255, light on dark), in one batch.
 pub fn predict_pixels(network: &mut Network, images: &[Pixels]) -> Result<Vec<Prediction>> {
     if network.input_len() != image::SIDE * image::SIDE {
-        return Err(Error::Invalid(format!("the model takes {:?} inputs, not 28x28 images", network.architecture.input)));
+        return Err(Error::Invalid(format!(
+            "the model takes {:?} inputs, not 28x28 images",
+            network.architecture.input
+        )));
     }
     let input: Vec<f32> = images.iter().flat_map(|p| p.iter().map(|&v| v as f32 / 255.0)).collect();
     let classes = network.classes();

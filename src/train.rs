@@ -82,7 +82,7 @@ pub fn train(
         )));
     }
     let mut optimizer = config.optimizer.build(network.parameter_count());
-    let mut rng = ChaCha8Rng::seed_from_u64(config.seed ^ 0x5eed_0f_da7a);
+    let mut rng = ChaCha8Rng::seed_from_u64(config.seed ^ 0x005e_ed0f_da7a);
     let mut order: Vec<usize> = (0..train.len()).collect();
     let (mut images, mut labels, mut grad_logits) = (Vec::new(), Vec::new(), Vec::new());
     let steps = train.len().div_ceil(config.batch_size);
@@ -102,7 +102,9 @@ pub fn train(
             grad_logits.resize(logits.len(), 0.0);
             let loss = cross_entropy(logits, &labels, classes, &mut grad_logits);
             if !loss.is_finite() {
-                return Err(Error::Invalid(format!("training diverged (loss {loss}) in epoch {epoch}; try a smaller --lr")));
+                return Err(Error::Invalid(format!(
+                    "training diverged (loss {loss}) in epoch {epoch}; try a smaller --lr"
+                )));
             }
             network.backward(&grad_logits);
             optimizer.step(&mut network.params, &network.grads);

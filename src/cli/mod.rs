@@ -67,6 +67,9 @@ fn data_dir(arg: Option<PathBuf>) -> (PathBuf, Checksums) {
 fn load_data(arg: Option<PathBuf>) -> Result<Mnist> {
     let (dir, checksums) = data_dir(arg);
     if !mnist::files_present(&dir) {
+        if std::env::var_os("DIGITNN_NO_FETCH").is_some_and(|v| !v.is_empty()) {
+            anyhow::bail!("{}: the dataset is missing and DIGITNN_NO_FETCH forbids fetching it", dir.display());
+        }
         eprintln!("MNIST is not in {}; fetching it", dir.display());
         mnist::fetch(&dir, &mnist::Sources::default(), &mut |line| eprintln!("  {line}"))?;
     }

@@ -55,7 +55,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 let p = predictions.next().expect("one prediction per prepared image");
                 let path = path.display().to_string();
                 if args.json {
-                    let line = Line { path: &path, digit: p.digit, confidence: p.confidence, probabilities: &p.probabilities };
+                    let line =
+                        Line { path: &path, digit: p.digit, confidence: p.confidence, probabilities: &p.probabilities };
                     writeln!(out, "{}", serde_json::to_string(&line)?)?;
                 } else {
                     let probabilities: Vec<String> = p.probabilities.iter().map(|v| format!("{v:.3}")).collect();

@@ -85,9 +85,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let bar = super::interactive(json).then(|| {
         let bar = ProgressBar::new(0);
         bar.set_style(
-            ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} steps  loss {msg}  {per_sec}  eta {eta}")
-                .unwrap()
-                .progress_chars("=> "),
+            ProgressStyle::with_template(
+                "epoch {prefix} [{bar:30}] {pos}/{len} steps  loss {msg}  {per_sec}  eta {eta}",
+            )
+            .unwrap()
+            .progress_chars("=> "),
         );
         bar
     });

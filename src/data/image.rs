@@ -191,7 +191,8 @@ mod tests {
 
     /// A dark "1": a vertical bar on a light background, at any size and position.
     fn bar_on_paper(w: u32, h: u32, x0: u32, x1: u32, y0: u32, y1: u32) -> DynamicImage {
-        let img = GrayImage::from_fn(w, h, |x, y| Luma([if x >= x0 && x < x1 && y >= y0 && y < y1 { 20 } else { 230 }]));
+        let img =
+            GrayImage::from_fn(w, h, |x, y| Luma([if x >= x0 && x < x1 && y >= y0 && y < y1 { 20 } else { 230 }]));
         DynamicImage::ImageLuma8(img)
     }
 
@@ -254,7 +255,9 @@ mod tests {
         let err = decode(b"not an image at all", Path::new("n.png")).unwrap_err().to_string();
         assert!(err.contains("n.png"), "{err}");
         let mut png = Vec::new();
-        bar_on_paper(10, 10, 1, 2, 1, 2).write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png).unwrap();
+        bar_on_paper(10, 10, 1, 2, 1, 2)
+            .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+            .unwrap();
         let err = decode(&png[..png.len() / 2], Path::new("t.png")).unwrap_err().to_string();
         assert!(err.contains("t.png") && err.contains("decode"), "{err}");
     }

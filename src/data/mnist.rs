@@ -19,14 +19,22 @@ pub struct DataFile {
     pub sha256: &'static str,
 }
 
-pub const TRAIN_IMAGES: DataFile =
-    DataFile { name: "train-images-idx3-ubyte", sha256: "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db" };
-pub const TRAIN_LABELS: DataFile =
-    DataFile { name: "train-labels-idx1-ubyte", sha256: "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5" };
-pub const TEST_IMAGES: DataFile =
-    DataFile { name: "t10k-images-idx3-ubyte", sha256: "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7" };
-pub const TEST_LABELS: DataFile =
-    DataFile { name: "t10k-labels-idx1-ubyte", sha256: "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2" };
+pub const TRAIN_IMAGES: DataFile = DataFile {
+    name: "train-images-idx3-ubyte",
+    sha256: "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+};
+pub const TRAIN_LABELS: DataFile = DataFile {
+    name: "train-labels-idx1-ubyte",
+    sha256: "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+};
+pub const TEST_IMAGES: DataFile = DataFile {
+    name: "t10k-images-idx3-ubyte",
+    sha256: "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+};
+pub const TEST_LABELS: DataFile = DataFile {
+    name: "t10k-labels-idx1-ubyte",
+    sha256: "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+};
 pub const MNIST_FILES: [DataFile; 4] = [TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS];
 
 /// Public mirrors of the gzip files, tried in order.
@@ -93,7 +101,10 @@ impl Dataset {
     fn from_idx(images: Idx, labels: Idx, images_path: &Path, labels_path: &Path) -> Result<Dataset> {
         let bad = |path: &Path, reason: String| Error::Idx { path: path.to_path_buf(), reason };
         if images.dims.len() != 3 {
-            return Err(bad(images_path, format!("expected images [count, rows, cols], found dimensions {:?}", images.dims)));
+            return Err(bad(
+                images_path,
+                format!("expected images [count, rows, cols], found dimensions {:?}", images.dims),
+            ));
         }
         if labels.dims.len() != 1 {
             return Err(bad(labels_path, format!("expected labels [count], found dimensions {:?}", labels.dims)));
@@ -147,7 +158,11 @@ pub fn load_files(dir: &Path, files: &[DataFile; 4], checksums: Checksums) -> Re
     let is_mnist = matching == read.len();
     if !is_mnist && (checksums == Checksums::Require || matching > 0) {
         let (file, path, idx, _) = read.iter().find(|r| !r.3).unwrap();
-        return Err(Error::Checksum { path: path.clone(), expected: file.sha256.to_string(), actual: idx.sha256.clone() });
+        return Err(Error::Checksum {
+            path: path.clone(),
+            expected: file.sha256.to_string(),
+            actual: idx.sha256.clone(),
+        });
     }
     let mut files = read.into_iter().map(|(_, path, idx, _)| (path, idx));
     let mut next = || files.next().unwrap();
@@ -156,7 +171,10 @@ pub fn load_files(dir: &Path, files: &[DataFile; 4], checksums: Checksums) -> Re
     let train = Dataset::from_idx(train_images, train_labels, &train_images_path, &train_labels_path)?;
     let test = Dataset::from_idx(test_images, test_labels, &test_images_path, &test_labels_path)?;
     if (train.rows, train.cols) != (test.rows, test.cols) {
-        return Err(Error::Idx { path: test_images_path, reason: "test images differ in size from training images".into() });
+        return Err(Error::Idx {
+            path: test_images_path,
+            reason: "test images differ in size from training images".into(),
+        });
     }
     Ok(Mnist { train, test, is_mnist })
 }
@@ -205,7 +223,10 @@ pub fn fetch_files(dir: &Path, files: &[DataFile], sources: &Sources, log: &mut 
     missing.retain(|&file| {
         for mirror in &sources.mirrors {
             let url = format!("{mirror}{}.gz", file.name);
-            match download(&url, sources.timeout).and_then(|gz| gunzip_bounded(&gz)).and_then(|raw| store(dir, file, &raw)) {
+            match download(&url, sources.timeout)
+                .and_then(|gz| gunzip_bounded(&gz))
+                .and_then(|raw| store(dir, file, &raw))
+            {
                 Ok(()) => {
                     log(&format!("{}: fetched from {url}, checksum ok", file.name));
                     return false;
@@ -265,7 +286,10 @@ fn download(url: &str, timeout: Duration) -> std::result::Result<Vec<u8>, String
 
 fn gunzip_bounded(gz: &[u8]) -> std::result::Result<Vec<u8>, String> {
     let mut raw = Vec::new();
-    flate2::read::GzDecoder::new(gz).take(MAX_RAW_BYTES + 1).read_to_end(&mut raw).map_err(|e| format!("not gzip data: {e}"))?;
+    flate2::read::GzDecoder::new(gz)
+        .take(MAX_RAW_BYTES + 1)
+        .read_to_end(&mut raw)
+        .map_err(|e| format!("not gzip data: {e}"))?;
     if raw.len() as u64 > MAX_RAW_BYTES {
         return Err("decompresses to more than any MNIST file".into());
     }
@@ -417,7 +441,8 @@ mod tests {
     fn a_download_that_fails_its_checksum_is_never_stored() {
         let (files, set) = tiny_dataset();
         let dir = tempfile::tempdir().unwrap();
-        let mut served: Vec<(String, Vec<u8>)> = files.iter().map(|(f, raw)| (f.name.to_string(), raw.clone())).collect();
+        let mut served: Vec<(String, Vec<u8>)> =
+            files.iter().map(|(f, raw)| (f.name.to_string(), raw.clone())).collect();
         served[0].1[20] ^= 1;
         let err = fetch_files(dir.path(), &set, &no_npm(vec![serve(served, 4)]), &mut |_| {}).unwrap_err().to_string();
         assert!(err.contains("train-images-idx3-ubyte") && err.contains("does not match"), "{err}");
@@ -430,7 +455,10 @@ mod tests {
         let (_, set) = tiny_dataset();
         let dir = tempfile::tempdir().unwrap();
         let err = fetch_files(dir.path(), &set, &no_npm(vec![closed_port()]), &mut |_| {}).unwrap_err().to_string();
-        assert!(err.contains("still missing") && err.contains("offline") && err.contains("t10k-labels-idx1-ubyte"), "{err}");
+        assert!(
+            err.contains("still missing") && err.contains("offline") && err.contains("t10k-labels-idx1-ubyte"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -16,6 +16,10 @@
 //! summed in the order k = 0, 1, 2, ... whatever the tiling or thread count, so results are
 //! bit-identical for any number of threads.
 
+// The micro-kernels index their register tiles by row and vector on purpose: fully unrolled
+// constant loops are what keeps the accumulators in registers.
+#![allow(clippy::needless_range_loop)]
+
 use super::isa::{self, Isa};
 use rayon::prelude::*;
 use std::cell::RefCell;
@@ -104,14 +108,7 @@ pub fn gemm_indexed(a: IndexedA, b: IndexedB, c: &mut [f32], ldc: usize, epilogu
 }
 
 /// [`gemm_indexed`] on a chosen instruction set (the tests run every path the CPU has).
-pub fn gemm_indexed_with(
-    isa: Isa,
-    a: IndexedA,
-    b: IndexedB,
-    c: &mut [f32],
-    ldc: usize,
-    epilogue: Epilogue,
-) {
+pub fn gemm_indexed_with(isa: Isa, a: IndexedA, b: IndexedB, c: &mut [f32], ldc: usize, epilogue: Epilogue) {
     let (m, n, k) = (a.row.len(), b.n, a.k_offsets.len());
     assert_eq!(k, b.k_offsets.len(), "A and B disagree on the reduction length");
     if m == 0 || n == 0 {
@@ -515,10 +512,8 @@ mod tests {
                     } else {
                         MatRef::row_major(&b_data, k, n)
                     };
-                    for epilogue in [
-                        Epilogue::OVERWRITE,
-                        Epilogue { accumulate: true, bias: Some(&bias), relu: true },
-                    ] {
+                    for epilogue in [Epilogue::OVERWRITE, Epilogue { accumulate: true, bias: Some(&bias), relu: true }]
+                    {
                         let start = random(m * (n + 3), 4);
                         let mut want = start.clone();
                         let mut got = start.clone();

@@ -31,10 +31,7 @@ impl Isa {
         match self {
             Isa::Portable => true,
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => {
-                std::arch::is_x86_feature_detected!("avx2")
-                    && std::arch::is_x86_feature_detected!("fma")
-            }
+            Isa::Avx2 => std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma"),
             #[cfg(target_arch = "x86_64")]
             Isa::Avx512 => std::arch::is_x86_feature_detected!("avx512f"),
             #[cfg(not(target_arch = "x86_64"))]
@@ -44,10 +41,7 @@ impl Isa {
 
     /// Every path this CPU can run, best last.
     pub fn supported() -> Vec<Isa> {
-        [Isa::Portable, Isa::Avx2, Isa::Avx512]
-            .into_iter()
-            .filter(|isa| isa.is_supported())
-            .collect()
+        [Isa::Portable, Isa::Avx2, Isa::Avx512].into_iter().filter(|isa| isa.is_supported()).collect()
     }
 
     fn best() -> Isa {
@@ -67,10 +61,8 @@ impl Isa {
 /// The path in use for this process.
 pub fn active() -> Isa {
     static ACTIVE: OnceLock<Isa> = OnceLock::new();
-    *ACTIVE.get_or_init(|| {
-        match std::env::var("DIGITNN_ISA").ok().as_deref().and_then(Isa::from_name) {
-            Some(isa) if isa.is_supported() => isa,
-            _ => Isa::best(),
-        }
+    *ACTIVE.get_or_init(|| match std::env::var("DIGITNN_ISA").ok().as_deref().and_then(Isa::from_name) {
+        Some(isa) if isa.is_supported() => isa,
+        _ => Isa::best(),
     })
 }

@@ -85,17 +85,22 @@ pub fn load(path: &Path) -> Result<(Network, ModelInfo)> {
 /// Parses safetensors bytes (`path` is only used in messages).
 pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<(Network, ModelInfo)> {
     let fail = |reason: String| model_error(path, reason);
-    let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| fail(format!("not a safetensors model file ({e})")))?;
+    let (_, header) =
+        SafeTensors::read_metadata(bytes).map_err(|e| fail(format!("not a safetensors model file ({e})")))?;
     let metadata = header.metadata().clone().unwrap_or_default();
     if let Some(version) = metadata.get("format_version")
         && version != FORMAT_VERSION
     {
-        return Err(fail(format!("model format version {version} is not supported (this build reads {FORMAT_VERSION})")));
+        return Err(fail(format!(
+            "model format version {version} is not supported (this build reads {FORMAT_VERSION})"
+        )));
     }
     // Files without an architecture (for example a state_dict saved from PyTorch) are taken to be
     // the seed CNN; their names and shapes are still checked below.
     let architecture = match metadata.get("architecture") {
-        Some(json) => serde_json::from_str(json).map_err(|e| fail(format!("unreadable architecture in metadata: {e}")))?,
+        Some(json) => {
+            serde_json::from_str(json).map_err(|e| fail(format!("unreadable architecture in metadata: {e}")))?
+        }
         None => Architecture::seed_cnn(),
     };
     let test_accuracy = metadata.get("test_accuracy").and_then(|v| v.parse().ok());
@@ -105,7 +110,9 @@ pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<(Network, ModelInfo)> {
     let expected = super::parameter_tensors(&architecture).map_err(|e| fail(e.to_string()))?;
     let mut values = Vec::with_capacity(expected.len());
     for t in &expected {
-        let view = tensors.tensor(&t.name).map_err(|_| fail(format!("tensor {} is missing (is this a model for this network?)", t.name)))?;
+        let view = tensors
+            .tensor(&t.name)
+            .map_err(|_| fail(format!("tensor {} is missing (is this a model for this network?)", t.name)))?;
         if view.dtype() != Dtype::F32 {
             return Err(fail(format!("tensor {} is {:?}, expected F32", t.name, view.dtype())));
         }

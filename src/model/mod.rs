@@ -131,14 +131,20 @@ impl Plan {
                 if len > MAX_PARAMETERS || plan.total + len > MAX_PARAMETERS {
                     return Err(Error::Invalid(format!("layer {index} has too many parameters")));
                 }
-                plan.tensors.push(ParamTensor { name: format!("model.{index}.{name}"), shape, range: plan.total..plan.total + len });
+                plan.tensors.push(ParamTensor {
+                    name: format!("model.{index}.{name}"),
+                    shape,
+                    range: plan.total..plan.total + len,
+                });
                 plan.total += len;
             }
             plan.layer_params.push(start..plan.total);
             plan.layers.push(layer);
         }
         if shape.len() != 1 {
-            return Err(Error::Invalid(format!("the network must end in a vector of class scores, not shape {shape:?}")));
+            return Err(Error::Invalid(format!(
+                "the network must end in a vector of class scores, not shape {shape:?}"
+            )));
         }
         plan.classes = shape[0];
         Ok(plan)

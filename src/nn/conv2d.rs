@@ -157,7 +157,8 @@ impl Conv2d {
         let (k_len, cout, pixels) = (g.k_len(), g.out_c, g.out_pixels());
         let tasks = rayon::current_num_threads().clamp(1, g.batch.max(1));
         self.grad_partials.resize(tasks * k_len * cout, 0.0);
-        let (x_padded, taps, windows, dy_rows) = (if g.pad == 0 { &x.data } else { &self.x_padded }, &self.taps, &self.windows, &self.dy_rows);
+        let (x_padded, taps, windows, dy_rows) =
+            (if g.pad == 0 { &x.data } else { &self.x_padded }, &self.taps, &self.windows, &self.dy_rows);
         self.grad_partials.par_chunks_mut(k_len * cout).enumerate().for_each(|(task, partial)| {
             partial.fill(0.0);
             for b in g.batch * task / tasks..g.batch * (task + 1) / tasks {
@@ -249,7 +250,10 @@ impl Layer for Conv2d {
             && input[0] + 2 * c.padding >= c.kernel_size
             && input[1] + 2 * c.padding >= c.kernel_size;
         if !ok {
-            let want = format!("images with {} channels of at least {}x{} pixels", c.in_channels, c.kernel_size, c.kernel_size);
+            let want = format!(
+                "images with {} channels of at least {}x{} pixels",
+                c.in_channels, c.kernel_size, c.kernel_size
+            );
             return Err(shape_error("Conv2d", &want, input));
         }
         let out = |n: usize| (n + 2 * c.padding - c.kernel_size) / c.stride + 1;
@@ -260,7 +264,11 @@ impl Layer for Conv2d {
         let c = &self.config;
         let fan_in = c.in_channels * c.kernel_size * c.kernel_size;
         vec![
-            ParamSpec { name: "weight", shape: vec![c.out_channels, c.in_channels, c.kernel_size, c.kernel_size], fan_in },
+            ParamSpec {
+                name: "weight",
+                shape: vec![c.out_channels, c.in_channels, c.kernel_size, c.kernel_size],
+                fan_in,
+            },
             ParamSpec { name: "bias", shape: vec![c.out_channels], fan_in },
         ]
     }
@@ -282,7 +290,15 @@ impl Layer for Conv2d {
         );
     }
 
-    fn backward(&mut self, params: &[f32], grads: &mut [f32], x: &Tensor, _y: &Tensor, dy: &Tensor, dx: Option<&mut Tensor>) {
+    fn backward(
+        &mut self,
+        params: &[f32],
+        grads: &mut [f32],
+        x: &Tensor,
+        _y: &Tensor,
+        dy: &Tensor,
+        dx: Option<&mut Tensor>,
+    ) {
         let g = self.prepare(x);
         // The forward pass left x_padded and weight_hwio for this x and these weights.
         self.backward_weight(&g, grads, x, dy);

@@ -41,7 +41,15 @@ impl Layer for Dropout {
         }
     }
 
-    fn backward(&mut self, _params: &[f32], _grads: &mut [f32], _x: &Tensor, y: &Tensor, dy: &Tensor, dx: Option<&mut Tensor>) {
+    fn backward(
+        &mut self,
+        _params: &[f32],
+        _grads: &mut [f32],
+        _x: &Tensor,
+        y: &Tensor,
+        dy: &Tensor,
+        dx: Option<&mut Tensor>,
+    ) {
         let Some(dx) = dx else { return };
         dx.reshape_for(&y.shape);
         for ((g, &d), &s) in dx.data.iter_mut().zip(&dy.data).zip(&self.scale) {

@@ -50,7 +50,15 @@ impl Layer for Linear {
         );
     }
 
-    fn backward(&mut self, params: &[f32], grads: &mut [f32], x: &Tensor, _y: &Tensor, dy: &Tensor, dx: Option<&mut Tensor>) {
+    fn backward(
+        &mut self,
+        params: &[f32],
+        grads: &mut [f32],
+        x: &Tensor,
+        _y: &Tensor,
+        dy: &Tensor,
+        dx: Option<&mut Tensor>,
+    ) {
         let (batch, i, o) = (x.batch(), self.in_features, self.out_features);
         let (grad_weight, grad_bias) = grads.split_at_mut(o * i);
         let dy_matrix = MatRef::row_major(&dy.data, batch, o);

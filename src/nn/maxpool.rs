@@ -59,7 +59,15 @@ impl Layer for MaxPool2d {
         }
     }
 
-    fn backward(&mut self, _params: &[f32], _grads: &mut [f32], x: &Tensor, _y: &Tensor, dy: &Tensor, dx: Option<&mut Tensor>) {
+    fn backward(
+        &mut self,
+        _params: &[f32],
+        _grads: &mut [f32],
+        x: &Tensor,
+        _y: &Tensor,
+        dy: &Tensor,
+        dx: Option<&mut Tensor>,
+    ) {
         let Some(dx) = dx else { return };
         dx.reshape_for(&x.shape);
         dx.data.fill(0.0);

@@ -84,7 +84,15 @@ pub trait Layer: Send {
 
     /// Adds the parameter gradients into `grads` and, when `dx` is given, writes dL/dx there.
     /// `x` and `y` are the input and output of the last forward pass.
-    fn backward(&mut self, params: &[f32], grads: &mut [f32], x: &Tensor, y: &Tensor, dy: &Tensor, dx: Option<&mut Tensor>);
+    fn backward(
+        &mut self,
+        params: &[f32],
+        grads: &mut [f32],
+        x: &Tensor,
+        y: &Tensor,
+        dy: &Tensor,
+        dx: Option<&mut Tensor>,
+    );
 }
 
 fn shape_error(layer: &str, want: &str, input: &[usize]) -> Error {

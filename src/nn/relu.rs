@@ -18,7 +18,15 @@ impl Layer for Relu {
         }
     }
 
-    fn backward(&mut self, _params: &[f32], _grads: &mut [f32], _x: &Tensor, y: &Tensor, dy: &Tensor, dx: Option<&mut Tensor>) {
+    fn backward(
+        &mut self,
+        _params: &[f32],
+        _grads: &mut [f32],
+        _x: &Tensor,
+        y: &Tensor,
+        dy: &Tensor,
+        dx: Option<&mut Tensor>,
+    ) {
         let Some(dx) = dx else { return };
         dx.reshape_for(&y.shape);
         // The gradient passes where the output is positive (PyTorch's choice at exactly 0: none).

@@ -28,8 +28,13 @@ pub enum OptimizerKind {
 }
 
 impl OptimizerKind {
-    pub const ALL: [OptimizerKind; 5] =
-        [OptimizerKind::Adam, OptimizerKind::Nesterov, OptimizerKind::Momentum, OptimizerKind::Sgd, OptimizerKind::AdamW];
+    pub const ALL: [OptimizerKind; 5] = [
+        OptimizerKind::Adam,
+        OptimizerKind::Nesterov,
+        OptimizerKind::Momentum,
+        OptimizerKind::Sgd,
+        OptimizerKind::AdamW,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -51,10 +56,9 @@ impl fmt::Display for OptimizerKind {
 impl FromStr for OptimizerKind {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
-        OptimizerKind::ALL
-            .into_iter()
-            .find(|k| k.name() == s.trim().to_ascii_lowercase())
-            .ok_or_else(|| Error::Invalid(format!("unknown optimizer '{s}' (expected one of: adam, adamw, sgd, momentum, nesterov)")))
+        OptimizerKind::ALL.into_iter().find(|k| k.name() == s.trim().to_ascii_lowercase()).ok_or_else(|| {
+            Error::Invalid(format!("unknown optimizer '{s}' (expected one of: adam, adamw, sgd, momentum, nesterov)"))
+        })
     }
 }
 
@@ -73,7 +77,14 @@ pub struct OptimizerConfig {
 
 impl Default for OptimizerConfig {
     fn default() -> Self {
-        OptimizerConfig { kind: OptimizerKind::Adam, lr: 1e-3, momentum: 0.9, weight_decay: 0.0, betas: (0.9, 0.999), eps: 1e-8 }
+        OptimizerConfig {
+            kind: OptimizerKind::Adam,
+            lr: 1e-3,
+            momentum: 0.9,
+            weight_decay: 0.0,
+            betas: (0.9, 0.999),
+            eps: 1e-8,
+        }
     }
 }
 

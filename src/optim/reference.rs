@@ -28,7 +28,13 @@ fn every_optimizer_matches_pytorch() {
     for case in &fixture.cases {
         let kind: OptimizerKind = case.optimizer.parse().unwrap();
         seen.insert(kind);
-        let config = OptimizerConfig { kind, lr: case.lr, momentum: case.momentum, weight_decay: case.weight_decay, ..Default::default() };
+        let config = OptimizerConfig {
+            kind,
+            lr: case.lr,
+            momentum: case.momentum,
+            weight_decay: case.weight_decay,
+            ..Default::default()
+        };
         let mut optimizer = config.build(fixture.initial.len());
         let mut params = fixture.initial.clone();
         for (step, (grad, want)) in fixture.grads.iter().zip(&case.params_after_each_step).enumerate() {
@@ -37,7 +43,10 @@ fn every_optimizer_matches_pytorch() {
                 assert!(
                     (got - want).abs() <= 1e-6 * (1.0 + want.abs()),
                     "{} (lr {}, wd {}) step {} param {i}: {got} vs PyTorch {want}",
-                    case.optimizer, case.lr, case.weight_decay, step + 1
+                    case.optimizer,
+                    case.lr,
+                    case.weight_decay,
+                    step + 1
                 );
             }
         }

@@ -1,0 +1,215 @@
+//! The command-line tool as a user runs it: real files in a temporary directory, the real binary.
+//! The data is a small synthetic IDX dataset (no network, no MNIST needed).
+
+use digitnn::data::idx::encode_idx;
+use image::{GrayImage, Luma};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn digitnn(args: &[&str]) -> Output {
+    let output = Command::new(env!("CARGO_BIN_EXE_digitnn"))
+        .args(args)
+        .env("DIGITNN_NO_FETCH", "1")
+        .env_remove("DIGITNN_DATA")
+        .output()
+        .expect("the binary runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "digitnn {args:?} panicked: {stderr}");
+    output
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A bright 10x10 square whose position encodes the class, on a dark 28x28 background, with a
+/// little deterministic noise: learnable in a few small epochs.
+fn synthetic_digit(class: u8, variant: usize) -> Vec<u8> {
+    let (x0, y0) = (2 + (class as usize % 5) * 4, 3 + (class as usize / 5) * 12);
+    (0..784)
+        .map(|i| {
+            let (x, y) = (i % 28, i / 28);
+            let noise = ((i * 31 + variant * 17) % 23) as u8;
+            if x >= x0 && x < x0 + 10 && y >= y0 && y < y0 + 10 { 230 + noise } else { noise }
+        })
+        .collect()
+}
+
+fn write_dataset(dir: &Path, train: usize, test: usize) {
+    std::fs::create_dir_all(dir).unwrap();
+    for (images_name, labels_name, count) in [
+        ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", train),
+        ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", test),
+    ] {
+        let labels: Vec<u8> = (0..count).map(|i| (i % 10) as u8).collect();
+        let images: Vec<u8> = labels.iter().enumerate().flat_map(|(i, &c)| synthetic_digit(c, i)).collect();
+        std::fs::write(dir.join(images_name), encode_idx(&[count, 28, 28], &images)).unwrap();
+        std::fs::write(dir.join(labels_name), encode_idx(&[count], &labels)).unwrap();
+    }
+}
+
+struct Setup {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+}
+
+impl Setup {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_path_buf();
+        write_dataset(&root.join("data"), 300, 50);
+        Setup { _dir: dir, root }
+    }
+    fn path(&self, name: &str) -> String {
+        self.root.join(name).to_string_lossy().into_owned()
+    }
+    fn train(&self, out: &str, extra: &[&str]) -> Output {
+        let (data, out) = (self.path("data"), self.path(out));
+        let mut args = vec!["train", "--data", &data, "--batch-size", "16", "--threads", "2", "--out", &out, "--json"];
+        args.extend_from_slice(extra);
+        digitnn(&args)
+    }
+}
+
+#[test]
+fn train_eval_predict_end_to_end() {
+    let s = Setup::new();
+    let trained = s.train("model.safetensors", &["--epochs", "3"]);
+    assert!(trained.status.success(), "{}", stderr(&trained));
+    let epochs: Vec<Value> = stdout(&trained).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(epochs.len(), 3);
+    for key in ["epoch", "train_loss", "last_batch_loss", "test_accuracy", "seconds", "images_per_sec"] {
+        assert!(epochs[2].get(key).is_some(), "missing {key}");
+    }
+    assert!(epochs[2]["test_accuracy"].as_f64().unwrap() >= 0.9, "{}", stdout(&trained));
+    assert!(stderr(&trained).contains("not MNIST"));
+
+    let model = s.path("model.safetensors");
+    let eval = digitnn(&["eval", "--model", &model, "--data", &s.path("data"), "--json"]);
+    assert!(eval.status.success(), "{}", stderr(&eval));
+    let report: Value = serde_json::from_str(stdout(&eval).trim()).unwrap();
+    assert_eq!(report["total"], 50);
+    assert_eq!(report["confusion"].as_array().unwrap().len(), 10);
+    let text = digitnn(&["eval", "--model", &model, "--data", &s.path("data")]);
+    assert!(stdout(&text).contains("confusion matrix") && stdout(&text).contains("precision"));
+
+    // Three 28x28 digits as PNG files (light on dark, used as is) and one that is not an image.
+    let mut paths = Vec::new();
+    for class in [2u8, 7, 9] {
+        let path = s.path(&format!("digit{class}.png"));
+        GrayImage::from_raw(28, 28, synthetic_digit(class, 1000)).unwrap().save(&path).unwrap();
+        paths.push(path);
+    }
+    let predicted = digitnn(&["predict", "--model", &model, "--json", &paths[0], &paths[1], &paths[2]]);
+    assert!(predicted.status.success(), "{}", stderr(&predicted));
+    let digits: Vec<u64> = stdout(&predicted)
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            assert_eq!(v["probabilities"].as_array().unwrap().len(), 10);
+            v["digit"].as_u64().unwrap()
+        })
+        .collect();
+    assert_eq!(digits, vec![2, 7, 9]);
+
+    // One unreadable image among good ones: reported, the others still predicted, exit non-zero.
+    let junk = s.path("junk.png");
+    std::fs::write(&junk, b"this is not a png").unwrap();
+    let mixed = digitnn(&["predict", "--model", &model, &paths[0], &junk, &paths[1]]);
+    assert!(!mixed.status.success());
+    assert_eq!(stdout(&mixed).lines().count(), 2, "{}", stdout(&mixed));
+    assert!(stderr(&mixed).contains("junk.png"));
+}
+
+#[test]
+fn same_seed_and_threads_give_identical_model_files() {
+    let s = Setup::new();
+    for out in ["a.safetensors", "b.safetensors"] {
+        assert!(s.train(out, &["--epochs", "1", "--seed", "5"]).status.success());
+    }
+    let weights = |name: &str| digitnn::model::load(Path::new(&s.path(name))).unwrap().0.params;
+    assert!(weights("a.safetensors") == weights("b.safetensors"), "two runs with the same seed and threads differ");
+    assert!(s.train("c.safetensors", &["--epochs", "1", "--seed", "6"]).status.success());
+    assert!(weights("a.safetensors") != weights("c.safetensors"));
+}
+
+/// Every bad input gives a one-line error and a non-zero exit (checked for panics in `digitnn`).
+#[test]
+fn bad_input_is_a_clear_error() {
+    let s = Setup::new();
+    let data = s.path("data");
+    let one_line_error = |o: &Output, needle: &str| {
+        assert!(!o.status.success(), "succeeded but should not: {needle}");
+        let err = stderr(o);
+        assert!(err.contains(needle), "'{err}' should mention '{needle}'");
+        assert_eq!(err.lines().filter(|l| l.starts_with("error")).count(), 1, "{err}");
+    };
+
+    // Missing data with fetching forbidden, a corrupt IDX file.
+    let o = digitnn(&["train", "--data", &s.path("nowhere"), "--out", &s.path("m.safetensors")]);
+    one_line_error(&o, "missing");
+    let bad = s.path("bad");
+    write_dataset(Path::new(&bad), 20, 10);
+    let labels = Path::new(&bad).join("t10k-labels-idx1-ubyte");
+    std::fs::write(&labels, &std::fs::read(&labels).unwrap()[..12]).unwrap();
+    one_line_error(&digitnn(&["train", "--data", &bad, "--out", &s.path("m.safetensors")]), "truncated");
+
+    // Nonsense flags and values.
+    let o = digitnn(&["train", "--optimizer", "rmsprop"]);
+    assert_eq!(o.status.code(), Some(2), "usage errors exit 2");
+    assert!(stderr(&o).contains("unknown optimizer"));
+    assert_eq!(digitnn(&["train", "--epochs", "many"]).status.code(), Some(2));
+    assert_eq!(digitnn(&["frobnicate"]).status.code(), Some(2));
+    one_line_error(&digitnn(&["train", "--data", &data, "--epochs", "0"]), "--epochs");
+    one_line_error(
+        &digitnn(&["train", "--data", &data, "--lr=-1", "--out", &s.path("m.safetensors")]),
+        "learning rate",
+    );
+    one_line_error(
+        &digitnn(&["train", "--data", &data, "--threads", "0", "--out", &s.path("m.safetensors")]),
+        "--threads",
+    );
+    one_line_error(
+        &digitnn(&["train", "--data", &data, "--out", &s.path("no/such/dir/m.safetensors")]),
+        "cannot write",
+    );
+
+    // Model files: missing, not a model, the wrong shape.
+    let image = s.path("digit.png");
+    GrayImage::from_pixel(28, 28, Luma([0])).save(&image).unwrap();
+    one_line_error(&digitnn(&["predict", "--model", &s.path("absent.safetensors"), &image]), "absent.safetensors");
+    let garbage = s.path("garbage.safetensors");
+    std::fs::write(&garbage, vec![7u8; 1000]).unwrap();
+    one_line_error(&digitnn(&["predict", "--model", &garbage, &image]), "not a safetensors");
+    one_line_error(&digitnn(&["eval", "--model", &garbage, "--data", &data]), "garbage.safetensors");
+
+    // Images: empty, blank, missing.
+    assert!(s.train("m.safetensors", &["--epochs", "1", "--limit", "20"]).status.success());
+    let model = s.path("m.safetensors");
+    let empty = s.path("empty.png");
+    std::fs::write(&empty, b"").unwrap();
+    let o = digitnn(&["predict", "--model", &model, &empty]);
+    assert!(!o.status.success() && stderr(&o).contains("empty.png"));
+    let blank = s.path("blank.png");
+    GrayImage::from_pixel(50, 40, Luma([255])).save(&blank).unwrap();
+    let o = digitnn(&["predict", "--model", &model, &blank]);
+    assert!(!o.status.success() && stderr(&o).contains("blank"));
+    let o = digitnn(&["predict", "--model", &model, &s.path("nope.png")]);
+    assert!(!o.status.success() && stderr(&o).contains("nope.png"));
+}
+
+#[test]
+fn bench_reports_json() {
+    let o = digitnn(&["bench", "--json", "--steps", "2", "--threads", "1"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report: Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    for key in ["train_images_per_sec", "infer_batch_images_per_sec", "infer_single_latency_us", "threads"] {
+        assert!(report[key].as_f64().is_some_and(|v| v > 0.0), "{key} in {report}");
+    }
+    assert_eq!(report["threads"], 1);
+}
