@@ -101,6 +101,7 @@ pub fn parameter_tensors(architecture: &Architecture) -> Result<Vec<ParamTensor>
 /// The layers of an architecture, checked, with their parameters laid out.
 struct Plan {
     layers: Vec<Box<dyn Layer>>,
+    steps: Vec<Step>,
     tensors: Vec<ParamTensor>,
     layer_params: Vec<Range<usize>>,
     total: usize,
@@ -118,7 +119,14 @@ impl Plan {
             )));
         }
         let mut shape = vec![h, w, c];
-        let mut plan = Plan { layers: Vec::new(), tensors: Vec::new(), layer_params: Vec::new(), total: 0, classes: 0 };
+        let mut plan = Plan {
+            layers: Vec::new(),
+            steps: Vec::new(),
+            tensors: Vec::new(),
+            layer_params: Vec::new(),
+            total: 0,
+            classes: 0,
+        };
         for (index, spec) in architecture.layers.iter().enumerate() {
             let layer = Architecture::build_layer(spec, seed.wrapping_add(1000 + index as u64))?;
             shape = layer.output_shape(&shape).map_err(|e| Error::Invalid(format!("layer {index}: {e}")))?;
@@ -147,7 +155,35 @@ impl Plan {
             )));
         }
         plan.classes = shape[0];
+        plan.steps = Step::schedule(&architecture.layers, &mut plan.layers);
         Ok(plan)
+    }
+}
+
+/// One layer as the network runs it. A ReLU right after a layer that can apply it in its own
+/// epilogue (convolution, linear) is fused into that layer, and a Flatten right before a Linear is
+/// left out (the Linear reads NHWC images directly), so neither costs a pass over memory.
+#[derive(Clone, Copy, Debug)]
+struct Step {
+    layer: usize,
+    relu: bool,
+}
+
+impl Step {
+    fn schedule(specs: &[LayerSpec], layers: &mut [Box<dyn Layer>]) -> Vec<Step> {
+        let mut steps = Vec::new();
+        let mut i = 0;
+        while i < layers.len() {
+            let next = specs.get(i + 1);
+            if specs[i] == LayerSpec::Flatten && matches!(next, Some(LayerSpec::Linear { .. })) {
+                i += 1;
+                continue;
+            }
+            let relu = next == Some(&LayerSpec::Relu) && layers[i].fuse_relu();
+            steps.push(Step { layer: i, relu });
+            i += if relu { 2 } else { 1 };
+        }
+        steps
     }
 }
 
@@ -161,7 +197,8 @@ pub struct Network {
     pub grads: Vec<f32>,
     tensors: Vec<ParamTensor>,
     layer_params: Vec<Range<usize>>,
-    /// acts[0] is the input (NHWC), acts[i + 1] the output of layer i.
+    steps: Vec<Step>,
+    /// acts[0] is the input (NHWC), acts[s + 1] the output of step s.
     acts: Vec<Tensor>,
     /// Gradients of the activations, indexed as `acts`.
     grad_acts: Vec<Tensor>,
@@ -173,7 +210,7 @@ impl Network {
     /// uniform in +-1/sqrt(fan_in), drawn from a generator seeded with `seed`.
     pub fn new(architecture: Architecture, seed: u64) -> Result<Self> {
         let plan = Plan::new(&architecture, seed)?;
-        let n = plan.layers.len();
+        let n = plan.steps.len();
         let mut network = Network {
             classes: plan.classes,
             params: vec![0.0; plan.total],
@@ -184,6 +221,7 @@ impl Network {
             layers: plan.layers,
             tensors: plan.tensors,
             layer_params: plan.layer_params,
+            steps: plan.steps,
         };
         network.initialise(seed);
         Ok(network)
@@ -241,31 +279,42 @@ impl Network {
                 }
             }
         }
-        for (i, layer) in self.layers.iter_mut().enumerate() {
-            let (before, after) = self.acts.split_at_mut(i + 1);
-            layer.forward(&self.params[self.layer_params[i].clone()], &before[i], &mut after[0], train);
+        for (s, step) in self.steps.iter().enumerate() {
+            let (before, after) = self.acts.split_at_mut(s + 1);
+            let params = &self.params[self.layer_params[step.layer].clone()];
+            self.layers[step.layer].forward(params, &before[s], &mut after[0], train);
         }
-        &self.acts[self.layers.len()].data
+        &self.acts[self.steps.len()].data
     }
 
     /// Back-propagates dLoss/dlogits through the last forward pass; overwrites `grads`.
     pub fn backward(&mut self, grad_logits: &[f32]) {
-        let n = self.layers.len();
+        let n = self.steps.len();
         self.grads.fill(0.0);
         let last = &mut self.grad_acts[n];
         last.reshape_for(&self.acts[n].shape);
         last.data.copy_from_slice(grad_logits);
-        for i in (0..n).rev() {
-            let range = self.layer_params[i].clone();
-            let (grad_before, grad_after) = self.grad_acts.split_at_mut(i + 1);
+        for s in (0..n).rev() {
+            let step = self.steps[s];
+            let range = self.layer_params[step.layer].clone();
+            let (grad_before, grad_after) = self.grad_acts.split_at_mut(s + 1);
+            let dy = &mut grad_after[0];
+            if step.relu {
+                // The fused ReLU's backward: the gradient passes where the output is positive.
+                for (d, &y) in dy.data.iter_mut().zip(&self.acts[s + 1].data) {
+                    if y <= 0.0 {
+                        *d = 0.0;
+                    }
+                }
+            }
             // The first layer's input gradient is never needed.
-            let dx = if i > 0 { Some(&mut grad_before[i]) } else { None };
-            self.layers[i].backward(
+            let dx = if s > 0 { Some(&mut grad_before[s]) } else { None };
+            self.layers[step.layer].backward(
                 &self.params[range.clone()],
                 &mut self.grads[range],
-                &self.acts[i],
-                &self.acts[i + 1],
-                &grad_after[0],
+                &self.acts[s],
+                &self.acts[s + 1],
+                dy,
                 dx,
             );
         }

@@ -48,6 +48,8 @@ pub struct Conv2d {
     /// One weight-gradient partial per parallel task, summed in a fixed order for determinism.
     grad_partials: Vec<f32>,
     dx_plan: DxPlan,
+    /// A following ReLU is applied in the GEMM epilogue.
+    relu: bool,
 }
 
 /// Buffers for the input gradient.
@@ -77,6 +79,7 @@ impl Conv2d {
             x_padded: Vec::new(),
             grad_partials: Vec::new(),
             dx_plan: DxPlan::default(),
+            relu: false,
         }
     }
 
@@ -273,6 +276,11 @@ impl Layer for Conv2d {
         ]
     }
 
+    fn fuse_relu(&mut self) -> bool {
+        self.relu = true;
+        true
+    }
+
     fn forward(&mut self, params: &[f32], x: &Tensor, y: &mut Tensor, _train: bool) {
         let g = self.prepare(x);
         let (weight, bias) = params.split_at(self.weight_len());
@@ -286,7 +294,7 @@ impl Layer for Conv2d {
             IndexedB { data: &self.weight_hwio, k_offsets: &self.weight_rows, n: g.out_c },
             &mut y.data,
             g.out_c,
-            Epilogue { bias: Some(bias), ..Epilogue::OVERWRITE },
+            Epilogue { bias: Some(bias), relu: self.relu, ..Epilogue::OVERWRITE },
         );
     }
 

@@ -1,23 +1,75 @@
 //! Linear: y = x W^T + b, with W in PyTorch's [out, in] layout.
 //!
+//! The input may be a batch of vectors or, when the network leaves out the Flatten before this
+//! layer, a batch of NHWC images. PyTorch flattens in (C, H, W) order, so W's columns are
+//! permuted once per pass into the (H, W, C) order of the data instead of moving the (much
+//! larger) activations:
+//!
 //! ```text
-//! forward   y[B, out]   = x[B, in] * W^T[in, out] + b
-//! backward  dW[out, in] += dy^T[out, B] * x[B, in];  db += column sums of dy;  dx = dy * W
+//! forward   y[B, out]       = x[B, in] * weight_t[in, out] + b     weight_t = permuted W^T
+//! backward  dW_hwc[out, in] = dy^T[out, B] * x[B, in]             (added to dW un-permuted)
+//!           db             += column sums of dy
+//!           dx[B, in]       = dy[B, out] * weight_hwc[out, in]
 //! ```
 
 use super::{Layer, ParamSpec, Tensor, shape_error};
 use crate::error::Result;
-use crate::kernels::{Epilogue, MatRef, gemm};
+use crate::kernels::{Epilogue, IndexedA, IndexedB, MatRef, gemm, gemm_indexed};
 
 #[derive(Debug)]
 pub struct Linear {
     pub in_features: usize,
     pub out_features: usize,
+    relu: bool,
+    /// W with its columns in the data's order: [out, in].
+    weight_hwc: Vec<f32>,
+    /// The transpose of `weight_hwc`: [in, out].
+    weight_t: Vec<f32>,
+    grad_hwc: Vec<f32>,
+    /// Offset tables for the forward GEMM.
+    rows: Vec<usize>,
+    ks: Vec<usize>,
+    weight_rows: Vec<usize>,
 }
 
 impl Linear {
     pub fn new(in_features: usize, out_features: usize) -> Self {
-        Linear { in_features, out_features }
+        Linear {
+            in_features,
+            out_features,
+            relu: false,
+            weight_hwc: Vec::new(),
+            weight_t: Vec::new(),
+            grad_hwc: Vec::new(),
+            rows: Vec::new(),
+            ks: Vec::new(),
+            weight_rows: Vec::new(),
+        }
+    }
+
+    /// (pixels, channels) of an NHWC input; a plain vector is one pixel with `in` channels.
+    fn layout(&self, x: &Tensor) -> (usize, usize) {
+        match x.shape.len() {
+            4 => (x.shape[1] * x.shape[2], x.shape[3]),
+            _ => (1, self.in_features),
+        }
+    }
+
+    /// Fills `weight_hwc` and `weight_t` from W (PyTorch's column order c * pixels + p).
+    fn permute_weight(&mut self, weight: &[f32], pixels: usize, channels: usize) {
+        let (i, o) = (self.in_features, self.out_features);
+        self.weight_hwc.resize(o * i, 0.0);
+        self.weight_t.resize(o * i, 0.0);
+        for out in 0..o {
+            for c in 0..channels {
+                for p in 0..pixels {
+                    let v = weight[out * i + c * pixels + p];
+                    let k = p * channels + c;
+                    self.weight_hwc[out * i + k] = v;
+                    self.weight_t[k * o + out] = v;
+                }
+            }
+        }
     }
 }
 
@@ -37,32 +89,55 @@ impl Layer for Linear {
         ]
     }
 
+    fn fuse_relu(&mut self) -> bool {
+        self.relu = true;
+        true
+    }
+
     fn forward(&mut self, params: &[f32], x: &Tensor, y: &mut Tensor, _train: bool) {
         let (batch, i, o) = (x.batch(), self.in_features, self.out_features);
+        assert_eq!(x.data.len(), batch * i, "Linear input size");
         let (weight, bias) = params.split_at(o * i);
+        let (pixels, channels) = self.layout(x);
+        self.permute_weight(weight, pixels, channels);
+        if self.rows.len() != batch || self.ks.len() != i {
+            self.rows = (0..batch).map(|b| b * i).collect();
+            self.ks = (0..i).collect();
+            self.weight_rows = (0..i).map(|k| k * o).collect();
+        }
         y.reshape_for(&[batch, o]);
-        gemm(
-            MatRef::row_major(&x.data, batch, i),
-            MatRef::row_major(weight, o, i).t(),
+        gemm_indexed(
+            IndexedA { data: &x.data, row: &self.rows, k_offsets: &self.ks },
+            IndexedB { data: &self.weight_t, k_offsets: &self.weight_rows, n: o },
             &mut y.data,
             o,
-            Epilogue { bias: Some(bias), ..Epilogue::OVERWRITE },
+            Epilogue { bias: Some(bias), relu: self.relu, ..Epilogue::OVERWRITE },
         );
     }
 
     fn backward(
         &mut self,
-        params: &[f32],
+        _params: &[f32],
         grads: &mut [f32],
         x: &Tensor,
         _y: &Tensor,
         dy: &Tensor,
         dx: Option<&mut Tensor>,
     ) {
+        // weight_hwc is the forward pass's permuted W, still current.
         let (batch, i, o) = (x.batch(), self.in_features, self.out_features);
+        let (pixels, channels) = self.layout(x);
         let (grad_weight, grad_bias) = grads.split_at_mut(o * i);
         let dy_matrix = MatRef::row_major(&dy.data, batch, o);
-        gemm(dy_matrix.t(), MatRef::row_major(&x.data, batch, i), grad_weight, i, Epilogue::ACCUMULATE);
+        self.grad_hwc.resize(o * i, 0.0);
+        gemm(dy_matrix.t(), MatRef::row_major(&x.data, batch, i), &mut self.grad_hwc, i, Epilogue::OVERWRITE);
+        for out in 0..o {
+            for c in 0..channels {
+                for p in 0..pixels {
+                    grad_weight[out * i + c * pixels + p] += self.grad_hwc[out * i + p * channels + c];
+                }
+            }
+        }
         for row in dy.data.chunks(o) {
             for (gb, &d) in grad_bias.iter_mut().zip(row) {
                 *gb += d;
@@ -70,7 +145,7 @@ impl Layer for Linear {
         }
         if let Some(dx) = dx {
             dx.reshape_for(&x.shape);
-            gemm(dy_matrix, MatRef::row_major(&params[..o * i], o, i), &mut dx.data, i, Epilogue::OVERWRITE);
+            gemm(dy_matrix, MatRef::row_major(&self.weight_hwc, o, i), &mut dx.data, i, Epilogue::OVERWRITE);
         }
     }
 }
@@ -79,6 +154,7 @@ impl Layer for Linear {
 mod tests {
     use super::*;
     use crate::nn::gradcheck::check_layer;
+    use crate::nn::{Flatten, gradcheck::test_values};
 
     #[test]
     fn forward_is_x_times_w_transpose_plus_bias() {
@@ -94,5 +170,38 @@ mod tests {
     #[test]
     fn gradient_matches_finite_differences() {
         check_layer(&mut Linear::new(13, 5), &[13], 6);
+    }
+
+    /// Reading NHWC images directly must equal Flatten (to PyTorch's CHW order) then Linear.
+    #[test]
+    fn nhwc_input_equals_flatten_then_linear() {
+        let (h, w, c, o) = (3, 2, 4, 5);
+        let params = test_values(o * h * w * c + o, 11);
+        let x = Tensor::new(&[2, h, w, c], test_values(2 * h * w * c, 12));
+        let (mut flat, mut want, mut got) = (Tensor::default(), Tensor::default(), Tensor::default());
+        Flatten.forward(&[], &x, &mut flat, false);
+        let mut via_flatten = Linear::new(h * w * c, o);
+        via_flatten.forward(&params, &flat, &mut want, false);
+        let mut direct = Linear::new(h * w * c, o);
+        direct.forward(&params, &x, &mut got, false);
+        assert_eq!(got.shape, want.shape);
+        for (a, b) in got.data.iter().zip(&want.data) {
+            assert!((a - b).abs() < 1e-6);
+        }
+        // And the gradients: dx comes back in NHWC, dW in PyTorch's order.
+        let dy = Tensor::new(&want.shape, test_values(want.data.len(), 13));
+        let (mut grads_flat, mut grads_direct) = (vec![0.0; params.len()], vec![0.0; params.len()]);
+        let (mut dflat, mut dx_flat, mut dx_direct) = (Tensor::default(), Tensor::default(), Tensor::default());
+        via_flatten.backward(&params, &mut grads_flat, &flat, &want, &dy, Some(&mut dflat));
+        Flatten.backward(&[], &mut [], &x, &flat, &dflat, Some(&mut dx_flat));
+        direct.backward(&params, &mut grads_direct, &x, &got, &dy, Some(&mut dx_direct));
+        for (a, b) in grads_direct.iter().zip(&grads_flat).chain(dx_direct.data.iter().zip(&dx_flat.data)) {
+            assert!((a - b).abs() < 1e-6);
+        }
+    }
+
+    #[test]
+    fn gradient_matches_finite_differences_on_images() {
+        check_layer(&mut Linear::new(2 * 3 * 2, 3), &[2, 3, 2], 14);
     }
 }

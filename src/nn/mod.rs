@@ -79,6 +79,13 @@ pub trait Layer: Send {
         Vec::new()
     }
 
+    /// Asks the layer to apply a following ReLU itself, in its output epilogue. Returns whether it
+    /// will; if so the network skips the ReLU layer and masks the output gradient before calling
+    /// `backward`.
+    fn fuse_relu(&mut self) -> bool {
+        false
+    }
+
     /// y = layer(x). `train` turns on training behaviour (dropout).
     fn forward(&mut self, params: &[f32], x: &Tensor, y: &mut Tensor, train: bool);
 
