@@ -3,7 +3,7 @@
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use digitnn::kernels::{Epilogue, MatRef, gemm};
-use digitnn::nn::{Conv2d, Conv2dConfig, Layer, Linear, Tensor};
+use digitnn::nn::{Conv2d, Conv2dConfig, Layer, Linear, Pass, Tensor};
 use std::hint::black_box;
 
 fn values(len: usize) -> Vec<f32> {
@@ -39,10 +39,10 @@ fn bench_layers(c: &mut Criterion) {
         let mut grads = vec![0.0; params.len()];
         let x = Tensor::new(&[32, side, side, cin], values(32 * side * side * cin));
         let mut y = Tensor::default();
-        conv.forward(&params, &x, &mut y, true);
+        conv.forward(&params, &x, &mut y, Pass::TRAIN);
         let dy = Tensor::new(&y.shape, values(y.data.len()));
         let mut dx = Tensor::default();
-        group.bench_function(format!("{name}_forward"), |b| b.iter(|| conv.forward(&params, &x, &mut y, true)));
+        group.bench_function(format!("{name}_forward"), |b| b.iter(|| conv.forward(&params, &x, &mut y, Pass::TRAIN)));
         group.bench_function(format!("{name}_backward"), |b| {
             b.iter(|| conv.backward(&params, &mut grads, &x, &y, &dy, if cin > 1 { Some(&mut dx) } else { None }))
         });
@@ -52,9 +52,9 @@ fn bench_layers(c: &mut Criterion) {
     let mut grads = vec![0.0; params.len()];
     let x = Tensor::new(&[32, 30976], values(32 * 30976));
     let (mut y, mut dx) = (Tensor::default(), Tensor::default());
-    linear.forward(&params, &x, &mut y, true);
+    linear.forward(&params, &x, &mut y, Pass::TRAIN);
     let dy = Tensor::new(&y.shape, values(y.data.len()));
-    group.bench_function("linear_forward", |b| b.iter(|| linear.forward(&params, &x, &mut y, true)));
+    group.bench_function("linear_forward", |b| b.iter(|| linear.forward(&params, &x, &mut y, Pass::TRAIN)));
     group.bench_function("linear_backward", |b| {
         b.iter(|| linear.backward(&params, &mut grads, &x, &y, &dy, Some(&mut dx)))
     });

@@ -33,6 +33,10 @@ pub struct BenchReport {
     pub batch_size: usize,
     pub threads: usize,
     pub isa: &'static str,
+    /// Milliseconds per training step in each layer: (layer, forward, backward).
+    pub layers_ms: Vec<(String, f64, f64)>,
+    /// Milliseconds per training step outside the layers (loss, optimizer, batching).
+    pub other_ms: f64,
 }
 
 /// Forward multiply-adds of the seed CNN for one image, times 2 for FLOPs: convolutions
@@ -73,14 +77,19 @@ pub fn run(config: &BenchConfig) -> Result<BenchReport> {
     for step in 0..total_steps {
         if step == config.warmup_steps {
             started = Instant::now();
+            network.set_profiling(true);
         }
         let at = (step % total_steps.min(64)) * batch * 784;
         let logits = network.forward(&images[at..at + batch * 784], batch, true);
         cross_entropy(logits, &labels, 10, &mut grad);
         network.backward(&grad);
-        optimizer.step(&mut network.params, &network.grads);
+        network.apply(optimizer.as_mut());
     }
     let train_seconds = started.elapsed().as_secs_f64();
+    let per_step = |seconds: f64| seconds / config.steps as f64 * 1e3;
+    let layers_ms: Vec<_> = network.profile().into_iter().map(|(n, f, b)| (n, per_step(f), per_step(b))).collect();
+    let other_ms = per_step(train_seconds) - layers_ms.iter().map(|(_, f, b)| f + b).sum::<f64>();
+    network.set_profiling(false);
     let train_images_per_sec = (config.steps * batch) as f64 / train_seconds;
 
     let test = synthetic_images(1000);
@@ -110,5 +119,7 @@ pub fn run(config: &BenchConfig) -> Result<BenchReport> {
         batch_size: batch,
         threads: rayon::current_num_threads(),
         isa: isa::active().name(),
+        layers_ms,
+        other_ms,
     })
 }

@@ -107,7 +107,7 @@ pub fn train(
                 )));
             }
             network.backward(&grad_logits);
-            optimizer.step(&mut network.params, &network.grads);
+            network.apply(optimizer.as_mut());
             loss_sum += loss as f64;
             last_loss = loss;
             on_event(TrainEvent::Step { epoch, step: step + 1, steps, loss });

@@ -74,16 +74,22 @@ impl ConvGeometry {
 
 /// Copies NHWC images `src` [batch, h, w, c] into `dst` with `pad` zeros on every side.
 pub fn pad_nhwc(src: &[f32], batch: usize, h: usize, w: usize, c: usize, pad: usize, dst: &mut Vec<f32>) {
+    use rayon::prelude::*;
     let (ph, pw) = (h + 2 * pad, w + 2 * pad);
-    dst.clear();
     dst.resize(batch * ph * pw * c, 0.0);
-    for b in 0..batch {
-        for y in 0..h {
-            let from = ((b * h + y) * w) * c;
-            let to = ((b * ph + y + pad) * pw + pad) * c;
-            dst[to..to + w * c].copy_from_slice(&src[from..from + w * c]);
+    // One task per image: this is a pass over megabytes of activations every step.
+    dst.par_chunks_mut(ph * pw * c).zip(src.par_chunks(h * w * c)).for_each(|(out, image)| {
+        if pad > 0 {
+            out[..pad * pw * c].fill(0.0);
+            out[(pad + h) * pw * c..].fill(0.0);
         }
-    }
+        for y in 0..h {
+            let row = &mut out[(y + pad) * pw * c..(y + pad + 1) * pw * c];
+            row[..pad * c].fill(0.0);
+            row[pad * c..(pad + w) * c].copy_from_slice(&image[y * w * c..(y + 1) * w * c]);
+            row[(pad + w) * c..].fill(0.0);
+        }
+    });
 }
 
 /// The inverse of [`pad_nhwc`]: the centre of padded images, written over `dst` [batch, h, w, c].

@@ -3,8 +3,10 @@
 //! reference beside it and tests comparing the two.
 
 pub mod conv;
+pub mod dot;
 pub mod gemm;
 pub mod isa;
 
+pub use dot::matmul_nt;
 pub use gemm::{Epilogue, IndexedA, IndexedB, MatRef, gemm, gemm_indexed, gemm_naive};
 pub use isa::Isa;

@@ -58,7 +58,7 @@ pub fn to_bytes(network: &Network, test_accuracy: Option<f64>) -> Result<Vec<u8>
         .tensors()
         .iter()
         .map(|t| {
-            let bytes = network.params[t.range.clone()].iter().flat_map(|v| v.to_le_bytes()).collect();
+            let bytes = network.params()[t.range.clone()].iter().flat_map(|v| v.to_le_bytes()).collect();
             (t.name.clone(), t.shape.clone(), bytes)
         })
         .collect();
@@ -128,7 +128,7 @@ pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<(Network, ModelInfo)> {
     }
     let mut network = Network::new(architecture.clone(), 0).map_err(|e| fail(e.to_string()))?;
     for (t, view) in expected.iter().zip(values) {
-        let params = &mut network.params[t.range.clone()];
+        let params = &mut network.params_mut()[t.range.clone()];
         for (v, chunk) in params.iter_mut().zip(view.data().chunks_exact(4)) {
             *v = f32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
         }

@@ -7,9 +7,11 @@ mod io;
 pub use io::{ModelInfo, from_bytes, load, save, to_bytes};
 
 use crate::error::{Error, Result};
-use crate::nn::{Conv2d, Conv2dConfig, Dropout, Flatten, Layer, Linear, MaxPool2d, ParamSpec, Relu, Tensor};
+use crate::nn::{Conv2d, Conv2dConfig, Dropout, Flatten, Layer, Linear, MaxPool2d, ParamSpec, Pass, Relu, Tensor};
+use crate::optim::Optimizer;
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::{Rng, SeedableRng};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::ops::Range;
 
@@ -160,6 +162,18 @@ impl Plan {
     }
 }
 
+fn layer_name(index: usize, spec: &LayerSpec) -> String {
+    let kind = match spec {
+        LayerSpec::Conv2d { .. } => "conv2d",
+        LayerSpec::Relu => "relu",
+        LayerSpec::MaxPool2d { .. } => "maxpool2d",
+        LayerSpec::Flatten => "flatten",
+        LayerSpec::Linear { .. } => "linear",
+        LayerSpec::Dropout { .. } => "dropout",
+    };
+    format!("{index}:{kind}")
+}
+
 /// One layer as the network runs it. A ReLU right after a layer that can apply it in its own
 /// epilogue (convolution, linear) is fused into that layer, and a Flatten right before a Linear is
 /// left out (the Linear reads NHWC images directly), so neither costs a pass over memory.
@@ -192,9 +206,13 @@ pub struct Network {
     pub architecture: Architecture,
     layers: Vec<Box<dyn Layer>>,
     /// Every parameter, layer by layer, in PyTorch's layouts.
-    pub params: Vec<f32>,
+    params: Vec<f32>,
     /// dLoss/dparams from the last backward pass, laid out as `params`.
-    pub grads: Vec<f32>,
+    grads: Vec<f32>,
+    /// The parameters may have changed since the last forward pass.
+    params_changed: bool,
+    /// Seconds spent in each step's forward and backward passes, when profiling.
+    profile: Option<Vec<[f64; 2]>>,
     tensors: Vec<ParamTensor>,
     layer_params: Vec<Range<usize>>,
     steps: Vec<Step>,
@@ -215,6 +233,8 @@ impl Network {
             classes: plan.classes,
             params: vec![0.0; plan.total],
             grads: vec![0.0; plan.total],
+            params_changed: true,
+            profile: None,
             acts: (0..=n).map(|_| Tensor::default()).collect(),
             grad_acts: (0..=n).map(|_| Tensor::default()).collect(),
             architecture,
@@ -242,6 +262,48 @@ impl Network {
         }
     }
 
+    /// Every parameter, layer by layer, in PyTorch's layouts (see [`Network::tensors`]).
+    pub fn params(&self) -> &[f32] {
+        &self.params
+    }
+
+    /// Mutable access to the parameters (for loading them).
+    pub fn params_mut(&mut self) -> &mut [f32] {
+        self.params_changed = true;
+        &mut self.params
+    }
+
+    /// dLoss/dparams from the last backward pass, laid out as the parameters.
+    pub fn grads(&self) -> &[f32] {
+        &self.grads
+    }
+
+    /// Updates the parameters from the gradients of the last backward pass.
+    pub fn apply(&mut self, optimizer: &mut dyn Optimizer) {
+        optimizer.step(&mut self.params, &self.grads);
+        self.params_changed = true;
+    }
+
+    /// Starts (or stops) timing each layer's forward and backward passes.
+    pub fn set_profiling(&mut self, on: bool) {
+        self.profile = on.then(|| vec![[0.0; 2]; self.steps.len()]);
+    }
+
+    /// Seconds spent so far in each executed layer while profiling: (name, forward, backward).
+    /// A fused ReLU is counted with its layer; an elided Flatten does not appear.
+    pub fn profile(&self) -> Vec<(String, f64, f64)> {
+        let Some(profile) = &self.profile else { return Vec::new() };
+        self.steps
+            .iter()
+            .zip(profile)
+            .map(|(step, [forward, backward])| {
+                let spec = &self.architecture.layers[step.layer];
+                let name = format!("{}{}", layer_name(step.layer, spec), if step.relu { "+relu" } else { "" });
+                (name, *forward, *backward)
+            })
+            .collect()
+    }
+
     /// Number of output classes.
     pub fn classes(&self) -> usize {
         self.classes
@@ -264,6 +326,8 @@ impl Network {
     /// Runs a batch of images (NCHW, `batch * input_len` values) and returns the logits
     /// [batch, classes]. `train` keeps what backward needs and turns on dropout.
     pub fn forward(&mut self, images: &[f32], batch: usize, train: bool) -> &[f32] {
+        let pass = Pass { train, params_changed: self.params_changed };
+        self.params_changed = false;
         assert_eq!(images.len(), batch * self.input_len(), "image buffer size");
         let [c, h, w] = self.architecture.input;
         let input = &mut self.acts[0];
@@ -282,7 +346,11 @@ impl Network {
         for (s, step) in self.steps.iter().enumerate() {
             let (before, after) = self.acts.split_at_mut(s + 1);
             let params = &self.params[self.layer_params[step.layer].clone()];
-            self.layers[step.layer].forward(params, &before[s], &mut after[0], train);
+            let started = self.profile.is_some().then(std::time::Instant::now);
+            self.layers[step.layer].forward(params, &before[s], &mut after[0], pass);
+            if let (Some(profile), Some(started)) = (&mut self.profile, started) {
+                profile[s][0] += started.elapsed().as_secs_f64();
+            }
         }
         &self.acts[self.steps.len()].data
     }
@@ -296,16 +364,20 @@ impl Network {
         last.data.copy_from_slice(grad_logits);
         for s in (0..n).rev() {
             let step = self.steps[s];
+            let started = self.profile.is_some().then(std::time::Instant::now);
             let range = self.layer_params[step.layer].clone();
             let (grad_before, grad_after) = self.grad_acts.split_at_mut(s + 1);
             let dy = &mut grad_after[0];
             if step.relu {
                 // The fused ReLU's backward: the gradient passes where the output is positive.
-                for (d, &y) in dy.data.iter_mut().zip(&self.acts[s + 1].data) {
-                    if y <= 0.0 {
-                        *d = 0.0;
+                let outputs = &self.acts[s + 1].data;
+                dy.data.par_chunks_mut(1 << 14).zip(outputs.par_chunks(1 << 14)).for_each(|(dy, y)| {
+                    for (d, &y) in dy.iter_mut().zip(y) {
+                        if y <= 0.0 {
+                            *d = 0.0;
+                        }
                     }
-                }
+                });
             }
             // The first layer's input gradient is never needed.
             let dx = if s > 0 { Some(&mut grad_before[s]) } else { None };
@@ -317,6 +389,9 @@ impl Network {
                 dy,
                 dx,
             );
+            if let (Some(profile), Some(started)) = (&mut self.profile, started) {
+                profile[s][1] += started.elapsed().as_secs_f64();
+            }
         }
     }
 }

@@ -25,7 +25,7 @@ fn fixture() -> HashMap<String, Vec<f32>> {
 fn seed_cnn_with_pytorch_weights(f: &HashMap<String, Vec<f32>>) -> Network {
     let mut network = Network::new(Architecture::seed_cnn(), 0).unwrap();
     for t in network.tensors().to_vec() {
-        network.params[t.range].copy_from_slice(&f[&t.name]);
+        network.params_mut()[t.range].copy_from_slice(&f[&t.name]);
     }
     network
 }
@@ -58,17 +58,17 @@ fn seed_cnn_gradients_and_adam_step_match_pytorch() {
     for t in network.tensors().to_vec() {
         let want = &f[&format!("grad.{}", t.name)];
         let scale = want.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-        assert_close(&format!("grad of {}", t.name), &network.grads[t.range], want, 1e-4 * scale, 1e-3);
+        assert_close(&format!("grad of {}", t.name), &network.grads()[t.range], want, 1e-4 * scale, 1e-3);
     }
     let mut adam = OptimizerConfig::default().build(network.parameter_count());
-    adam.step(&mut network.params, &network.grads);
+    network.apply(adam.as_mut());
     for t in network.tensors().to_vec() {
         // Adam's first step moves each parameter by lr * g / (|g| + eps): about lr * sign(g), so
         // this checks the sign of every gradient. Where |g| is near eps (1e-8) the step depends
         // on g's last digits, so those few get a looser bound (still below lr).
         let grads = &f[&format!("grad.{}", t.name)];
         let want = &f[&format!("adam1.{}", t.name)];
-        for (i, ((got, want), g)) in network.params[t.range].iter().zip(want).zip(grads).enumerate() {
+        for (i, ((got, want), g)) in network.params()[t.range].iter().zip(want).zip(grads).enumerate() {
             let tolerance = if g.abs() > 1e-5 { 2e-6 } else { 5e-4 };
             assert!((got - want).abs() <= tolerance, "Adam step of {}[{i}]: {got} vs PyTorch {want}", t.name);
         }
@@ -80,10 +80,10 @@ fn same_seed_same_weights_other_seed_other_weights() {
     let a = Network::new(Architecture::seed_cnn(), 7).unwrap();
     let b = Network::new(Architecture::seed_cnn(), 7).unwrap();
     let c = Network::new(Architecture::seed_cnn(), 8).unwrap();
-    assert_eq!(a.params, b.params);
-    assert_ne!(a.params, c.params);
+    assert_eq!(a.params(), b.params());
+    assert_ne!(a.params(), c.params());
     // PyTorch's default bound for conv1: 1/sqrt(9).
-    let conv1 = &a.params[a.tensors()[0].range.clone()];
+    let conv1 = &a.params()[a.tensors()[0].range.clone()];
     assert!(conv1.iter().all(|v| v.abs() <= 1.0 / 3.0) && conv1.iter().any(|v| v.abs() > 0.3));
 }
 
@@ -114,7 +114,7 @@ fn save_then_load_round_trips() {
     let mut network = Network::new(Architecture::seed_cnn(), 3).unwrap();
     save(&network, &path, Some(0.9876)).unwrap();
     let (mut loaded, info) = load(&path).unwrap();
-    assert_eq!(loaded.params, network.params);
+    assert_eq!(loaded.params(), network.params());
     assert_eq!(info.test_accuracy, Some(0.9876));
     let image: Vec<f32> = (0..784).map(|i| (i % 7) as f32 / 7.0).collect();
     assert_eq!(loaded.forward(&image, 1, false), network.forward(&image, 1, false));
@@ -131,7 +131,7 @@ fn a_pytorch_state_dict_without_metadata_loads_as_the_seed_cnn() {
     let parsed = SafeTensors::deserialize(&bytes).unwrap();
     let plain = safetensors::serialize(parsed.tensors(), None).unwrap();
     let (loaded, info) = from_bytes(&plain, Path::new("plain.safetensors")).unwrap();
-    assert_eq!(loaded.params, network.params);
+    assert_eq!(loaded.params(), network.params());
     assert_eq!(info.architecture, Architecture::seed_cnn());
 }
 
@@ -160,7 +160,7 @@ fn bad_model_files_are_refused_with_a_reason() {
 
     // A NaN in the weights.
     let mut poisoned = Network::new(Architecture::seed_cnn(), 0).unwrap();
-    poisoned.params[5] = f32::NAN;
+    poisoned.params_mut()[5] = f32::NAN;
     assert!(load_error(&to_bytes(&poisoned, None).unwrap()).contains("non-finite"));
 
     // An architecture asking for far more parameters than the file holds.
@@ -187,9 +187,9 @@ fn training_is_deterministic_for_a_seed_and_thread_count() {
                 let mut grad = vec![0.0; logits.len()];
                 cross_entropy(&logits, &[1, 2, 3], 10, &mut grad);
                 network.backward(&grad);
-                adam.step(&mut network.params, &network.grads);
+                network.apply(adam.as_mut());
             }
-            network.params
+            network.params().to_vec()
         })
     };
     assert_eq!(run(2), run(2));

@@ -8,7 +8,7 @@
 //! ```
 //! where q runs over every output pixel of the batch and k over (kh, kw, in_channel).
 
-use super::{Layer, ParamSpec, Tensor, shape_error};
+use super::{Layer, ParamSpec, Pass, Tensor, shape_error};
 use crate::error::Result;
 use crate::kernels::conv::{ConvGeometry, pad_nhwc, unpad_nhwc};
 use crate::kernels::{Epilogue, IndexedA, IndexedB, MatRef, gemm, gemm_indexed};
@@ -158,26 +158,35 @@ impl Conv2d {
 
     fn backward_weight(&mut self, g: &ConvGeometry, grads: &mut [f32], x: &Tensor, dy: &Tensor) {
         let (k_len, cout, pixels) = (g.k_len(), g.out_c, g.out_pixels());
+        // Each task sums the weight and bias gradients of its share of the images into its own
+        // partial ([k_len * cout] weights then [cout] biases); partials are added in task order.
+        let partial_len = k_len * cout + cout;
         let tasks = rayon::current_num_threads().clamp(1, g.batch.max(1));
-        self.grad_partials.resize(tasks * k_len * cout, 0.0);
-        let (x_padded, taps, windows, dy_rows) =
-            (if g.pad == 0 { &x.data } else { &self.x_padded }, &self.taps, &self.windows, &self.dy_rows);
-        self.grad_partials.par_chunks_mut(k_len * cout).enumerate().for_each(|(task, partial)| {
+        self.grad_partials.resize(tasks * partial_len, 0.0);
+        let x_padded = if g.pad == 0 { &x.data } else { &self.x_padded };
+        let (taps, windows, dy_rows) = (&self.taps, &self.windows, &self.dy_rows);
+        self.grad_partials.par_chunks_mut(partial_len).enumerate().for_each(|(task, partial)| {
             partial.fill(0.0);
+            let (weight_part, bias_part) = partial.split_at_mut(k_len * cout);
             for b in g.batch * task / tasks..g.batch * (task + 1) / tasks {
                 let images = b * pixels..(b + 1) * pixels;
                 gemm_indexed(
                     IndexedA { data: x_padded, row: taps, k_offsets: &windows[images.clone()] },
                     IndexedB { data: &dy.data, k_offsets: &dy_rows[images], n: cout },
-                    partial,
+                    weight_part,
                     cout,
                     Epilogue::ACCUMULATE,
                 );
+                for row in dy.data[b * pixels * cout..(b + 1) * pixels * cout].chunks(cout) {
+                    for (gb, &d) in bias_part.iter_mut().zip(row) {
+                        *gb += d;
+                    }
+                }
             }
         });
         let (grad_weight, grad_bias) = grads.split_at_mut(self.weight_len());
         let (kk, cin) = (g.kernel * g.kernel, g.in_c);
-        for partial in self.grad_partials.chunks(k_len * cout) {
+        for partial in self.grad_partials.chunks(partial_len) {
             for o in 0..cout {
                 for i in 0..cin {
                     for t in 0..kk {
@@ -185,10 +194,8 @@ impl Conv2d {
                     }
                 }
             }
-        }
-        for row in dy.data.chunks(cout) {
-            for (gb, &d) in grad_bias.iter_mut().zip(row) {
-                *gb += d;
+            for (gb, &p) in grad_bias.iter_mut().zip(&partial[k_len * cout..]) {
+                *gb += p;
             }
         }
     }
@@ -281,10 +288,12 @@ impl Layer for Conv2d {
         true
     }
 
-    fn forward(&mut self, params: &[f32], x: &Tensor, y: &mut Tensor, _train: bool) {
+    fn forward(&mut self, params: &[f32], x: &Tensor, y: &mut Tensor, pass: Pass) {
         let g = self.prepare(x);
         let (weight, bias) = params.split_at(self.weight_len());
-        self.refresh_weight_hwio(weight);
+        if pass.params_changed || self.weight_hwio.len() != weight.len() {
+            self.refresh_weight_hwio(weight);
+        }
         if g.pad > 0 {
             pad_nhwc(&x.data, g.batch, g.in_h, g.in_w, g.in_c, g.pad, &mut self.x_padded);
         }
@@ -333,7 +342,7 @@ mod tests {
         let params = test_values(17 * 3 * 9 + 17, 7);
         let x = Tensor::new(&[2, 9, 8, 3], test_values(2 * 9 * 8 * 3, 8));
         let mut y = Tensor::default();
-        conv.forward(&params, &x, &mut y, false);
+        conv.forward(&params, &x, &mut y, Pass::INFER);
         let g = conv.geometry.unwrap();
         let want = conv2d_naive(&g, &x.data, &params[..17 * 27], &params[17 * 27..]);
         assert_eq!(y.shape, vec![2, 5, 4, 17]);

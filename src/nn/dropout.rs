@@ -1,7 +1,7 @@
 //! Dropout: in training, zeroes each value with probability p and scales the rest by 1/(1-p);
 //! at inference, the identity. Masks come from a seeded generator, so runs are reproducible.
 
-use super::{Layer, Tensor};
+use super::{Layer, Pass, Tensor};
 use crate::error::Result;
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::{Rng, SeedableRng};
@@ -25,10 +25,10 @@ impl Layer for Dropout {
         Ok(input.to_vec())
     }
 
-    fn forward(&mut self, _params: &[f32], x: &Tensor, y: &mut Tensor, train: bool) {
+    fn forward(&mut self, _params: &[f32], x: &Tensor, y: &mut Tensor, pass: Pass) {
         y.reshape_for(&x.shape);
         self.scale.resize(x.data.len(), 1.0);
-        if !train || self.p == 0.0 {
+        if !pass.train || self.p == 0.0 {
             self.scale.fill(1.0);
             y.data.copy_from_slice(&x.data);
             return;
@@ -69,7 +69,7 @@ mod tests {
         let mut layer = Dropout::new(0.5, 3);
         let x = Tensor::new(&[1, 1000], (0..1000).map(|i| i as f32 + 1.0).collect());
         let mut y = Tensor::default();
-        layer.forward(&[], &x, &mut y, true);
+        layer.forward(&[], &x, &mut y, Pass::TRAIN);
         let dy = Tensor::new(&[1, 1000], vec![1.0; 1000]);
         let mut dx = Tensor::default();
         layer.backward(&[], &mut [], &x, &y, &dy, Some(&mut dx));
@@ -86,7 +86,7 @@ mod tests {
         let mut layer = Dropout::new(0.5, 3);
         let x = Tensor::new(&[1, 4], vec![1.0, 2.0, 3.0, 4.0]);
         let mut y = Tensor::default();
-        layer.forward(&[], &x, &mut y, false);
+        layer.forward(&[], &x, &mut y, Pass::INFER);
         assert_eq!(y.data, x.data);
     }
 }

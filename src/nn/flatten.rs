@@ -1,7 +1,7 @@
 //! Flatten: NHWC images to vectors in PyTorch's (C, H, W) order, so that the next Linear layer's
 //! weights mean the same as in a PyTorch model.
 
-use super::{Layer, Tensor};
+use super::{Layer, Pass, Tensor};
 use crate::error::Result;
 
 #[derive(Debug, Default)]
@@ -12,7 +12,7 @@ impl Layer for Flatten {
         Ok(vec![input.iter().product()])
     }
 
-    fn forward(&mut self, _params: &[f32], x: &Tensor, y: &mut Tensor, _train: bool) {
+    fn forward(&mut self, _params: &[f32], x: &Tensor, y: &mut Tensor, _pass: Pass) {
         let batch = x.batch();
         let features: usize = x.shape[1..].iter().product();
         y.reshape_for(&[batch, features]);
@@ -69,7 +69,7 @@ mod tests {
         // One image, 1x2 pixels, 2 channels: NHWC [a0 a1 | b0 b1] -> CHW [a0 b0 | a1 b1].
         let x = Tensor::new(&[1, 1, 2, 2], vec![1.0, 2.0, 3.0, 4.0]);
         let mut y = Tensor::default();
-        Flatten.forward(&[], &x, &mut y, false);
+        Flatten.forward(&[], &x, &mut y, Pass::INFER);
         assert_eq!(y.shape, vec![1, 4]);
         assert_eq!(y.data, vec![1.0, 3.0, 2.0, 4.0]);
     }

@@ -1,7 +1,7 @@
 //! Test helper: compares a layer's analytic gradients with central finite differences of the
 //! scalar loss L = sum(r * y) for a fixed random r.
 
-use super::{Layer, Tensor};
+use super::{Layer, Pass, Tensor};
 
 /// Deterministic pseudo-random values in [-1, 1) for tests.
 pub(crate) fn test_values(len: usize, seed: u64) -> Vec<f32> {
@@ -29,7 +29,7 @@ fn separated_values(len: usize, seed: u64) -> Vec<f32> {
 
 fn loss(layer: &mut dyn Layer, params: &[f32], x: &Tensor, r: &[f32]) -> f64 {
     let mut y = Tensor::default();
-    layer.forward(params, x, &mut y, true);
+    layer.forward(params, x, &mut y, Pass::TRAIN);
     y.data.iter().zip(r).map(|(&a, &b)| a as f64 * b as f64).sum()
 }
 
@@ -48,7 +48,7 @@ pub(crate) fn check_layer(layer: &mut dyn Layer, sample_shape: &[usize], seed: u
     let mut params: Vec<f32> = test_values(n_params, seed + 1).iter().map(|v| v * 0.5).collect();
 
     let mut y = Tensor::default();
-    layer.forward(&params, &x, &mut y, true);
+    layer.forward(&params, &x, &mut y, Pass::TRAIN);
     let r = test_values(y.data.len(), seed + 2);
     let dy = Tensor::new(&y.shape, r.clone());
     let mut grads = vec![0.0f32; n_params];

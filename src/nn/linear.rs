@@ -6,15 +6,16 @@
 //! larger) activations:
 //!
 //! ```text
-//! forward   y[B, out]       = x[B, in] * weight_t[in, out] + b     weight_t = permuted W^T
+//! forward   y[b, o]         = dot(x[b], weight_hwc[o]) + b[o]     weight_hwc = W, columns permuted
 //! backward  dW_hwc[out, in] = dy^T[out, B] * x[B, in]             (added to dW un-permuted)
 //!           db             += column sums of dy
 //!           dx[B, in]       = dy[B, out] * weight_hwc[out, in]
 //! ```
 
-use super::{Layer, ParamSpec, Tensor, shape_error};
+use super::{Layer, ParamSpec, Pass, Tensor, shape_error};
 use crate::error::Result;
-use crate::kernels::{Epilogue, IndexedA, IndexedB, MatRef, gemm, gemm_indexed};
+use crate::kernels::{Epilogue, MatRef, gemm, matmul_nt};
+use rayon::prelude::*;
 
 #[derive(Debug)]
 pub struct Linear {
@@ -23,13 +24,9 @@ pub struct Linear {
     relu: bool,
     /// W with its columns in the data's order: [out, in].
     weight_hwc: Vec<f32>,
-    /// The transpose of `weight_hwc`: [in, out].
-    weight_t: Vec<f32>,
     grad_hwc: Vec<f32>,
-    /// Offset tables for the forward GEMM.
-    rows: Vec<usize>,
-    ks: Vec<usize>,
-    weight_rows: Vec<usize>,
+    /// The (pixels, channels) layout `weight_hwc` was permuted for.
+    permuted_for: Option<(usize, usize)>,
 }
 
 impl Linear {
@@ -39,11 +36,8 @@ impl Linear {
             out_features,
             relu: false,
             weight_hwc: Vec::new(),
-            weight_t: Vec::new(),
             grad_hwc: Vec::new(),
-            rows: Vec::new(),
-            ks: Vec::new(),
-            weight_rows: Vec::new(),
+            permuted_for: None,
         }
     }
 
@@ -55,21 +49,17 @@ impl Linear {
         }
     }
 
-    /// Fills `weight_hwc` and `weight_t` from W (PyTorch's column order c * pixels + p).
+    /// Fills `weight_hwc` from W (PyTorch's column order c * pixels + p), one output row a task.
     fn permute_weight(&mut self, weight: &[f32], pixels: usize, channels: usize) {
-        let (i, o) = (self.in_features, self.out_features);
-        self.weight_hwc.resize(o * i, 0.0);
-        self.weight_t.resize(o * i, 0.0);
-        for out in 0..o {
-            for c in 0..channels {
-                for p in 0..pixels {
-                    let v = weight[out * i + c * pixels + p];
-                    let k = p * channels + c;
-                    self.weight_hwc[out * i + k] = v;
-                    self.weight_t[k * o + out] = v;
+        let i = self.in_features;
+        self.weight_hwc.resize(weight.len(), 0.0);
+        self.weight_hwc.par_chunks_mut(i).zip(weight.par_chunks(i)).for_each(|(hwc, chw)| {
+            for p in 0..pixels {
+                for c in 0..channels {
+                    hwc[p * channels + c] = chw[c * pixels + p];
                 }
             }
-        }
+        });
     }
 }
 
@@ -94,23 +84,21 @@ impl Layer for Linear {
         true
     }
 
-    fn forward(&mut self, params: &[f32], x: &Tensor, y: &mut Tensor, _train: bool) {
+    fn forward(&mut self, params: &[f32], x: &Tensor, y: &mut Tensor, pass: Pass) {
         let (batch, i, o) = (x.batch(), self.in_features, self.out_features);
         assert_eq!(x.data.len(), batch * i, "Linear input size");
         let (weight, bias) = params.split_at(o * i);
         let (pixels, channels) = self.layout(x);
-        self.permute_weight(weight, pixels, channels);
-        if self.rows.len() != batch || self.ks.len() != i {
-            self.rows = (0..batch).map(|b| b * i).collect();
-            self.ks = (0..i).collect();
-            self.weight_rows = (0..i).map(|k| k * o).collect();
+        if pass.params_changed || self.permuted_for != Some((pixels, channels)) {
+            self.permute_weight(weight, pixels, channels);
+            self.permuted_for = Some((pixels, channels));
         }
         y.reshape_for(&[batch, o]);
-        gemm_indexed(
-            IndexedA { data: &x.data, row: &self.rows, k_offsets: &self.ks },
-            IndexedB { data: &self.weight_t, k_offsets: &self.weight_rows, n: o },
+        matmul_nt(
+            &x.data,
+            &self.weight_hwc,
+            i,
             &mut y.data,
-            o,
             Epilogue { bias: Some(bias), relu: self.relu, ..Epilogue::OVERWRITE },
         );
     }
@@ -131,13 +119,13 @@ impl Layer for Linear {
         let dy_matrix = MatRef::row_major(&dy.data, batch, o);
         self.grad_hwc.resize(o * i, 0.0);
         gemm(dy_matrix.t(), MatRef::row_major(&x.data, batch, i), &mut self.grad_hwc, i, Epilogue::OVERWRITE);
-        for out in 0..o {
+        grad_weight.par_chunks_mut(i).zip(self.grad_hwc.par_chunks(i)).for_each(|(chw, hwc)| {
             for c in 0..channels {
                 for p in 0..pixels {
-                    grad_weight[out * i + c * pixels + p] += self.grad_hwc[out * i + p * channels + c];
+                    chw[c * pixels + p] += hwc[p * channels + c];
                 }
             }
-        }
+        });
         for row in dy.data.chunks(o) {
             for (gb, &d) in grad_bias.iter_mut().zip(row) {
                 *gb += d;
@@ -163,7 +151,7 @@ mod tests {
         let params = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 0.5, -1.0, 0.0];
         let x = Tensor::new(&[1, 2], vec![1.0, -1.0]);
         let mut y = Tensor::default();
-        layer.forward(&params, &x, &mut y, false);
+        layer.forward(&params, &x, &mut y, Pass::INFER);
         assert_eq!(y.data, vec![-0.5, -2.0, -1.0]);
     }
 
@@ -179,11 +167,11 @@ mod tests {
         let params = test_values(o * h * w * c + o, 11);
         let x = Tensor::new(&[2, h, w, c], test_values(2 * h * w * c, 12));
         let (mut flat, mut want, mut got) = (Tensor::default(), Tensor::default(), Tensor::default());
-        Flatten.forward(&[], &x, &mut flat, false);
+        Flatten.forward(&[], &x, &mut flat, Pass::INFER);
         let mut via_flatten = Linear::new(h * w * c, o);
-        via_flatten.forward(&params, &flat, &mut want, false);
+        via_flatten.forward(&params, &flat, &mut want, Pass::INFER);
         let mut direct = Linear::new(h * w * c, o);
-        direct.forward(&params, &x, &mut got, false);
+        direct.forward(&params, &x, &mut got, Pass::INFER);
         assert_eq!(got.shape, want.shape);
         for (a, b) in got.data.iter().zip(&want.data) {
             assert!((a - b).abs() < 1e-6);

@@ -1,7 +1,7 @@
 //! MaxPool2d over NHWC activations (no padding); the gradient goes to the first maximum of each
 //! window, as in PyTorch.
 
-use super::{Layer, Tensor, shape_error};
+use super::{Layer, Pass, Tensor, shape_error};
 use crate::error::Result;
 
 #[derive(Debug)]
@@ -31,7 +31,7 @@ impl Layer for MaxPool2d {
         Ok(vec![self.out_len(input[0]), self.out_len(input[1]), input[2]])
     }
 
-    fn forward(&mut self, _params: &[f32], x: &Tensor, y: &mut Tensor, _train: bool) {
+    fn forward(&mut self, _params: &[f32], x: &Tensor, y: &mut Tensor, _pass: Pass) {
         let (batch, h, w, c) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3]);
         let (oh, ow) = (self.out_len(h), self.out_len(w));
         y.reshape_for(&[batch, oh, ow, c]);
@@ -86,7 +86,7 @@ mod tests {
     fn takes_the_maximum_of_each_window() {
         let x = Tensor::new(&[1, 2, 2, 1], vec![1.0, 4.0, 3.0, 2.0]);
         let mut y = Tensor::default();
-        MaxPool2d::new(2, 2).forward(&[], &x, &mut y, false);
+        MaxPool2d::new(2, 2).forward(&[], &x, &mut y, Pass::INFER);
         assert_eq!((y.shape, y.data), (vec![1, 1, 1, 1], vec![4.0]));
     }
 

@@ -51,6 +51,21 @@ impl Tensor {
     }
 }
 
+/// What kind of forward pass this is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pass {
+    /// Training behaviour (dropout) and keeping what backward needs.
+    pub train: bool,
+    /// The parameters may differ from the previous pass, so anything a layer derived from them
+    /// (rearranged weights) must be derived again.
+    pub params_changed: bool,
+}
+
+impl Pass {
+    pub const TRAIN: Pass = Pass { train: true, params_changed: true };
+    pub const INFER: Pass = Pass { train: false, params_changed: true };
+}
+
 /// A learnable tensor a layer owns: its name in the state_dict (`weight`, `bias`), its PyTorch
 /// shape and the fan-in that PyTorch's default initialisation uses.
 #[derive(Clone, Debug, PartialEq)]
@@ -86,8 +101,8 @@ pub trait Layer: Send {
         false
     }
 
-    /// y = layer(x). `train` turns on training behaviour (dropout).
-    fn forward(&mut self, params: &[f32], x: &Tensor, y: &mut Tensor, train: bool);
+    /// y = layer(x).
+    fn forward(&mut self, params: &[f32], x: &Tensor, y: &mut Tensor, pass: Pass);
 
     /// Adds the parameter gradients into `grads` and, when `dx` is given, writes dL/dx there.
     /// `x` and `y` are the input and output of the last forward pass.

@@ -1,6 +1,6 @@
 //! ReLU: y = max(x, 0).
 
-use super::{Layer, Tensor};
+use super::{Layer, Pass, Tensor};
 use crate::error::Result;
 
 #[derive(Debug, Default)]
@@ -11,7 +11,7 @@ impl Layer for Relu {
         Ok(input.to_vec())
     }
 
-    fn forward(&mut self, _params: &[f32], x: &Tensor, y: &mut Tensor, _train: bool) {
+    fn forward(&mut self, _params: &[f32], x: &Tensor, y: &mut Tensor, _pass: Pass) {
         y.reshape_for(&x.shape);
         for (out, &v) in y.data.iter_mut().zip(&x.data) {
             *out = v.max(0.0);
