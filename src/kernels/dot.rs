@@ -14,7 +14,7 @@ pub fn matmul_nt(a: &[f32], b: &[f32], k: usize, c: &mut [f32], epilogue: Epilog
 
 /// [`matmul_nt`] on a chosen instruction set.
 pub fn matmul_nt_with(isa: Isa, a: &[f32], b: &[f32], k: usize, c: &mut [f32], epilogue: Epilogue) {
-    assert!(k > 0 && a.len() % k == 0 && b.len() % k == 0, "rows of length k");
+    assert!(k > 0 && a.len().is_multiple_of(k) && b.len().is_multiple_of(k), "rows of length k");
     let (m, n) = (a.len() / k, b.len() / k);
     assert_eq!(c.len(), m * n, "C is m x n");
     let isa = if isa.is_supported() { isa } else { Isa::Portable };
