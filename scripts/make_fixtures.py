@@ -5,6 +5,7 @@ usage: python scripts/make_fixtures.py        (needs torch, numpy and safetensor
 Writes into tests/fixtures/:
   optimizers.json       parameters after each of 5 steps of SGD, momentum, Nesterov, Adam, AdamW
                         (with and without weight decay) on a fixed gradient sequence
+  seed_cnn.pt           the same initial state_dict saved with torch.save, as the original project does
   seed_cnn.safetensors  the seed CNN's state_dict (torch.manual_seed(0) initialisation), a batch of
                         4 inputs and labels, PyTorch's logits, loss, parameter gradients, and the
                         parameters after one Adam step
@@ -58,6 +59,7 @@ class DigitClassifier(nn.Module):
 
 torch.manual_seed(0)
 m = DigitClassifier()
+torch.save(m.state_dict(), os.path.join(out, 'seed_cnn.pt'))
 # Inputs shaped like MNIST digits: mostly 0 with a bright random blob, values in [0, 1].
 x = torch.zeros(4, 1, 28, 28)
 x[:, :, 6:22, 8:20] = torch.rand(4, 1, 16, 12)

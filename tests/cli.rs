@@ -213,3 +213,29 @@ fn bench_reports_json() {
     }
     assert_eq!(report["threads"], 1);
 }
+
+#[test]
+fn convert_both_ways_and_export_onnx() {
+    let s = Setup::new();
+    assert!(s.train("m.safetensors", &["--epochs", "1", "--limit", "40"]).status.success());
+    let (st, pt, back, onnx) = (s.path("m.safetensors"), s.path("m.pt"), s.path("back.safetensors"), s.path("m.onnx"));
+    assert!(digitnn(&["convert", &st, &pt]).status.success());
+    assert!(std::fs::read(&pt).unwrap().starts_with(b"PK"), "a .pt file is a zip archive");
+    assert!(digitnn(&["convert", &pt, &back]).status.success());
+    let weights = |p: &str| digitnn::model::load(Path::new(p)).unwrap().0.params().to_vec();
+    assert!(weights(&st) == weights(&back));
+    // The .pt file is recognised by content, whatever its name.
+    let renamed = s.path("model.bin");
+    std::fs::copy(&pt, &renamed).unwrap();
+    let image = s.path("digit.png");
+    GrayImage::from_raw(28, 28, synthetic_digit(4, 7)).unwrap().save(&image).unwrap();
+    let a = digitnn(&["predict", "--model", &renamed, "--json", &image]);
+    let b = digitnn(&["predict", "--model", &st, "--json", &image]);
+    assert!(a.status.success() && stdout(&a).replace(&renamed, "") == stdout(&b).replace(&st, ""));
+    assert!(digitnn(&["eval", "--model", &pt, "--data", &s.path("data")]).status.success());
+
+    assert!(digitnn(&["export", "--onnx", &onnx, "--model", &pt]).status.success());
+    assert!(std::fs::metadata(&onnx).unwrap().len() > 1_400_000);
+    let o = digitnn(&["convert", &st, &s.path("m.txt")]);
+    assert!(!o.status.success() && stderr(&o).contains(".safetensors, .pt or .pth"));
+}

@@ -2,6 +2,7 @@
 //! arguments into library calls and results into text or JSON.
 
 mod bench;
+mod convert;
 mod data;
 mod eval;
 mod predict;
@@ -37,6 +38,10 @@ enum Command {
     },
     /// Measure training and inference speed (synthetic data, seed CNN).
     Bench(bench::Args),
+    /// Convert a model between safetensors and PyTorch .pt (both ways).
+    Convert(convert::ConvertArgs),
+    /// Export a model to another format (ONNX).
+    Export(convert::ExportArgs),
 }
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
@@ -46,6 +51,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Predict(args) => predict::run(args),
         Command::Data { command } => data::run(command),
         Command::Bench(args) => bench::run(args),
+        Command::Convert(args) => convert::convert(args),
+        Command::Export(args) => convert::export(args),
     }
 }
 

@@ -1,4 +1,4 @@
-//! Model files: safetensors with the original's state_dict names (`model.0.weight`, ...) and
+//! Model files: safetensors (or PyTorch `.pt` state_dicts, see `pt`) with the original's state_dict names (`model.0.weight`, ...) and
 //! metadata (architecture, input scaling, format version, recorded test accuracy).
 //!
 //! Loading checks everything before trusting it: file size, header, names, dtypes, shapes, and
@@ -27,17 +27,7 @@ pub struct ModelInfo {
 
 /// Saves the network's parameters and metadata to `path`, atomically.
 pub fn save(network: &Network, path: &Path, test_accuracy: Option<f64>) -> Result<()> {
-    let bytes = to_bytes(network, test_accuracy)?;
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let io = |e| Error::io(path, e);
-    let mut file = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
-    file.write_all(&bytes).map_err(io)?;
-    file.as_file().sync_all().map_err(io)?;
-    file.persist(path).map_err(|e| io(e.error))?;
-    Ok(())
+    write_atomic(path, &to_bytes(network, test_accuracy)?)
 }
 
 /// The safetensors bytes for a network.
@@ -82,11 +72,28 @@ pub fn load(path: &Path) -> Result<(Network, ModelInfo)> {
     from_bytes(&bytes, path)
 }
 
-/// Parses safetensors bytes (`path` is only used in messages).
+/// Parses a model file's bytes, safetensors or a PyTorch `.pt` state_dict, recognised by content
+/// (`path` is only used in messages).
 pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<(Network, ModelInfo)> {
+    if bytes.starts_with(b"PK\x03\x04") { from_pt(bytes, path) } else { from_safetensors(bytes, path) }
+}
+
+/// A tensor as a file holds it, before it is checked against the architecture.
+struct FileTensor<'a> {
+    dtype: String,
+    shape: Vec<usize>,
+    values: FileValues<'a>,
+}
+
+enum FileValues<'a> {
+    LittleEndian(&'a [u8]),
+    Decoded(Vec<f32>),
+}
+
+fn from_safetensors(bytes: &[u8], path: &Path) -> Result<(Network, ModelInfo)> {
     let fail = |reason: String| model_error(path, reason);
     let (_, header) =
-        SafeTensors::read_metadata(bytes).map_err(|e| fail(format!("not a safetensors model file ({e})")))?;
+        SafeTensors::read_metadata(bytes).map_err(|e| fail(format!("not a safetensors or .pt model file ({e})")))?;
     let metadata = header.metadata().clone().unwrap_or_default();
     if let Some(version) = metadata.get("format_version")
         && version != FORMAT_VERSION
@@ -96,7 +103,7 @@ pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<(Network, ModelInfo)> {
         )));
     }
     // Files without an architecture (for example a state_dict saved from PyTorch) are taken to be
-    // the seed CNN; their names and shapes are still checked below.
+    // the seed CNN; their names and shapes are still checked.
     let architecture = match metadata.get("architecture") {
         Some(json) => {
             serde_json::from_str(json).map_err(|e| fail(format!("unreadable architecture in metadata: {e}")))?
@@ -105,38 +112,105 @@ pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<(Network, ModelInfo)> {
     };
     let test_accuracy = metadata.get("test_accuracy").and_then(|v| v.parse().ok());
     let tensors = SafeTensors::deserialize(bytes).map_err(|e| fail(format!("corrupt safetensors data ({e})")))?;
-    // Every tensor is checked against the architecture before anything is allocated for it, so
-    // an architecture that asks for more than the file holds is refused, not allocated.
-    let expected = super::parameter_tensors(&architecture).map_err(|e| fail(e.to_string()))?;
-    let mut values = Vec::with_capacity(expected.len());
+    let file_tensors = tensors
+        .tensors()
+        .into_iter()
+        .map(|(name, view)| {
+            let tensor = FileTensor {
+                dtype: format!("{:?}", view.dtype()),
+                shape: view.shape().to_vec(),
+                values: FileValues::LittleEndian(view.data()),
+            };
+            (name, tensor)
+        })
+        .collect();
+    let network = assemble(&architecture, file_tensors, path)?;
+    Ok((network, ModelInfo { architecture, test_accuracy }))
+}
+
+/// A `.pt` state_dict is the seed CNN's: PyTorch files carry no architecture.
+fn from_pt(bytes: &[u8], path: &Path) -> Result<(Network, ModelInfo)> {
+    let tensors =
+        super::pt::read_state_dict(bytes).map_err(|reason| model_error(path, format!("PyTorch file: {reason}")))?;
+    let file_tensors = tensors
+        .into_iter()
+        .map(|(name, t)| {
+            (name, FileTensor { dtype: "F32".into(), shape: t.shape, values: FileValues::Decoded(t.values) })
+        })
+        .collect();
+    let architecture = Architecture::seed_cnn();
+    let network = assemble(&architecture, file_tensors, path)?;
+    Ok((network, ModelInfo { architecture, test_accuracy: None }))
+}
+
+/// Checks a file's tensors against the architecture (names, dtypes, shapes, finite values) and
+/// builds the network. Every tensor is checked before the network is allocated, so an
+/// architecture that asks for more than the file holds is refused, not allocated.
+fn assemble(architecture: &Architecture, mut tensors: Vec<(String, FileTensor)>, path: &Path) -> Result<Network> {
+    let fail = |reason: String| model_error(path, reason);
+    let expected = super::parameter_tensors(architecture).map_err(|e| fail(e.to_string()))?;
+    let mut found = Vec::with_capacity(expected.len());
     for t in &expected {
-        let view = tensors
-            .tensor(&t.name)
-            .map_err(|_| fail(format!("tensor {} is missing (is this a model for this network?)", t.name)))?;
-        if view.dtype() != Dtype::F32 {
-            return Err(fail(format!("tensor {} is {:?}, expected F32", t.name, view.dtype())));
+        let at = tensors
+            .iter()
+            .position(|(name, _)| *name == t.name)
+            .ok_or_else(|| fail(format!("tensor {} is missing (is this a model for this network?)", t.name)))?;
+        let (_, tensor) = tensors.swap_remove(at);
+        if tensor.dtype != "F32" {
+            return Err(fail(format!("tensor {} is {}, expected F32", t.name, tensor.dtype)));
         }
-        if view.shape() != t.shape.as_slice() {
-            return Err(fail(format!("tensor {} has shape {:?}, expected {:?}", t.name, view.shape(), t.shape)));
+        if tensor.shape != t.shape {
+            return Err(fail(format!("tensor {} has shape {:?}, expected {:?}", t.name, tensor.shape, t.shape)));
         }
-        values.push(view);
+        found.push(tensor);
     }
-    let mut names: Vec<String> = tensors.names().into_iter().map(|s| s.to_string()).collect();
-    names.retain(|n| !expected.iter().any(|t| t.name == *n));
-    if let Some(extra) = names.first() {
+    if let Some((extra, _)) = tensors.first() {
         return Err(fail(format!("unexpected tensor {extra} (is this a model for this network?)")));
     }
     let mut network = Network::new(architecture.clone(), 0).map_err(|e| fail(e.to_string()))?;
-    for (t, view) in expected.iter().zip(values) {
+    for (t, tensor) in expected.iter().zip(found) {
         let params = &mut network.params_mut()[t.range.clone()];
-        for (v, chunk) in params.iter_mut().zip(view.data().chunks_exact(4)) {
-            *v = f32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
+        match tensor.values {
+            FileValues::LittleEndian(bytes) => {
+                for (v, chunk) in params.iter_mut().zip(bytes.chunks_exact(4)) {
+                    *v = f32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
+                }
+            }
+            FileValues::Decoded(values) => params.copy_from_slice(&values),
         }
         if let Some(bad) = params.iter().find(|v| !v.is_finite()) {
             return Err(fail(format!("tensor {} holds a non-finite value ({bad})", t.name)));
         }
     }
-    Ok((network, ModelInfo { architecture, test_accuracy }))
+    Ok(network)
+}
+
+/// The network's parameters as a PyTorch `.pt` state_dict (loadable with
+/// `torch.load(path, weights_only=True)` and `load_state_dict` of the original model).
+pub fn to_pt_bytes(network: &Network) -> Result<Vec<u8>> {
+    let tensors: Vec<_> = network
+        .tensors()
+        .iter()
+        .map(|t| {
+            let values = network.params()[t.range.clone()].to_vec();
+            (t.name.clone(), super::pt::NamedTensor { shape: t.shape.clone(), values })
+        })
+        .collect();
+    super::pt::write_state_dict(&tensors).map_err(Error::Invalid)
+}
+
+/// Writes bytes to `path` atomically: a temporary file in the same directory, synced, renamed.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let io = |e| Error::io(path, e);
+    let mut file = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
+    file.write_all(bytes).map_err(io)?;
+    file.as_file().sync_all().map_err(io)?;
+    file.persist(path).map_err(|e| io(e.error))?;
+    Ok(())
 }
 
 fn model_error(path: &Path, reason: String) -> Error {

@@ -3,8 +3,10 @@
 //! activation buffers reused from step to step. The seed CNN is [`Architecture::seed_cnn`].
 
 mod io;
+pub mod onnx;
+pub mod pt;
 
-pub use io::{ModelInfo, from_bytes, load, save, to_bytes};
+pub use io::{ModelInfo, from_bytes, load, save, to_bytes, to_pt_bytes, write_atomic};
 
 use crate::error::{Error, Result};
 use crate::nn::{Conv2d, Conv2dConfig, Dropout, Flatten, Layer, Linear, MaxPool2d, ParamSpec, Pass, Relu, Tensor};

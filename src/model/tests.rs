@@ -147,8 +147,8 @@ fn bad_model_files_are_refused_with_a_reason() {
     let network = Network::new(Architecture::seed_cnn(), 0).unwrap();
     let good = to_bytes(&network, None).unwrap();
     assert!(load_error(&good[..good.len() / 2]).contains("bad.safetensors"));
-    assert!(load_error(b"").contains("not a safetensors"));
-    assert!(load_error(&[0xff; 64]).contains("not a safetensors"));
+    assert!(load_error(b"").contains("not a safetensors or .pt"));
+    assert!(load_error(&[0xff; 64]).contains("not a safetensors or .pt"));
 
     // Wrong shape: a model with a different linear layer.
     let mut other = Architecture::seed_cnn();

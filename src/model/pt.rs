@@ -1,0 +1,517 @@
+//! PyTorch `.pt` state_dicts (`torch.save(model.state_dict(), path)`): a zip archive holding
+//! `<prefix>/data.pkl`, a pickle, and the raw tensor storages under `<prefix>/data/<key>`.
+//!
+//! The reader is a safe unpickler: it interprets only the opcodes a tensor state_dict uses and
+//! knows only the globals that build one (`collections.OrderedDict`,
+//! `torch._utils._rebuild_tensor_v2`, `torch._utils._rebuild_parameter` and the storage types).
+//! Any other global is refused by name; nothing named by the file is ever imported or called.
+//! Sizes are checked before anything is allocated, so a hostile file cannot ask for unbounded
+//! memory. The writer produces files that `torch.load(path, weights_only=True)` accepts.
+
+use std::collections::HashMap;
+use std::io::{Read, Seek, Write};
+
+/// A tensor from a state_dict: its shape and values, dense in row-major order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NamedTensor {
+    pub shape: Vec<usize>,
+    pub values: Vec<f32>,
+}
+
+/// Limits no real seed-CNN state_dict comes near.
+const MAX_PICKLE_BYTES: u64 = 16 << 20;
+const MAX_STORAGE_BYTES: u64 = 1 << 30;
+const MAX_STACK: usize = 1 << 20;
+const MAX_DIMS: usize = 8;
+
+type Fail = String;
+
+/// Reads every tensor of a `.pt` state_dict.
+pub fn read_state_dict(bytes: &[u8]) -> Result<Vec<(String, NamedTensor)>, Fail> {
+    let mut archive =
+        zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(|e| format!("not a valid zip archive ({e})"))?;
+    let pickle_name = archive
+        .file_names()
+        .filter_map(|n| n.ok())
+        .find(|n| n.ends_with("/data.pkl") && n.matches('/').count() == 1)
+        .map(|n| n.into_owned())
+        .ok_or("no data.pkl in the archive: not a torch.save file")?;
+    let prefix = pickle_name.trim_end_matches("data.pkl").to_string();
+    if let Ok(order) = read_entry(&mut archive, &format!("{prefix}byteorder"), 64)
+        && order.trim_ascii() != b"little"
+    {
+        return Err("big-endian tensor storages are not supported".into());
+    }
+    let pickle = read_entry(&mut archive, &pickle_name, MAX_PICKLE_BYTES)?;
+    let root = Unpickler::new(&pickle).run()?;
+    let Value::Dict(items) = root else { return Err("the pickle is not a state_dict (a dict of tensors)".into()) };
+    let mut storages: HashMap<String, Vec<u8>> = HashMap::new();
+    let mut tensors = Vec::new();
+    for (key, value) in items {
+        let Value::Str(name) = key else { return Err("a state_dict key is not a string".into()) };
+        let Value::Tensor(tensor) = value else { return Err(format!("entry {name} is not a tensor")) };
+        if tensor.dtype != "Float" {
+            return Err(format!("tensor {name} is {}Storage; only float32 tensors are supported", tensor.dtype));
+        }
+        if !storages.contains_key(&tensor.storage_key) {
+            let entry = format!("{prefix}data/{}", tensor.storage_key);
+            let data = read_entry(&mut archive, &entry, MAX_STORAGE_BYTES)?;
+            storages.insert(tensor.storage_key.clone(), data);
+        }
+        let values = tensor.materialise(&storages[&tensor.storage_key]).map_err(|e| format!("tensor {name}: {e}"))?;
+        tensors.push((name, NamedTensor { shape: tensor.size.clone(), values }));
+    }
+    Ok(tensors)
+}
+
+fn read_entry<R: Read + Seek>(archive: &mut zip::ZipArchive<R>, name: &str, limit: u64) -> Result<Vec<u8>, Fail> {
+    let entry = archive.by_name(name).map_err(|_| format!("the archive has no {name}"))?;
+    if entry.size() > limit {
+        return Err(format!("{name} is {} bytes, more than this reader accepts", entry.size()));
+    }
+    let declared = entry.size();
+    let mut data = Vec::with_capacity(declared as usize);
+    // Read one byte past the declared size: a zip bomb lying about its size is caught there.
+    entry.take(declared + 1).read_to_end(&mut data).map_err(|e| format!("cannot read {name}: {e}"))?;
+    if data.len() as u64 != declared {
+        return Err(format!("{name}: content does not match its declared size"));
+    }
+    Ok(data)
+}
+
+#[derive(Clone, Debug)]
+enum Global {
+    OrderedDict,
+    RebuildTensor,
+    RebuildParameter,
+    /// `torch.<Dtype>Storage`: the element type's name.
+    Storage(String),
+}
+
+#[derive(Clone, Debug)]
+struct TensorRef {
+    storage_key: String,
+    dtype: String,
+    storage_len: usize,
+    offset: usize,
+    size: Vec<usize>,
+    stride: Vec<usize>,
+}
+
+impl TensorRef {
+    fn materialise(&self, storage: &[u8]) -> Result<Vec<f32>, Fail> {
+        if storage.len() < self.storage_len * 4 {
+            return Err(format!("storage holds {} bytes, its header says {} floats", storage.len(), self.storage_len));
+        }
+        let count = self.size.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).ok_or("size overflows")?;
+        if count > 0 {
+            let last = self.size.iter().zip(&self.stride).map(|(&d, &s)| (d - 1).saturating_mul(s)).sum::<usize>();
+            if self.offset.saturating_add(last) >= self.storage_len {
+                return Err("its size and strides reach past the end of its storage".into());
+            }
+        }
+        let read = |i: usize| f32::from_le_bytes(storage[i * 4..i * 4 + 4].try_into().unwrap());
+        let mut values = Vec::with_capacity(count);
+        let mut index = vec![0usize; self.size.len()];
+        for _ in 0..count {
+            let at = self.offset + index.iter().zip(&self.stride).map(|(i, s)| i * s).sum::<usize>();
+            values.push(read(at));
+            for d in (0..index.len()).rev() {
+                index[d] += 1;
+                if index[d] < self.size[d] {
+                    break;
+                }
+                index[d] = 0;
+            }
+        }
+        Ok(values)
+    }
+}
+
+#[derive(Clone, Debug)]
+enum Value {
+    None,
+    Bool,
+    Int(i64),
+    Float,
+    Str(String),
+    Tuple(Vec<Value>),
+    List(Vec<Value>),
+    Dict(Vec<(Value, Value)>),
+    Global(Global),
+    Storage { key: String, dtype: String, len: usize },
+    Tensor(TensorRef),
+    Mark,
+}
+
+struct Unpickler<'a> {
+    data: &'a [u8],
+    at: usize,
+    stack: Vec<Value>,
+    memo: HashMap<u32, Value>,
+}
+
+impl<'a> Unpickler<'a> {
+    fn new(data: &'a [u8]) -> Self {
+        Unpickler { data, at: 0, stack: Vec::new(), memo: HashMap::new() }
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8], Fail> {
+        let end = self.at.checked_add(n).filter(|&e| e <= self.data.len()).ok_or("the pickle is truncated")?;
+        let bytes = &self.data[self.at..end];
+        self.at = end;
+        Ok(bytes)
+    }
+
+    fn u8(&mut self) -> Result<u8, Fail> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn u32(&mut self) -> Result<u32, Fail> {
+        Ok(u32::from_le_bytes(self.take(4)?.try_into().unwrap()))
+    }
+
+    fn line(&mut self) -> Result<String, Fail> {
+        let rest = &self.data[self.at..];
+        let end = rest.iter().position(|&b| b == b'\n').ok_or("the pickle is truncated")?;
+        let text = String::from_utf8_lossy(&rest[..end]).into_owned();
+        self.at += end + 1;
+        Ok(text)
+    }
+
+    fn push(&mut self, v: Value) -> Result<(), Fail> {
+        if self.stack.len() >= MAX_STACK {
+            return Err("the pickle's stack grows without bound".into());
+        }
+        self.stack.push(v);
+        Ok(())
+    }
+
+    fn pop(&mut self) -> Result<Value, Fail> {
+        self.stack.pop().ok_or_else(|| "the pickle pops from an empty stack".into())
+    }
+
+    fn pop_mark(&mut self) -> Result<Vec<Value>, Fail> {
+        let mark = self.stack.iter().rposition(|v| matches!(v, Value::Mark)).ok_or("the pickle has no MARK")?;
+        let items = self.stack.split_off(mark + 1);
+        self.stack.pop();
+        Ok(items)
+    }
+
+    fn string(&mut self, len: usize) -> Result<Value, Fail> {
+        let bytes = self.take(len)?;
+        Ok(Value::Str(String::from_utf8(bytes.to_vec()).map_err(|_| "a pickle string is not UTF-8")?))
+    }
+
+    fn memo_put(&mut self, key: u32) -> Result<(), Fail> {
+        let top = self.stack.last().ok_or("the pickle memoizes an empty stack")?.clone();
+        if self.memo.len() >= MAX_STACK {
+            return Err("the pickle's memo grows without bound".into());
+        }
+        self.memo.insert(key, top);
+        Ok(())
+    }
+
+    fn memo_get(&mut self, key: u32) -> Result<(), Fail> {
+        let v = self.memo.get(&key).cloned().ok_or("the pickle refers to an unknown memo entry")?;
+        self.push(v)
+    }
+
+    fn run(mut self) -> Result<Value, Fail> {
+        loop {
+            let position = self.at;
+            let op = self.u8()?;
+            match op {
+                0x80 => {
+                    self.u8()?; // PROTO
+                }
+                0x95 => {
+                    self.take(8)?; // FRAME
+                }
+                b'.' => return self.pop(),
+                b'(' => self.push(Value::Mark)?,
+                b'}' => self.push(Value::Dict(Vec::new()))?,
+                b']' => self.push(Value::List(Vec::new()))?,
+                b')' => self.push(Value::Tuple(Vec::new()))?,
+                b'N' => self.push(Value::None)?,
+                0x88 | 0x89 => self.push(Value::Bool)?,
+                b'K' => {
+                    let v = self.u8()? as i64;
+                    self.push(Value::Int(v))?
+                }
+                b'M' => {
+                    let v = u16::from_le_bytes(self.take(2)?.try_into().unwrap()) as i64;
+                    self.push(Value::Int(v))?
+                }
+                b'J' => {
+                    let v = self.u32()? as i32 as i64;
+                    self.push(Value::Int(v))?
+                }
+                0x8a => {
+                    let n = self.u8()? as usize;
+                    if n > 8 {
+                        return Err("an integer in the pickle is too large".into());
+                    }
+                    let bytes = self.take(n)?;
+                    let mut buf = [if bytes.last().is_some_and(|b| b & 0x80 != 0) { 0xff } else { 0 }; 8];
+                    buf[..n].copy_from_slice(bytes);
+                    self.push(Value::Int(i64::from_le_bytes(buf)))?
+                }
+                b'G' => {
+                    self.take(8)?;
+                    self.push(Value::Float)?
+                }
+                b'X' => {
+                    let n = self.u32()? as usize;
+                    let v = self.string(n)?;
+                    self.push(v)?
+                }
+                0x8c => {
+                    let n = self.u8()? as usize;
+                    let v = self.string(n)?;
+                    self.push(v)?
+                }
+                b'q' => {
+                    let k = self.u8()? as u32;
+                    self.memo_put(k)?
+                }
+                b'r' => {
+                    let k = self.u32()?;
+                    self.memo_put(k)?
+                }
+                0x94 => {
+                    let k = self.memo.len() as u32;
+                    self.memo_put(k)?
+                }
+                b'h' => {
+                    let k = self.u8()? as u32;
+                    self.memo_get(k)?
+                }
+                b'j' => {
+                    let k = self.u32()?;
+                    self.memo_get(k)?
+                }
+                b'c' => {
+                    let (module, name) = (self.line()?, self.line()?);
+                    self.push(Value::Global(global(&module, &name)?))?
+                }
+                0x93 => {
+                    let (Value::Str(name), Value::Str(module)) = (self.pop()?, self.pop()?) else {
+                        return Err("STACK_GLOBAL without two strings".into());
+                    };
+                    self.push(Value::Global(global(&module, &name)?))?
+                }
+                b't' => {
+                    let items = self.pop_mark()?;
+                    self.push(Value::Tuple(items))?
+                }
+                0x85..=0x87 => {
+                    let n = (op - 0x84) as usize;
+                    if self.stack.len() < n {
+                        return Err("the pickle pops from an empty stack".into());
+                    }
+                    let items = self.stack.split_off(self.stack.len() - n);
+                    self.push(Value::Tuple(items))?
+                }
+                b'Q' => {
+                    let pid = self.pop()?;
+                    self.push(persistent_load(pid)?)?
+                }
+                b'R' => {
+                    let (args, callable) = (self.pop()?, self.pop()?);
+                    self.push(reduce(callable, args)?)?
+                }
+                b'b' => {
+                    // BUILD: state for the object below it. A state_dict's state is its
+                    // `_metadata` (module versions), which a plain tensor dict does not need.
+                    self.pop()?;
+                    if self.stack.is_empty() {
+                        return Err("BUILD on an empty stack".into());
+                    }
+                }
+                b's' => {
+                    let (value, key) = (self.pop()?, self.pop()?);
+                    self.dict_insert(vec![key, value])?
+                }
+                b'u' => {
+                    let items = self.pop_mark()?;
+                    self.dict_insert(items)?
+                }
+                b'a' => {
+                    let value = self.pop()?;
+                    self.list_extend(vec![value])?
+                }
+                b'e' => {
+                    let items = self.pop_mark()?;
+                    self.list_extend(items)?
+                }
+                _ => return Err(format!("unsupported pickle opcode 0x{op:02x} at byte {position}")),
+            }
+        }
+    }
+
+    fn dict_insert(&mut self, items: Vec<Value>) -> Result<(), Fail> {
+        if items.len() % 2 != 0 {
+            return Err("a pickle dict has a key without a value".into());
+        }
+        let Some(Value::Dict(dict)) = self.stack.last_mut() else {
+            return Err("the pickle sets items on something that is not a dict".into());
+        };
+        let mut items = items.into_iter();
+        while let (Some(k), Some(v)) = (items.next(), items.next()) {
+            dict.push((k, v));
+        }
+        Ok(())
+    }
+
+    fn list_extend(&mut self, items: Vec<Value>) -> Result<(), Fail> {
+        let Some(Value::List(list)) = self.stack.last_mut() else {
+            return Err("the pickle appends to something that is not a list".into());
+        };
+        list.extend(items);
+        Ok(())
+    }
+}
+
+/// The only globals a tensor state_dict needs; anything else is refused by name.
+fn global(module: &str, name: &str) -> Result<Global, Fail> {
+    match (module, name) {
+        ("collections", "OrderedDict") => Ok(Global::OrderedDict),
+        ("torch._utils", "_rebuild_tensor_v2") => Ok(Global::RebuildTensor),
+        ("torch._utils", "_rebuild_parameter") => Ok(Global::RebuildParameter),
+        ("torch", storage) if storage.ends_with("Storage") && storage.len() < 32 => {
+            Ok(Global::Storage(storage.trim_end_matches("Storage").to_string()))
+        }
+        _ => Err(format!("refusing to load: the pickle names `{module}.{name}`, which a state_dict never needs")),
+    }
+}
+
+fn persistent_load(pid: Value) -> Result<Value, Fail> {
+    let Value::Tuple(items) = pid else { return Err("a persistent id is not a tuple".into()) };
+    match items.as_slice() {
+        [Value::Str(kind), Value::Global(Global::Storage(dtype)), Value::Str(key), _location, Value::Int(len)]
+            if kind == "storage" && *len >= 0 =>
+        {
+            if !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') || key.is_empty() {
+                return Err(format!("storage key {key:?} is not a plain name"));
+            }
+            Ok(Value::Storage { key: key.clone(), dtype: dtype.clone(), len: *len as usize })
+        }
+        _ => Err("unsupported persistent id (expected a tensor storage)".into()),
+    }
+}
+
+fn as_dims(v: &Value) -> Result<Vec<usize>, Fail> {
+    let Value::Tuple(items) = v else { return Err("tensor size or stride is not a tuple".into()) };
+    if items.len() > MAX_DIMS {
+        return Err("tensor has too many dimensions".into());
+    }
+    items
+        .iter()
+        .map(|i| match i {
+            Value::Int(n) if *n >= 0 => Ok(*n as usize),
+            _ => Err("tensor size or stride is not a non-negative integer".into()),
+        })
+        .collect()
+}
+
+fn reduce(callable: Value, args: Value) -> Result<Value, Fail> {
+    let Value::Tuple(args) = args else { return Err("REDUCE arguments are not a tuple".into()) };
+    match callable {
+        Value::Global(Global::OrderedDict) if args.is_empty() => Ok(Value::Dict(Vec::new())),
+        Value::Global(Global::RebuildTensor) => match args.as_slice() {
+            [Value::Storage { key, dtype, len }, Value::Int(offset), size, stride, ..] if *offset >= 0 => {
+                let (size, stride) = (as_dims(size)?, as_dims(stride)?);
+                if size.len() != stride.len() {
+                    return Err("tensor size and stride differ in length".into());
+                }
+                Ok(Value::Tensor(TensorRef {
+                    storage_key: key.clone(),
+                    dtype: dtype.clone(),
+                    storage_len: *len,
+                    offset: *offset as usize,
+                    size,
+                    stride,
+                }))
+            }
+            _ => Err("unexpected arguments to _rebuild_tensor_v2".into()),
+        },
+        Value::Global(Global::RebuildParameter) => match args.into_iter().next() {
+            Some(tensor @ Value::Tensor(_)) => Ok(tensor),
+            _ => Err("unexpected arguments to _rebuild_parameter".into()),
+        },
+        other => Err(format!("the pickle calls {other:?}, which a state_dict never needs")),
+    }
+}
+
+/// Writes a state_dict that `torch.load(path, weights_only=True)` reads (float32, contiguous).
+pub fn write_state_dict(tensors: &[(String, NamedTensor)]) -> Result<Vec<u8>, Fail> {
+    let mut pickle = Pickle(Vec::new());
+    pickle.0.extend_from_slice(&[0x80, 2]);
+    pickle.global("collections", "OrderedDict");
+    pickle.0.extend_from_slice(b")R(");
+    for (key, (name, tensor)) in tensors.iter().enumerate() {
+        pickle.string(name);
+        pickle.global("torch._utils", "_rebuild_tensor_v2");
+        pickle.0.extend_from_slice(b"((");
+        pickle.string("storage");
+        pickle.global("torch", "FloatStorage");
+        pickle.string(&key.to_string());
+        pickle.string("cpu");
+        pickle.int(tensor.values.len());
+        pickle.0.extend_from_slice(b"tQ");
+        pickle.int(0);
+        pickle.tuple(&tensor.shape);
+        let mut strides = vec![1usize; tensor.shape.len()];
+        for d in (0..tensor.shape.len().saturating_sub(1)).rev() {
+            strides[d] = strides[d + 1] * tensor.shape[d + 1];
+        }
+        pickle.tuple(&strides);
+        pickle.0.push(0x89);
+        pickle.global("collections", "OrderedDict");
+        pickle.0.extend_from_slice(b")RtR");
+    }
+    pickle.0.extend_from_slice(b"u.");
+
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    // Stored (uncompressed) and 64-byte aligned, as torch writes them.
+    let options =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored).with_alignment(64);
+    let mut add = |name: &str, data: &[u8]| -> Result<(), Fail> {
+        zip.start_file(format!("archive/{name}"), options).map_err(|e| e.to_string())?;
+        zip.write_all(data).map_err(|e| e.to_string())
+    };
+    add("data.pkl", &pickle.0)?;
+    add("byteorder", b"little")?;
+    for (key, (_, tensor)) in tensors.iter().enumerate() {
+        let bytes: Vec<u8> = tensor.values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        add(&format!("data/{key}"), &bytes)?;
+    }
+    add("version", b"3\n")?;
+    Ok(zip.finish().map_err(|e| e.to_string())?.into_inner())
+}
+
+struct Pickle(Vec<u8>);
+
+impl Pickle {
+    fn global(&mut self, module: &str, name: &str) {
+        self.0.push(b'c');
+        self.0.extend_from_slice(format!("{module}\n{name}\n").as_bytes());
+    }
+    fn string(&mut self, s: &str) {
+        self.0.push(b'X');
+        self.0.extend_from_slice(&(s.len() as u32).to_le_bytes());
+        self.0.extend_from_slice(s.as_bytes());
+    }
+    fn int(&mut self, v: usize) {
+        self.0.push(b'J');
+        self.0.extend_from_slice(&(v as i32).to_le_bytes());
+    }
+    fn tuple(&mut self, values: &[usize]) {
+        self.0.push(b'(');
+        for &v in values {
+            self.int(v);
+        }
+        self.0.push(b't');
+    }
+}

@@ -1,0 +1,163 @@
+//! Interop with PyTorch and ONNX: the original's `.pt` state_dict runs here and gives PyTorch's
+//! logits; digitnn's models convert to `.pt` and export to ONNX, which an independent runtime
+//! (tract) runs to the same logits; hostile `.pt` files are refused.
+//! Fixtures come from scripts/make_fixtures.py (PyTorch); no PyTorch is needed here.
+
+use digitnn::model::{self, Architecture, Network};
+use safetensors::SafeTensors;
+use std::io::Write;
+use std::path::Path;
+use tract_onnx::prelude::*;
+
+const FIXTURE: &[u8] = include_bytes!("fixtures/seed_cnn.safetensors");
+const PT_FIXTURE: &[u8] = include_bytes!("fixtures/seed_cnn.pt");
+
+fn fixture(name: &str) -> Vec<f32> {
+    let tensors = SafeTensors::deserialize(FIXTURE).unwrap();
+    tensors.tensor(name).unwrap().data().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect()
+}
+
+fn assert_close(what: &str, got: &[f32], want: &[f32], tolerance: f32) {
+    assert_eq!(got.len(), want.len());
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        assert!((g - w).abs() <= tolerance, "{what}[{i}]: {g} vs PyTorch {w}");
+    }
+}
+
+#[test]
+fn the_originals_pt_file_gives_pytorchs_logits() {
+    let (mut network, info) = model::from_bytes(PT_FIXTURE, Path::new("digit_model.pt")).unwrap();
+    assert_eq!(info.architecture, Architecture::seed_cnn());
+    let logits = network.forward(&fixture("input"), 4, false).to_vec();
+    assert_close("logits", &logits, &fixture("logits"), 1e-5);
+}
+
+#[test]
+fn pt_round_trip_keeps_every_weight() {
+    let network = Network::new(Architecture::seed_cnn(), 9).unwrap();
+    let bytes = model::to_pt_bytes(&network).unwrap();
+    let (back, _) = model::from_bytes(&bytes, Path::new("x.pt")).unwrap();
+    assert_eq!(back.params(), network.params());
+}
+
+#[test]
+fn onnx_export_runs_in_tract_with_pytorchs_logits() {
+    let (network, _) = model::from_bytes(PT_FIXTURE, Path::new("digit_model.pt")).unwrap();
+    let onnx = model::onnx::export(&network);
+    let runnable = tract_onnx::onnx()
+        .model_for_read(&mut &onnx[..])
+        .unwrap()
+        .with_input_fact(0, f32::fact([4, 1, 28, 28]).into())
+        .unwrap()
+        .into_optimized()
+        .unwrap()
+        .into_runnable()
+        .unwrap();
+    let input = tract_ndarray::Array4::from_shape_vec((4, 1, 28, 28), fixture("input")).unwrap();
+    let outputs = runnable.run(tvec!(Tensor::from(input).into())).unwrap();
+    let logits: Vec<f32> = outputs[0].to_plain_array_view::<f32>().unwrap().iter().copied().collect();
+    assert_close("ONNX logits", &logits, &fixture("logits"), 1e-5);
+}
+
+/// A zip laid out as torch.save writes it, with the given pickle and storages.
+fn pt_file(pickle: &[u8], storages: &[(&str, Vec<u8>)]) -> Vec<u8> {
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    zip.start_file("archive/data.pkl", options).unwrap();
+    zip.write_all(pickle).unwrap();
+    for (name, data) in storages {
+        zip.start_file(format!("archive/data/{name}"), options).unwrap();
+        zip.write_all(data).unwrap();
+    }
+    zip.finish().unwrap().into_inner()
+}
+
+/// A one-tensor state_dict pickle: `name` -> FloatStorage `0` of `numel` floats viewed as `size`.
+fn tensor_pickle(name: &str, numel: u8, size: &[u8], storage_type: &str) -> Vec<u8> {
+    let mut p = b"\x80\x02ccollections\nOrderedDict\n)R(".to_vec();
+    p.push(b'X');
+    p.extend_from_slice(&(name.len() as u32).to_le_bytes());
+    p.extend_from_slice(name.as_bytes());
+    p.extend_from_slice(b"ctorch._utils\n_rebuild_tensor_v2\n((X\x07\x00\x00\x00storage");
+    p.extend_from_slice(format!("ctorch\n{storage_type}\n").as_bytes());
+    p.extend_from_slice(b"X\x01\x00\x00\x000X\x03\x00\x00\x00cpuK");
+    p.push(numel);
+    p.extend_from_slice(b"tQK\x00(");
+    for &d in size {
+        p.extend_from_slice(&[b'K', d]);
+    }
+    p.extend_from_slice(b"t(");
+    let mut stride = 1u8;
+    let mut strides = Vec::new();
+    for &d in size.iter().rev() {
+        strides.push(stride);
+        stride = stride.saturating_mul(d);
+    }
+    for s in strides.iter().rev() {
+        p.extend_from_slice(&[b'K', *s]);
+    }
+    p.extend_from_slice(b"t\x89ccollections\nOrderedDict\n)RtRu.");
+    p
+}
+
+fn refusal(bytes: &[u8]) -> String {
+    match model::from_bytes(bytes, Path::new("evil.pt")) {
+        Ok(_) => panic!("a hostile .pt file was accepted"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn hostile_and_broken_pt_files_are_refused() {
+    // A pickle that names os.system: refused by name, nothing is run.
+    let evil = pt_file(b"\x80\x02cos\nsystem\nX\x02\x00\x00\x00idR.", &[]);
+    let err = refusal(&evil);
+    assert!(err.contains("os.system") && err.contains("evil.pt"), "{err}");
+    let builtins = pt_file(b"\x80\x02cbuiltins\neval\nX\x01\x00\x00\x001\x85R.", &[]);
+    assert!(refusal(&builtins).contains("builtins.eval"));
+
+    // A truncated archive, and one with no pickle.
+    assert!(refusal(&PT_FIXTURE[..PT_FIXTURE.len() / 2]).contains("zip"));
+    assert!(refusal(&pt_file(b"", &[])).contains("truncated"));
+    let no_pickle = {
+        let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        zip.start_file("archive/other", zip::write::SimpleFileOptions::default()).unwrap();
+        zip.finish().unwrap().into_inner()
+    };
+    assert!(refusal(&no_pickle).contains("data.pkl"));
+
+    // A storage shorter than its tensor, and strides that reach past the storage.
+    let short = pt_file(&tensor_pickle("model.0.bias", 32, &[32], "FloatStorage"), &[("0", vec![0; 31 * 4])]);
+    assert!(refusal(&short).contains("storage holds"), "{}", refusal(&short));
+    let past = pt_file(&tensor_pickle("model.0.bias", 16, &[32], "FloatStorage"), &[("0", vec![0; 16 * 4])]);
+    assert!(refusal(&past).contains("past the end"), "{}", refusal(&past));
+
+    // Another dtype, a wrong shape for the architecture, a missing tensor.
+    let doubles = pt_file(&tensor_pickle("model.0.bias", 32, &[32], "DoubleStorage"), &[("0", vec![0; 32 * 8])]);
+    assert!(refusal(&doubles).contains("float32"), "{}", refusal(&doubles));
+    let wrong_shape = pt_file(&tensor_pickle("model.0.weight", 16, &[16], "FloatStorage"), &[("0", vec![0; 16 * 4])]);
+    assert!(refusal(&wrong_shape).contains("shape"), "{}", refusal(&wrong_shape));
+    let only_bias = pt_file(&tensor_pickle("model.0.bias", 32, &[32], "FloatStorage"), &[("0", vec![0; 32 * 4])]);
+    assert!(refusal(&only_bias).contains("missing"), "{}", refusal(&only_bias));
+
+    // An opcode a state_dict never uses, and a pickle that only pushes.
+    assert!(refusal(&pt_file(b"\x80\x02I12\n.", &[])).contains("unsupported pickle opcode"));
+    assert!(refusal(&pt_file(&[b'('; 4000], &[])).contains("truncated"));
+}
+
+#[test]
+fn a_zip_bomb_is_refused_without_inflating_it() {
+    // data.pkl deflates to 2 GiB of zeros: refused from its declared size.
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated).large_file(true);
+    zip.start_file("archive/data.pkl", options).unwrap();
+    let zeros = vec![0u8; 1 << 20];
+    for _ in 0..2048 {
+        zip.write_all(&zeros).unwrap();
+    }
+    let bomb = zip.finish().unwrap().into_inner();
+    assert!(bomb.len() < 8 << 20, "the bomb itself is small ({} bytes)", bomb.len());
+    let err = refusal(&bomb);
+    assert!(err.contains("more than this reader accepts"), "{err}");
+}
