@@ -351,7 +351,7 @@ impl<'a> Unpickler<'a> {
     }
 
     fn dict_insert(&mut self, items: Vec<Value>) -> Result<(), Fail> {
-        if items.len() % 2 != 0 {
+        if !items.len().is_multiple_of(2) {
             return Err("a pickle dict has a key without a value".into());
         }
         let Some(Value::Dict(dict)) = self.stack.last_mut() else {
