@@ -6,6 +6,7 @@ mod convert;
 mod data;
 mod eval;
 mod predict;
+mod serve;
 mod train;
 
 use anyhow::Result;
@@ -42,6 +43,8 @@ enum Command {
     Convert(convert::ConvertArgs),
     /// Export a model to another format (ONNX).
     Export(convert::ExportArgs),
+    /// Serve a drawing page and a JSON prediction API over HTTP.
+    Serve(serve::Args),
 }
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
@@ -53,6 +56,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Bench(args) => bench::run(args),
         Command::Convert(args) => convert::convert(args),
         Command::Export(args) => convert::export(args),
+        Command::Serve(args) => serve::run(args),
     }
 }
 

@@ -1,0 +1,51 @@
+// Draws digits on `digitnn serve`'s page in headless Chromium with pointer events, as a person
+// would with a mouse, and checks the digit the page shows.
+//
+// usage: node draw.mjs URL SCREENSHOT.png
+// Prints one line per drawing ("drew 7: page shows 7 (99.2% sure)") and exits non-zero on a
+// wrong answer or any page error.
+import { chromium } from "playwright-core";
+
+const [url, screenshot] = process.argv.slice(2);
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+});
+let failed = false;
+try {
+  const page = await browser.newPage({ viewport: { width: 1120, height: 480 } });
+  const errors = [];
+  page.on("pageerror", e => errors.push(e.message));
+  page.on("console", m => { if (m.type() === "error") errors.push(m.text()); });
+  await page.goto(url);
+  const pad = await page.locator("#pad").boundingBox();
+  // Strokes in canvas coordinates (0..280), each a polyline.
+  const digits = {
+    7: [[[70, 60], [210, 60], [120, 230]]],
+    1: [[[140, 40], [140, 240]]],
+    0: [[[140, 40], [90, 70], [75, 140], [90, 210], [140, 240], [190, 210], [205, 140], [190, 70], [140, 40]]],
+  };
+  for (const [digit, strokes] of Object.entries(digits)) {
+    await page.click("#clear");
+    for (const stroke of strokes) {
+      const at = ([x, y]) => [pad.x + x * pad.width / 280, pad.y + y * pad.height / 280];
+      await page.mouse.move(...at(stroke[0]));
+      await page.mouse.down();
+      for (let i = 1; i < stroke.length; i++) await page.mouse.move(...at(stroke[i]), { steps: 12 });
+      await page.mouse.up();
+    }
+    // The page asks the server while drawing and once more at the end of the stroke.
+    await page.waitForFunction(() => document.getElementById("digit").textContent !== "", null, { timeout: 10000 });
+    await page.waitForTimeout(300);
+    const shown = await page.textContent("#digit");
+    const sure = await page.textContent("#confidence");
+    console.log(`drew ${digit}: page shows ${shown} (${sure})`);
+    if (shown !== digit) failed = true;
+  }
+  if (screenshot) await page.screenshot({ path: screenshot });
+  if (errors.length) { console.log("page errors: " + errors.join("; ")); failed = true; }
+} finally {
+  await browser.close();
+}
+process.exit(failed ? 1 : 0);

@@ -1,0 +1,156 @@
+//! `digitnn serve` as its users meet it: the real binary on a free loopback port, real HTTP
+//! requests, and the page driven in headless Chromium.
+//!
+//! The model is tests/fixtures/mnist_model.safetensors, trained by digitnn on MNIST for one epoch
+//! (`digitnn train --epochs 1 --seed 0 --out tests/fixtures/mnist_model.safetensors`).
+
+use image::{GrayImage, Luma};
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+const MODEL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/mnist_model.safetensors");
+
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Server {
+    fn start() -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_digitnn"))
+            .args(["serve", "--model", MODEL, "--addr", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("the binary runs");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let url =
+            line.split_whitespace().last().expect("the server prints its address").trim_end_matches('/').to_string();
+        assert!(url.starts_with("http://127.0.0.1:"), "{line}");
+        Server { child, url }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder().http_status_as_error(false).build().into()
+}
+
+fn post(url: &str, content_type: &str, body: &[u8]) -> (u16, Value) {
+    let mut response = agent().post(url).header("Content-Type", content_type).send(body).unwrap();
+    let status = response.status().as_u16();
+    let text = response.body_mut().read_to_string().unwrap_or_default();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// A "1" drawn like on paper: a thick dark stroke on a white page, as PNG bytes.
+fn drawn_one() -> Vec<u8> {
+    let page = GrayImage::from_fn(280, 280, |x, y| {
+        Luma([if (128..150).contains(&x) && (40..240).contains(&y) { 0 } else { 255 }])
+    });
+    let mut png = Vec::new();
+    page.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png).unwrap();
+    png
+}
+
+#[test]
+fn the_api_predicts_and_refuses_bad_input() {
+    let server = Server::start();
+    let url = format!("{}/api/predict", server.url);
+    let health = agent().get(format!("{}/healthz", server.url)).call().unwrap().body_mut().read_to_string().unwrap();
+    assert_eq!(health.trim(), "ok");
+    let info: Value = serde_json::from_str(
+        &agent().get(format!("{}/api/model", server.url)).call().unwrap().body_mut().read_to_string().unwrap(),
+    )
+    .unwrap();
+    assert_eq!(info["parameters"], 365_514);
+    assert!(info["test_accuracy"].as_f64().unwrap() > 0.97);
+    let page = agent().get(&server.url).call().unwrap().body_mut().read_to_string().unwrap();
+    assert!(page.contains("<canvas") && !page.contains("http://") && !page.contains("https://"), "no external fetches");
+
+    let (status, answer) = post(&url, "image/png", &drawn_one());
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["digit"], 1, "{answer}");
+    assert_eq!(answer["probabilities"].as_array().unwrap().len(), 10);
+    let input = answer["input"].as_array().unwrap();
+    assert_eq!(input.len(), 784);
+    assert!(input.iter().any(|v| v.as_u64().unwrap() > 200), "the prepared image has ink");
+
+    // JSON pixels: the prepared "1" sent back gives the same answer.
+    let (status, again) = post(&url, "application/json", json!({ "pixels": input }).to_string().as_bytes());
+    assert_eq!((status, &again["digit"]), (200, &answer["digit"]));
+
+    let bad: Vec<(&str, Vec<u8>, u16, &str)> = vec![
+        ("image/png", b"not a png".to_vec(), 400, "not an image"),
+        ("application/json", b"{\"pixels\": [1, 2".to_vec(), 400, "bad JSON"),
+        ("application/json", json!({ "pixels": vec![0; 783] }).to_string().into_bytes(), 400, "784"),
+        ("application/json", json!({ "pixels": vec![300; 784] }).to_string().into_bytes(), 400, "outside 0..255"),
+        ("application/json", json!({ "pixels": vec![-1; 784] }).to_string().into_bytes(), 400, "outside 0..255"),
+        ("text/plain", b"7".to_vec(), 400, "Content-Type"),
+        ("image/png", vec![0u8; 3 << 20], 413, ""),
+    ];
+    for (content_type, body, want_status, want_text) in bad {
+        let (status, answer) = post(&url, content_type, &body);
+        assert_eq!(status, want_status, "{content_type}: {answer}");
+        assert!(answer["error"].as_str().is_some_and(|e| e.contains(want_text)), "{answer}");
+    }
+    // Still serving after all that.
+    assert_eq!(post(&url, "image/png", &drawn_one()).0, 200);
+}
+
+#[test]
+fn concurrent_requests_are_all_answered() {
+    let server = Server::start();
+    let url = format!("{}/api/predict", server.url);
+    let png = drawn_one();
+    std::thread::scope(|scope| {
+        let handles: Vec<_> =
+            (0..8).map(|_| scope.spawn(|| (0..8).map(|_| post(&url, "image/png", &png)).collect::<Vec<_>>())).collect();
+        for handle in handles {
+            for (status, answer) in handle.join().unwrap() {
+                assert_eq!((status, &answer["digit"]), (200, &json!(1)));
+            }
+        }
+    });
+}
+
+/// Draws 0, 1 and 7 on the page with the mouse in headless Chromium (tests/browser/draw.mjs)
+/// and checks the page shows each digit. Needs node, Chromium and `npm ci` in tests/browser,
+/// which .ci/run installs; elsewhere it says what is missing and skips.
+#[test]
+fn drawing_in_a_real_browser_shows_the_digit() {
+    let browser_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    let missing: Vec<&str> = [
+        (!Path::new(&chromium).exists(), "Chromium (apt-get install chromium)"),
+        (!browser_dir.join("node_modules/playwright-core").exists(), "playwright-core (npm ci in tests/browser)"),
+        (Command::new("node").arg("--version").output().is_err(), "node"),
+    ]
+    .into_iter()
+    .filter_map(|(absent, what)| absent.then_some(what))
+    .collect();
+    if !missing.is_empty() {
+        eprintln!("SKIPPED browser test: missing {}", missing.join(", "));
+        return;
+    }
+    let server = Server::start();
+    let screenshot = std::env::temp_dir().join(format!("digitnn-serve-{}.png", std::process::id()));
+    let output =
+        Command::new("node").arg(browser_dir.join("draw.mjs")).arg(&server.url).arg(&screenshot).output().unwrap();
+    let log = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "browser test failed:\n{log}");
+    for digit in ["0", "1", "7"] {
+        assert!(log.contains(&format!("drew {digit}: page shows {digit}")), "{log}");
+    }
+    let shot = image::open(&screenshot).expect("a screenshot was taken");
+    assert_eq!((shot.width(), shot.height()), (1120, 480));
+    let _ = std::fs::remove_file(screenshot);
+}
