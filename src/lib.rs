@@ -24,6 +24,7 @@ pub mod model;
 pub mod nn;
 pub mod optim;
 pub mod predict;
+pub mod report;
 pub mod train;
 
 pub use error::{Error, Result};

@@ -239,3 +239,70 @@ fn convert_both_ways_and_export_onnx() {
     let o = digitnn(&["convert", &st, &s.path("m.txt")]);
     assert!(!o.status.success() && stderr(&o).contains(".safetensors, .pt or .pth"));
 }
+
+#[test]
+fn compare_and_reports_write_readable_pictures() {
+    let s = Setup::new();
+    let (data, out) = (s.path("data"), s.path("cmp"));
+    let o = digitnn(&[
+        "compare",
+        "--data",
+        &data,
+        "--optimizers",
+        "adam,sgd",
+        "--epochs",
+        "2",
+        "--limit",
+        "64",
+        "--out",
+        &out,
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let epochs: Vec<Value> = stdout(&o).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(
+        epochs.iter().map(|e| e["optimizer"].as_str().unwrap()).collect::<Vec<_>>(),
+        ["adam", "adam", "sgd", "sgd"]
+    );
+    let csv = std::fs::read_to_string(Path::new(&out).join("results.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 1 + 4, "{csv}");
+    assert!(csv.starts_with("optimizer,epoch,train_loss"));
+    let summary = std::fs::read_to_string(Path::new(&out).join("summary.md")).unwrap();
+    assert!(summary.contains("| adam (lr 0.001) |") && summary.contains("| sgd (lr 0.01) |"), "{summary}");
+    let png = image::open(Path::new(&out).join("loss.png")).unwrap();
+    assert_eq!((png.width(), png.height()), digitnn::report::CHART_SIZE);
+    assert!(std::fs::read_to_string(Path::new(&out).join("loss.svg")).unwrap().starts_with("<svg"));
+
+    let report = s.path("train-report");
+    assert!(s.train("m.safetensors", &["--epochs", "1", "--limit", "64", "--report", &report]).status.success());
+    assert!(image::open(Path::new(&report).join("loss.png")).is_ok());
+    assert_eq!(std::fs::read_to_string(Path::new(&report).join("results.csv")).unwrap().lines().count(), 2);
+
+    let eval_report = s.path("eval-report");
+    let o = digitnn(&["eval", "--model", &s.path("m.safetensors"), "--data", &data, "--report", &eval_report]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let confusion = image::open(Path::new(&eval_report).join("confusion.png")).unwrap();
+    assert_eq!((confusion.width(), confusion.height()), (720, 700));
+    assert!(image::open(Path::new(&eval_report).join("errors.png")).is_ok());
+}
+
+#[test]
+fn compare_refuses_bad_arguments_before_training() {
+    let s = Setup::new();
+    let data = s.path("data");
+    for (args, needle) in [
+        (vec!["--optimizers", "adam,rmsprop"], "unknown optimizer 'rmsprop'"),
+        (vec!["--optimizers", ""], "--optimizers is empty"),
+        (vec!["--optimizers", " , "], "--optimizers is empty"),
+        (vec!["--optimizers", "adam,sgd", "--lr", "0.1,0.2,0.3"], "3 values for 2 optimizers"),
+        (vec!["--lr", "fast"], "not a number"),
+        (vec!["--out", "/proc/digitnn-cannot-write-here"], "cannot create"),
+    ] {
+        let mut all = vec!["compare", "--data", &data, "--epochs", "1"];
+        all.extend(args);
+        let o = digitnn(&all);
+        assert!(!o.status.success(), "{all:?}");
+        assert!(stderr(&o).contains(needle), "{all:?}: {}", stderr(&o));
+        assert!(stdout(&o).is_empty(), "no training ran: {}", stdout(&o));
+    }
+}

@@ -19,12 +19,23 @@ pub struct Args {
     /// One JSON object: accuracy, confusion matrix, precision and recall
     #[arg(long)]
     json: bool,
+    /// Also draw confusion.png (heat map) and errors.png (misclassified digits) into DIR
+    #[arg(long, value_name = "DIR")]
+    report: Option<PathBuf>,
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
+    if let Some(dir) = &args.report {
+        super::prepare_output_dir(dir)?;
+    }
     let (mut network, _) = digitnn::model::load(&args.model)?;
     let data = super::load_data(args.data)?;
     let report = digitnn::with_threads(args.threads, || evaluate(&mut network, &data.test))??;
+    if let Some(dir) = &args.report {
+        digitnn::report::confusion_png(&report, &dir.join("confusion.png"))?;
+        let shown = digitnn::report::errors_png(&report, &data.test, &dir.join("errors.png"), 100)?;
+        eprintln!("wrote confusion.png and errors.png ({shown} misclassified digits) in {}", dir.display());
+    }
     let mut out = std::io::stdout().lock();
     if args.json {
         writeln!(out, "{}", serde_json::to_string(&report)?)?;

@@ -2,6 +2,7 @@
 //! arguments into library calls and results into text or JSON.
 
 mod bench;
+mod compare;
 mod convert;
 mod data;
 mod eval;
@@ -45,6 +46,8 @@ enum Command {
     Export(convert::ExportArgs),
     /// Serve a drawing page and a JSON prediction API over HTTP.
     Serve(serve::Args),
+    /// Train once per optimizer from the same start and draw the loss and accuracy curves.
+    Compare(compare::Args),
 }
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
@@ -57,6 +60,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Convert(args) => convert::convert(args),
         Command::Export(args) => convert::export(args),
         Command::Serve(args) => serve::run(args),
+        Command::Compare(args) => compare::run(args),
     }
 }
 
@@ -107,4 +111,45 @@ fn check_writable(path: &Path) -> Result<()> {
     }
     tempfile::NamedTempFile::new_in(dir).map_err(|e| anyhow::anyhow!("{}: cannot write there: {e}", dir.display()))?;
     Ok(())
+}
+
+/// A progress bar for training on a terminal (`None` when not interactive).
+fn training_bar(json: bool) -> Option<indicatif::ProgressBar> {
+    interactive(json).then(|| {
+        let bar = indicatif::ProgressBar::new(0);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{prefix} [{bar:30}] {pos}/{len} steps  loss {msg}  {per_sec}  eta {eta}",
+            )
+            .unwrap()
+            .progress_chars("=> "),
+        );
+        bar
+    })
+}
+
+/// Moves the bar for one training step; `label` says what is running ("epoch 2/10").
+fn show_step(
+    bar: &Option<indicatif::ProgressBar>,
+    label: impl FnOnce() -> String,
+    step: usize,
+    steps: usize,
+    loss: f32,
+) {
+    let Some(bar) = bar else { return };
+    if step == 1 {
+        bar.reset();
+        bar.set_length(steps as u64);
+        bar.set_prefix(label());
+    }
+    if step % 16 == 0 || step == steps {
+        bar.set_position(step as u64);
+        bar.set_message(format!("{loss:.4}"));
+    }
+}
+
+/// Creates `dir` if needed and checks a file can be written in it, before any training starts.
+fn prepare_output_dir(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("{}: cannot create the directory: {e}", dir.display()))?;
+    check_writable(&dir.join("probe"))
 }

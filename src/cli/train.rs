@@ -3,8 +3,8 @@
 use anyhow::Result;
 use digitnn::model::{self, Architecture, Network};
 use digitnn::optim::{OptimizerConfig, OptimizerKind};
+use digitnn::report::{self, RunHistory};
 use digitnn::train::{EpochStats, TrainConfig, TrainEvent, train};
-use indicatif::{ProgressBar, ProgressStyle};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -27,8 +27,9 @@ pub struct Args {
     /// Momentum for momentum and nesterov
     #[arg(long, default_value_t = 0.9)]
     momentum: f32,
-    #[arg(long, default_value_t = 0.0)]
-    weight_decay: f32,
+    /// Weight decay [default: 0.01 for adamw, as PyTorch; 0 for the others]
+    #[arg(long)]
+    weight_decay: Option<f32>,
     /// Seeds the initial weights and the shuffling
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -46,6 +47,9 @@ pub struct Args {
     /// One JSON object per epoch on stdout, no progress bar
     #[arg(long)]
     json: bool,
+    /// Also write loss.png, loss.svg (loss and accuracy curves) and results.csv into DIR
+    #[arg(long, value_name = "DIR")]
+    report: Option<PathBuf>,
 }
 
 /// The learning rate each optimizer gets unless told otherwise: Adam's 1e-3 is the original's;
@@ -62,7 +66,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         kind: args.optimizer,
         lr: args.lr.unwrap_or(default_lr(args.optimizer)),
         momentum: args.momentum,
-        weight_decay: args.weight_decay,
+        weight_decay: args.weight_decay.unwrap_or(args.optimizer.default_weight_decay()),
         ..OptimizerConfig::default()
     };
     let config = TrainConfig {
@@ -77,38 +81,23 @@ pub fn run(args: Args) -> Result<ExitCode> {
         anyhow::bail!("--limit must be at least 1");
     }
     super::check_writable(&args.out)?;
+    if let Some(dir) = &args.report {
+        super::prepare_output_dir(dir)?;
+    }
     let mut data = super::load_data(args.data)?;
     if let Some(limit) = args.limit {
         data.train.truncate(limit);
     }
     let json = args.json;
-    let bar = super::interactive(json).then(|| {
-        let bar = ProgressBar::new(0);
-        bar.set_style(
-            ProgressStyle::with_template(
-                "epoch {prefix} [{bar:30}] {pos}/{len} steps  loss {msg}  {per_sec}  eta {eta}",
-            )
-            .unwrap()
-            .progress_chars("=> "),
-        );
-        bar
-    });
+    let bar = super::training_bar(json);
+    let mut step_losses = Vec::new();
     let mut output_error = None;
     let network_and_history = digitnn::with_threads(args.threads, || {
         let mut network = Network::new(Architecture::seed_cnn(), config.seed)?;
         let history = train(&mut network, &data.train, &data.test, &config, |event| match event {
             TrainEvent::Step { epoch, step, steps, loss } => {
-                if let Some(bar) = &bar {
-                    if step == 1 {
-                        bar.reset();
-                        bar.set_length(steps as u64);
-                        bar.set_prefix(format!("{epoch}/{}", config.epochs));
-                    }
-                    if step % 16 == 0 || step == steps {
-                        bar.set_position(step as u64);
-                        bar.set_message(format!("{loss:.4}"));
-                    }
-                }
+                step_losses.push(loss);
+                super::show_step(&bar, || format!("epoch {epoch}/{}", config.epochs), step, steps, loss);
             }
             TrainEvent::Epoch(stats) => {
                 if let Some(bar) = &bar {
@@ -126,6 +115,12 @@ pub fn run(args: Args) -> Result<ExitCode> {
         return Err(e.into());
     }
     let accuracy = history.last().map(|s| s.test_accuracy);
+    if let Some(dir) = &args.report {
+        let run = RunHistory { name: config.optimizer.kind.to_string(), step_losses, epochs: history.clone() };
+        report::loss_chart(std::slice::from_ref(&run), &dir.join("loss.png"), &dir.join("loss.svg"))?;
+        digitnn::model::write_atomic(&dir.join("results.csv"), report::results_csv(&[run]).as_bytes())?;
+        eprintln!("wrote loss.png, loss.svg and results.csv in {}", dir.display());
+    }
     model::save(&network, &args.out, accuracy)?;
     eprintln!("saved {} (test accuracy {:.2}%)", args.out.display(), accuracy.unwrap_or(0.0) * 100.0);
     Ok(ExitCode::SUCCESS)

@@ -36,6 +36,11 @@ impl OptimizerKind {
         OptimizerKind::AdamW,
     ];
 
+    /// PyTorch's default weight decay: 0.01 for AdamW (its point), none for the others.
+    pub fn default_weight_decay(self) -> f32 {
+        if self == OptimizerKind::AdamW { 1e-2 } else { 0.0 }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             OptimizerKind::Sgd => "sgd",
