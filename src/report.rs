@@ -74,7 +74,7 @@ fn draw_loss_chart<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, runs: &[Ru
     let (left, right) = root.split_horizontally(CHART_SIZE.0 * 3 / 5);
     let steps = runs.iter().map(|r| r.step_losses.len()).max().unwrap_or(1).max(2);
     let positive = runs.iter().flat_map(|r| r.step_losses.iter()).copied().filter(|v| *v > 0.0);
-    let low = positive.clone().fold(f32::INFINITY, f32::min).max(1e-6).min(0.01);
+    let low = positive.clone().fold(f32::INFINITY, f32::min).clamp(1e-6, 0.01);
     let high = positive.fold(0.0f32, f32::max).max(1.0);
     let mut chart = ChartBuilder::on(&left)
         .caption("training loss", ("sans-serif", 22))
