@@ -142,7 +142,7 @@ fn show_step(
         bar.set_length(steps as u64);
         bar.set_prefix(label());
     }
-    if step % 16 == 0 || step == steps {
+    if step.is_multiple_of(16) || step == steps {
         bar.set_position(step as u64);
         bar.set_message(format!("{loss:.4}"));
     }
