@@ -12,19 +12,13 @@ usage: python scripts/check_interop.py DIGITNN_BINARY MNIST_DIR     (needs torch
 """
 import json, os, subprocess, sys, tempfile
 import numpy as np, torch, torch.nn as nn
+from digit_classifier import DigitClassifier
 from PIL import Image
 
 binary, data = sys.argv[1], sys.argv[2]
 def idx(name, off):
     return np.frombuffer(open(os.path.join(data, name), 'rb').read()[off:], np.uint8)
 
-class DigitClassifier(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.model = nn.Sequential(nn.Conv2d(1, 32, 3), nn.ReLU(), nn.Conv2d(32, 64, 3), nn.ReLU(),
-                                   nn.Conv2d(64, 64, 3), nn.ReLU(), nn.Flatten(), nn.Linear(64 * 22 * 22, 10))
-    def forward(self, x):
-        return self.model(x)
 
 torch.manual_seed(1)
 X = torch.tensor(idx('train-images-idx3-ubyte', 16).reshape(-1, 1, 28, 28)[:6400].astype(np.float32) / 255)

@@ -12,6 +12,7 @@ Writes into tests/fixtures/:
 The tests themselves never need PyTorch; rerun this only to change what is recorded.
 """
 import json, os, numpy as np, torch, torch.nn as nn
+from digit_classifier import DigitClassifier
 from safetensors.torch import save_file
 
 out = os.path.join(os.path.dirname(__file__), '..', 'tests', 'fixtures')
@@ -48,14 +49,6 @@ json.dump(dict(torch_version=torch.__version__, initial=init.tolist(), grads=[g.
                cases=cases), open(os.path.join(out, 'optimizers.json'), 'w'), indent=1)
 
 # --- the seed CNN ---------------------------------------------------------------------------
-class DigitClassifier(nn.Module):
-    """The original project's model, named as its state_dict is."""
-    def __init__(self):
-        super().__init__()
-        self.model = nn.Sequential(nn.Conv2d(1, 32, 3), nn.ReLU(), nn.Conv2d(32, 64, 3), nn.ReLU(),
-                                   nn.Conv2d(64, 64, 3), nn.ReLU(), nn.Flatten(), nn.Linear(64 * 22 * 22, 10))
-    def forward(self, x):
-        return self.model(x)
 
 torch.manual_seed(0)
 m = DigitClassifier()
