@@ -119,7 +119,7 @@ fn training_bar(json: bool) -> Option<indicatif::ProgressBar> {
         let bar = indicatif::ProgressBar::new(0);
         bar.set_style(
             indicatif::ProgressStyle::with_template(
-                "{prefix} [{bar:30}] {pos}/{len} steps  loss {msg}  {per_sec}  eta {eta}",
+                "{prefix} [{bar:30}] {pos}/{len} steps  loss {msg}  elapsed {elapsed}  eta {eta}",
             )
             .unwrap()
             .progress_chars("=> "),
@@ -141,6 +141,7 @@ fn show_step(
         bar.reset();
         bar.set_length(steps as u64);
         bar.set_prefix(label());
+        bar.set_message("-");
     }
     if step.is_multiple_of(16) || step == steps {
         bar.set_position(step as u64);
