@@ -154,3 +154,13 @@ fn drawing_in_a_real_browser_shows_the_digit() {
     assert_eq!((shot.width(), shot.height()), (1120, 480));
     let _ = std::fs::remove_file(screenshot);
 }
+
+#[test]
+fn ctrl_c_stops_the_server_cleanly() {
+    let mut server = Server::start();
+    assert_eq!(post(&format!("{}/api/predict", server.url), "image/png", &drawn_one()).0, 200);
+    let interrupted = Command::new("kill").args(["-INT", &server.child.id().to_string()]).status().unwrap();
+    assert!(interrupted.success());
+    let status = server.child.wait().unwrap();
+    assert!(status.success(), "exit status after Ctrl-C: {status}");
+}
