@@ -195,3 +195,48 @@ fn training_is_deterministic_for_a_seed_and_thread_count() {
     assert_eq!(run(2), run(2));
     assert_eq!(run(1), run(1));
 }
+
+/// The whole network, with every layer kind and both fusions (conv+ReLU, linear+ReLU) and the
+/// elided Flatten, against finite differences of the loss.
+#[test]
+fn network_gradients_match_finite_differences() {
+    let architecture = Architecture {
+        input: [1, 6, 6],
+        layers: vec![
+            LayerSpec::Conv2d { in_channels: 1, out_channels: 3, kernel_size: 3, stride: 1, padding: 1 },
+            LayerSpec::Relu,
+            LayerSpec::MaxPool2d { kernel_size: 2, stride: 2 },
+            LayerSpec::Dropout { p: 0.0 },
+            LayerSpec::Flatten,
+            LayerSpec::Linear { in_features: 27, out_features: 7 },
+            LayerSpec::Relu,
+            LayerSpec::Linear { in_features: 7, out_features: 4 },
+        ],
+    };
+    let mut network = Network::new(architecture, 3).unwrap();
+    let images: Vec<f32> = (0..2 * 36).map(|i| ((i * 29 % 37) as f32 / 18.0) - 1.0).collect();
+    let labels = [1u8, 3];
+    let loss_of = |network: &mut Network| {
+        let logits = network.forward(&images, 2, true).to_vec();
+        let mut grad = vec![0.0; logits.len()];
+        (cross_entropy(&logits, &labels, 4, &mut grad), grad)
+    };
+    let (_, grad_logits) = loss_of(&mut network);
+    network.backward(&grad_logits);
+    let analytic = network.grads().to_vec();
+    let eps = 1e-3f32;
+    for i in (0..network.parameter_count()).step_by(3) {
+        let saved = network.params()[i];
+        network.params_mut()[i] = saved + eps;
+        let plus = loss_of(&mut network).0;
+        network.params_mut()[i] = saved - eps;
+        let minus = loss_of(&mut network).0;
+        network.params_mut()[i] = saved;
+        let numeric = (plus - minus) / (2.0 * eps);
+        assert!(
+            (numeric - analytic[i]).abs() <= 2e-3 + 5e-2 * numeric.abs(),
+            "param {i}: {numeric} vs {}",
+            analytic[i]
+        );
+    }
+}
