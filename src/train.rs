@@ -11,6 +11,9 @@ use rand_chacha::rand_core::{Rng, SeedableRng};
 use serde::Serialize;
 use std::time::Instant;
 
+/// The largest batch accepted: the seed CNN's activations for it take about 2.5 GB.
+pub const MAX_BATCH: usize = 4096;
+
 /// How to train. `Default` is the original project's recipe (with shuffling, seeded).
 #[derive(Clone, Debug)]
 pub struct TrainConfig {
@@ -34,8 +37,8 @@ impl TrainConfig {
         if self.epochs == 0 {
             return Err(Error::Invalid("--epochs must be at least 1".into()));
         }
-        if self.batch_size == 0 || self.batch_size > 65_536 {
-            return Err(Error::Invalid(format!("--batch-size {} must be between 1 and 65536", self.batch_size)));
+        if self.batch_size == 0 || self.batch_size > MAX_BATCH {
+            return Err(Error::Invalid(format!("--batch-size {} must be between 1 and {MAX_BATCH}", self.batch_size)));
         }
         self.optimizer.validate()
     }

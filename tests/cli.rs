@@ -166,6 +166,8 @@ fn bad_input_is_a_clear_error() {
     assert_eq!(digitnn(&["train", "--epochs", "many"]).status.code(), Some(2));
     assert_eq!(digitnn(&["frobnicate"]).status.code(), Some(2));
     one_line_error(&digitnn(&["train", "--data", &data, "--epochs", "0"]), "--epochs");
+    one_line_error(&digitnn(&["train", "--data", &data, "--batch-size", "100000"]), "--batch-size");
+    one_line_error(&digitnn(&["bench", "--batch-size", "0"]), "--batch-size");
     one_line_error(
         &digitnn(&["train", "--data", &data, "--lr=-1", "--out", &s.path("m.safetensors")]),
         "learning rate",

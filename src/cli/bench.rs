@@ -21,8 +21,8 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
-    if args.batch_size == 0 || args.steps == 0 {
-        anyhow::bail!("--batch-size and --steps must be at least 1");
+    if !(1..=digitnn::train::MAX_BATCH).contains(&args.batch_size) || !(1..=100_000).contains(&args.steps) {
+        anyhow::bail!("--batch-size must be 1 to {} and --steps 1 to 100000", digitnn::train::MAX_BATCH);
     }
     let config = BenchConfig { batch_size: args.batch_size, steps: args.steps, ..BenchConfig::default() };
     let report = digitnn::with_threads(args.threads, || run_bench(&config))??;
