@@ -74,7 +74,8 @@ fn draw_loss_chart<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, runs: &[Ru
     let (left, right) = root.split_horizontally(CHART_SIZE.0 * 3 / 5);
     let steps = runs.iter().map(|r| r.step_losses.len()).max().unwrap_or(1).max(2);
     let positive = runs.iter().flat_map(|r| r.step_losses.iter()).copied().filter(|v| *v > 0.0);
-    let low = positive.clone().fold(f32::INFINITY, f32::min).clamp(1e-6, 0.01);
+    // Losses below 1e-4 are drawn at the floor: the interesting part is above it.
+    let low = positive.clone().fold(f32::INFINITY, f32::min).clamp(1e-4, 0.01);
     let high = positive.fold(0.0f32, f32::max).max(1.0);
     let mut chart = ChartBuilder::on(&left)
         .caption("training loss", ("sans-serif", 22))
@@ -83,10 +84,18 @@ fn draw_loss_chart<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, runs: &[Ru
         .y_label_area_size(60)
         .build_cartesian_2d(0..steps, (low..high).log_scale())?;
     chart.configure_mesh().x_desc("step").y_desc("loss (log scale)").label_style(("sans-serif", 14)).draw()?;
+    let points = |values: &[f32]| {
+        // At most ~2,000 points a line: a chart is a few hundred pixels wide.
+        let every = values.len().div_ceil(2000).max(1);
+        values.iter().enumerate().step_by(every).map(|(s, &v)| (s, v.max(low))).collect::<Vec<_>>()
+    };
+    // Raw losses first, faint, so that every smoothed line is drawn over all of them.
     for (i, run) in runs.iter().enumerate() {
         let colour = COLOURS[i % COLOURS.len()];
-        let points = |values: &[f32]| values.iter().enumerate().map(|(s, &v)| (s, v.max(low))).collect::<Vec<_>>();
-        chart.draw_series(LineSeries::new(points(&run.step_losses), colour.mix(0.15)))?;
+        chart.draw_series(LineSeries::new(points(&run.step_losses), colour.mix(0.08)))?;
+    }
+    for (i, run) in runs.iter().enumerate() {
+        let colour = COLOURS[i % COLOURS.len()];
         // Average over about a fiftieth of the run, so short and long runs both read smoothly.
         let weight = 1.0 - 1.0 / (run.step_losses.len() as f32 / 50.0).max(1.0);
         chart
