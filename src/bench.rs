@@ -37,6 +37,16 @@ pub struct BenchReport {
     pub layers_ms: Vec<(String, f64, f64)>,
     /// Milliseconds per training step outside the layers (loss, optimizer, batching).
     pub other_ms: f64,
+    /// The process's peak resident memory in MiB (Linux only).
+    pub peak_rss_mib: Option<f64>,
+}
+
+/// VmHWM from /proc/self/status: the most memory this process has held.
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
 }
 
 /// Forward multiply-adds of the seed CNN for one image, times 2 for FLOPs: convolutions
@@ -121,5 +131,6 @@ pub fn run(config: &BenchConfig) -> Result<BenchReport> {
         isa: isa::active().name(),
         layers_ms,
         other_ms,
+        peak_rss_mib: peak_rss_mib(),
     })
 }

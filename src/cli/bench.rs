@@ -38,6 +38,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
         )?;
         writeln!(out, "infer (batch 1000): {:.0} images/s", report.infer_batch_images_per_sec)?;
         writeln!(out, "infer (single image): {:.0} us/image", report.infer_single_latency_us)?;
+        if let Some(rss) = report.peak_rss_mib {
+            writeln!(out, "peak memory (RSS): {rss:.0} MiB")?;
+        }
         writeln!(out, "\ntraining step by layer (ms):   forward  backward")?;
         for (name, forward, backward) in &report.layers_ms {
             writeln!(out, "  {name:<22}{forward:>10.2}{backward:>10.2}")?;
