@@ -4,7 +4,7 @@
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::model::Network;
-use crate::nn::loss::softmax;
+use crate::nn::loss::{argmax, softmax};
 use serde::Serialize;
 
 /// Images per forward pass when evaluating: large enough to keep both cores busy, small enough
@@ -39,8 +39,7 @@ pub fn evaluate(network: &mut Network, data: &Dataset) -> Result<EvalReport> {
         let logits = network.forward(&images, batch.len(), false);
         for (row, &i) in logits.chunks(classes).zip(batch) {
             softmax(row, &mut probabilities);
-            let (best, &p) =
-                probabilities.iter().enumerate().fold((0, &f32::MIN), |a, b| if b.1 > a.1 { b } else { a });
+            let (best, p) = argmax(&probabilities);
             predictions.push((best as u8, p));
             confusion[data.labels[i] as usize][best] += 1;
         }

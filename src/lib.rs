@@ -19,6 +19,7 @@ pub mod bench;
 pub mod data;
 pub mod error;
 pub mod eval;
+pub mod files;
 pub mod kernels;
 pub mod model;
 pub mod nn;

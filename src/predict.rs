@@ -3,7 +3,7 @@
 use crate::data::image::{self, Pixels, Preparation};
 use crate::error::{Error, Result};
 use crate::model::Network;
-use crate::nn::loss::softmax;
+use crate::nn::loss::{argmax, softmax};
 use serde::Serialize;
 use std::path::Path;
 
@@ -22,7 +22,7 @@ pub fn predict_pixels(network: &mut Network, images: &[Pixels]) -> Result<Vec<Pr
             network.architecture.input
         )));
     }
-    let input: Vec<f32> = images.iter().flat_map(|p| p.iter().map(|&v| v as f32 / 255.0)).collect();
+    let input: Vec<f32> = images.iter().flat_map(|p| p.iter().map(|&v| crate::data::pixel_value(v))).collect();
     let classes = network.classes();
     let logits = network.forward(&input, images.len(), false);
     Ok(logits
@@ -30,8 +30,7 @@ pub fn predict_pixels(network: &mut Network, images: &[Pixels]) -> Result<Vec<Pr
         .map(|row| {
             let mut probabilities = vec![0.0; classes];
             softmax(row, &mut probabilities);
-            let (digit, &confidence) =
-                probabilities.iter().enumerate().fold((0, &f32::MIN), |a, b| if b.1 > a.1 { b } else { a });
+            let (digit, confidence) = argmax(&probabilities);
             Prediction { digit, confidence, probabilities }
         })
         .collect())

@@ -2,10 +2,10 @@
 //! the same data order, then charts and tables of the runs.
 
 use anyhow::{Result, bail};
-use digitnn::model::{Architecture, Network, write_atomic};
+use digitnn::model::write_atomic;
 use digitnn::optim::{OptimizerConfig, OptimizerKind};
 use digitnn::report::{self, RunHistory};
-use digitnn::train::{TrainConfig, TrainEvent, train};
+use digitnn::train::TrainConfig;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -58,7 +58,7 @@ fn configs(args: &Args) -> Result<Vec<OptimizerConfig>> {
         bail!("--optimizers is empty: name at least one of adam, adamw, sgd, momentum, nesterov");
     }
     let rates: Vec<f32> = match &args.lr {
-        None => kinds.iter().map(|&k| super::train::default_lr(k)).collect(),
+        None => kinds.iter().map(|k| k.default_lr()).collect(),
         Some(list) => {
             let parsed: Vec<f32> = list
                 .split(',')
@@ -74,12 +74,7 @@ fn configs(args: &Args) -> Result<Vec<OptimizerConfig>> {
     let configs: Vec<OptimizerConfig> = kinds
         .into_iter()
         .zip(rates)
-        .map(|(kind, lr)| OptimizerConfig {
-            kind,
-            lr,
-            weight_decay: kind.default_weight_decay(),
-            ..OptimizerConfig::default()
-        })
+        .map(|(kind, lr)| OptimizerConfig { lr, ..OptimizerConfig::recommended(kind) })
         .collect();
     for c in &configs {
         c.validate()?;
@@ -100,37 +95,18 @@ pub fn run(args: Args) -> Result<ExitCode> {
     if let Some(limit) = args.limit {
         data.train.truncate(limit);
     }
-    let bar = super::training_bar(args.json);
     let mut runs = Vec::new();
     for optimizer in optimizers {
+        // The same seed gives every optimizer the same initial weights and data order.
         let config = TrainConfig { optimizer, ..base.clone() };
         let name = format!("{} (lr {})", optimizer.kind, optimizer.lr);
-        let mut run = RunHistory { name: name.clone(), ..RunHistory::default() };
-        let mut output: std::io::Result<()> = Ok(());
-        let result = digitnn::with_threads(args.threads, || {
-            // The same seed gives every optimizer the same initial weights and data order.
-            let mut network = Network::new(Architecture::seed_cnn(), config.seed)?;
-            train(&mut network, &data.train, &data.test, &config, |event| match event {
-                TrainEvent::Step { epoch, step, steps, loss } => {
-                    run.step_losses.push(loss);
-                    super::show_step(&bar, || format!("{name} epoch {epoch}/{}", config.epochs), step, steps, loss);
-                }
-                TrainEvent::Epoch(stats) => {
-                    if let Some(bar) = &bar {
-                        bar.finish_and_clear();
-                    }
-                    if output.is_ok() {
-                        output = print_epoch(&optimizer, stats, config.epochs, args.json);
-                    }
-                }
-            })
-        })?;
-        output?;
-        run.epochs = result?;
-        runs.push(run);
+        let (_, step_losses, epochs) =
+            super::run_training(&data, &config, args.threads, &format!("{name} "), args.json, |stats| {
+                print_epoch(&optimizer, stats, config.epochs, args.json)
+            })?;
+        runs.push(RunHistory { name, step_losses, epochs });
     }
-    report::loss_chart(&runs, &args.out.join("loss.png"), &args.out.join("loss.svg"))?;
-    write_atomic(&args.out.join("results.csv"), report::results_csv(&runs).as_bytes())?;
+    super::write_run_report(&args.out, &runs)?;
     let summary = format!(
         "# Optimizer comparison\n\nSeed CNN, {} epochs, batch {}, seed {}, same initial weights and data order for every optimizer.\n\n{}",
         args.epochs,

@@ -27,15 +27,16 @@ fn extension(path: &Path) -> String {
 }
 
 pub fn convert(args: ConvertArgs) -> Result<ExitCode> {
-    let bytes = match extension(&args.output).as_str() {
-        "pt" | "pth" => None,
-        "safetensors" => Some(()),
+    let to_pytorch = match extension(&args.output).as_str() {
+        "pt" | "pth" => true,
+        "safetensors" => false,
         _ => bail!("{}: choose the format by extension: .safetensors, .pt or .pth", args.output.display()),
     };
     let (network, info) = model::load(&args.input)?;
-    match bytes {
-        None => model::write_atomic(&args.output, &model::to_pt_bytes(&network)?)?,
-        Some(()) => model::save(&network, &args.output, info.test_accuracy)?,
+    if to_pytorch {
+        model::write_atomic(&args.output, &model::to_pt_bytes(&network)?)?;
+    } else {
+        model::save(&network, &args.output, info.test_accuracy)?;
     }
     eprintln!("wrote {} ({} parameters)", args.output.display(), network.parameter_count());
     Ok(ExitCode::SUCCESS)

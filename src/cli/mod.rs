@@ -13,6 +13,9 @@ mod train;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 use digitnn::data::{Checksums, Mnist, mnist};
+use digitnn::model::{Architecture, Network};
+use digitnn::report::{self, RunHistory};
+use digitnn::train::{EpochStats, TrainConfig, TrainEvent, train};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -102,14 +105,53 @@ fn interactive(json: bool) -> bool {
 
 /// Fails early, before hours of training, if `path` cannot be written.
 fn check_writable(path: &Path) -> Result<()> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
+    let dir = digitnn::files::parent_dir(path);
     if path.is_dir() {
         anyhow::bail!("{}: is a directory", path.display());
     }
     tempfile::NamedTempFile::new_in(dir).map_err(|e| anyhow::anyhow!("{}: cannot write there: {e}", dir.display()))?;
+    Ok(())
+}
+
+/// Trains the seed CNN under `config`, with a progress bar on a terminal (its label starts with
+/// `prefix`) and `print` called after every epoch; returns the network and the run for reports.
+fn run_training(
+    data: &Mnist,
+    config: &TrainConfig,
+    threads: Option<usize>,
+    prefix: &str,
+    json: bool,
+    mut print: impl FnMut(&EpochStats) -> std::io::Result<()> + Send,
+) -> Result<(Network, Vec<f32>, Vec<EpochStats>)> {
+    let bar = training_bar(json);
+    let mut step_losses = Vec::new();
+    let mut output = Ok(());
+    let (network, history) = digitnn::with_threads(threads, || {
+        let mut network = Network::new(Architecture::seed_cnn(), config.seed)?;
+        let history = train(&mut network, &data.train, &data.test, config, |event| match event {
+            TrainEvent::Step { epoch, step, steps, loss } => {
+                step_losses.push(loss);
+                show_step(&bar, || format!("{prefix}epoch {epoch}/{}", config.epochs), step, steps, loss);
+            }
+            TrainEvent::Epoch(stats) => {
+                if let Some(bar) = &bar {
+                    bar.finish_and_clear();
+                }
+                if output.is_ok() {
+                    output = print(stats);
+                }
+            }
+        })?;
+        Ok::<_, digitnn::Error>((network, history))
+    })??;
+    output?;
+    Ok((network, step_losses, history))
+}
+
+/// loss.png, loss.svg and results.csv for `runs`, in `dir`.
+fn write_run_report(dir: &Path, runs: &[RunHistory]) -> Result<()> {
+    report::loss_chart(runs, &dir.join("loss.png"), &dir.join("loss.svg"))?;
+    digitnn::model::write_atomic(&dir.join("results.csv"), report::results_csv(runs).as_bytes())?;
     Ok(())
 }
 

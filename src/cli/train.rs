@@ -1,10 +1,10 @@
 //! `digitnn train`.
 
 use anyhow::Result;
-use digitnn::model::{self, Architecture, Network};
+use digitnn::model;
 use digitnn::optim::{OptimizerConfig, OptimizerKind};
-use digitnn::report::{self, RunHistory};
-use digitnn::train::{EpochStats, TrainConfig, TrainEvent, train};
+use digitnn::report::RunHistory;
+use digitnn::train::{EpochStats, TrainConfig};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -52,22 +52,13 @@ pub struct Args {
     report: Option<PathBuf>,
 }
 
-/// The learning rate each optimizer gets unless told otherwise: Adam's 1e-3 is the original's;
-/// plain and momentum SGD need a larger step to make progress in the same epochs.
-pub fn default_lr(kind: OptimizerKind) -> f32 {
-    match kind {
-        OptimizerKind::Adam | OptimizerKind::AdamW => 1e-3,
-        OptimizerKind::Sgd | OptimizerKind::Momentum | OptimizerKind::Nesterov => 1e-2,
-    }
-}
-
 pub fn run(args: Args) -> Result<ExitCode> {
+    let defaults = OptimizerConfig::recommended(args.optimizer);
     let optimizer = OptimizerConfig {
-        kind: args.optimizer,
-        lr: args.lr.unwrap_or(default_lr(args.optimizer)),
+        lr: args.lr.unwrap_or(defaults.lr),
         momentum: args.momentum,
-        weight_decay: args.weight_decay.unwrap_or(args.optimizer.default_weight_decay()),
-        ..OptimizerConfig::default()
+        weight_decay: args.weight_decay.unwrap_or(defaults.weight_decay),
+        ..defaults
     };
     let config = TrainConfig {
         epochs: args.epochs,
@@ -89,36 +80,12 @@ pub fn run(args: Args) -> Result<ExitCode> {
         data.train.truncate(limit);
     }
     let json = args.json;
-    let bar = super::training_bar(json);
-    let mut step_losses = Vec::new();
-    let mut output_error = None;
-    let network_and_history = digitnn::with_threads(args.threads, || {
-        let mut network = Network::new(Architecture::seed_cnn(), config.seed)?;
-        let history = train(&mut network, &data.train, &data.test, &config, |event| match event {
-            TrainEvent::Step { epoch, step, steps, loss } => {
-                step_losses.push(loss);
-                super::show_step(&bar, || format!("epoch {epoch}/{}", config.epochs), step, steps, loss);
-            }
-            TrainEvent::Epoch(stats) => {
-                if let Some(bar) = &bar {
-                    bar.finish_and_clear();
-                }
-                if let Err(e) = print_epoch(stats, config.epochs, json) {
-                    output_error.get_or_insert(e);
-                }
-            }
-        })?;
-        Ok::<_, digitnn::Error>((network, history))
-    })?;
-    let (network, history) = network_and_history?;
-    if let Some(e) = output_error {
-        return Err(e.into());
-    }
+    let (network, step_losses, history) =
+        super::run_training(&data, &config, args.threads, "", json, |stats| print_epoch(stats, config.epochs, json))?;
     let accuracy = history.last().map(|s| s.test_accuracy);
     if let Some(dir) = &args.report {
-        let run = RunHistory { name: config.optimizer.kind.to_string(), step_losses, epochs: history.clone() };
-        report::loss_chart(std::slice::from_ref(&run), &dir.join("loss.png"), &dir.join("loss.svg"))?;
-        digitnn::model::write_atomic(&dir.join("results.csv"), report::results_csv(&[run]).as_bytes())?;
+        let run = RunHistory { name: config.optimizer.kind.to_string(), step_losses, epochs: history };
+        super::write_run_report(dir, &[run])?;
         eprintln!("wrote loss.png, loss.svg and results.csv in {}", dir.display());
     }
     model::save(&network, &args.out, accuracy)?;

@@ -87,7 +87,7 @@ impl Dataset {
     pub fn batch_into(&self, indices: &[usize], out: &mut Vec<f32>) {
         out.clear();
         for &i in indices {
-            out.extend(self.image(i).iter().map(|&p| p as f32 / 255.0));
+            out.extend(self.image(i).iter().map(|&p| super::pixel_value(p)));
         }
     }
 
@@ -303,14 +303,7 @@ fn store(dir: &Path, file: DataFile, raw: &[u8]) -> std::result::Result<(), Stri
         return Err(format!("{}: SHA-256 {sha} does not match {}", file.name, file.sha256));
     }
     let target = dir.join(file.name);
-    let write = || -> std::io::Result<()> {
-        let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-        std::io::Write::write_all(&mut tmp, raw)?;
-        tmp.as_file().sync_all()?;
-        tmp.persist(&target).map_err(|e| e.error)?;
-        Ok(())
-    };
-    write().map_err(|e| format!("{}: {e}", target.display()))?;
+    crate::files::write_atomic(&target, raw).map_err(|e| format!("{}: {e}", target.display()))?;
     // A stale, failing .gz beside the good raw file would be ambiguous; the raw file wins.
     let _ = std::fs::remove_file(dir.join(format!("{}.gz", file.name)));
     Ok(())

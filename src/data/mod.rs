@@ -6,3 +6,10 @@ pub mod image;
 pub mod mnist;
 
 pub use mnist::{Checksums, Dataset, Mnist};
+
+/// A pixel as the model sees it: scaled to [0, 1] as the original does (value / 255, no
+/// normalisation).
+#[inline]
+pub fn pixel_value(pixel: u8) -> f32 {
+    pixel as f32 / 255.0
+}

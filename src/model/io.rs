@@ -9,7 +9,6 @@ use super::{Architecture, Network};
 use crate::error::{Error, Result};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::Path;
 
 /// The format version this build writes and reads.
@@ -199,18 +198,9 @@ pub fn to_pt_bytes(network: &Network) -> Result<Vec<u8>> {
     super::pt::write_state_dict(&tensors).map_err(Error::Invalid)
 }
 
-/// Writes bytes to `path` atomically: a temporary file in the same directory, synced, renamed.
+/// Writes bytes to `path` atomically (see [`crate::files::write_atomic`]).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let io = |e| Error::io(path, e);
-    let mut file = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
-    file.write_all(bytes).map_err(io)?;
-    file.as_file().sync_all().map_err(io)?;
-    file.persist(path).map_err(|e| io(e.error))?;
-    Ok(())
+    crate::files::write_atomic(path, bytes).map_err(|e| Error::io(path, e))
 }
 
 fn model_error(path: &Path, reason: String) -> Error {

@@ -34,6 +34,11 @@ pub fn softmax(logits: &[f32], out: &mut [f32]) {
     }
 }
 
+/// The index and value of the largest entry (the first, on ties).
+pub fn argmax(values: &[f32]) -> (usize, f32) {
+    values.iter().copied().enumerate().fold((0, f32::NEG_INFINITY), |best, v| if v.1 > best.1 { v } else { best })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

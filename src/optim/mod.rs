@@ -36,6 +36,15 @@ impl OptimizerKind {
         OptimizerKind::AdamW,
     ];
 
+    /// The learning rate used unless told otherwise: Adam's 1e-3 is the original project's; plain
+    /// and momentum SGD need a larger step to learn as much in the same epochs.
+    pub fn default_lr(self) -> f32 {
+        match self {
+            OptimizerKind::Adam | OptimizerKind::AdamW => 1e-3,
+            OptimizerKind::Sgd | OptimizerKind::Momentum | OptimizerKind::Nesterov => 1e-2,
+        }
+    }
+
     /// PyTorch's default weight decay: 0.01 for AdamW (its point), none for the others.
     pub fn default_weight_decay(self) -> f32 {
         if self == OptimizerKind::AdamW { 1e-2 } else { 0.0 }
@@ -94,6 +103,11 @@ impl Default for OptimizerConfig {
 }
 
 impl OptimizerConfig {
+    /// `kind` with its default learning rate and weight decay.
+    pub fn recommended(kind: OptimizerKind) -> Self {
+        OptimizerConfig { kind, lr: kind.default_lr(), weight_decay: kind.default_weight_decay(), ..Self::default() }
+    }
+
     /// Checks the numbers a user can get wrong.
     pub fn validate(&self) -> Result<()> {
         let bad = |what: &str| Err(Error::Invalid(format!("invalid {what}")));
