@@ -109,6 +109,16 @@ pub fn gemm_indexed(a: IndexedA, b: IndexedB, c: &mut [f32], ldc: usize, epilogu
 
 /// [`gemm_indexed`] on a chosen instruction set (the tests run every path the CPU has).
 pub fn gemm_indexed_with(isa: Isa, a: IndexedA, b: IndexedB, c: &mut [f32], ldc: usize, epilogue: Epilogue) {
+    gemm_checked(isa, a, b, c, ldc, epilogue, true)
+}
+
+/// [`gemm_indexed_with`] on the calling thread only, for callers that already split their work
+/// between threads (each Winograd band runs sixteen small GEMMs).
+pub fn gemm_indexed_serial_with(isa: Isa, a: IndexedA, b: IndexedB, c: &mut [f32], ldc: usize, epilogue: Epilogue) {
+    gemm_checked(isa, a, b, c, ldc, epilogue, false)
+}
+
+fn gemm_checked(isa: Isa, a: IndexedA, b: IndexedB, c: &mut [f32], ldc: usize, epilogue: Epilogue, parallel: bool) {
     let (m, n, k) = (a.row.len(), b.n, a.k_offsets.len());
     assert_eq!(k, b.k_offsets.len(), "A and B disagree on the reduction length");
     if m == 0 || n == 0 {
@@ -125,7 +135,12 @@ pub fn gemm_indexed_with(isa: Isa, a: IndexedA, b: IndexedB, c: &mut [f32], ldc:
     }
     let isa = if isa.is_supported() { isa } else { Isa::Portable };
     let plan = Plan::new(isa, a, b, ldc, epilogue);
-    plan.run(c, m, n, k);
+    if parallel {
+        plan.run(c, m, n, k);
+    } else {
+        let kernel = plan.kernel;
+        plan.run_block(SendPtr(c.as_mut_ptr()), 0..m.div_ceil(kernel.mr), 0..n.div_ceil(kernel.nr));
+    }
 }
 
 /// C (+)= A·B for plain strided matrices; `c` is row-major with leading dimension `ldc`.

@@ -6,6 +6,7 @@ pub mod conv;
 pub mod dot;
 pub mod gemm;
 pub mod isa;
+pub mod winograd;
 
 pub use dot::matmul_nt;
 pub use gemm::{Epilogue, IndexedA, IndexedB, MatRef, gemm, gemm_indexed, gemm_naive};

@@ -7,10 +7,15 @@
 //!                           or dy * w_hwio^T scattered back through the tables (any stride)
 //! ```
 //! where q runs over every output pixel of the batch and k over (kh, kw, in_channel).
+//!
+//! 3x3 stride-1 convolutions with enough channels use Winograd F(2x2, 3x3) instead
+//! (`kernels::winograd`): the same results to rounding, with 2.25x fewer multiplications.
+//! `DIGITNN_WINOGRAD=0` turns it off (to measure the difference).
 
 use super::{Layer, ParamSpec, Pass, Tensor, shape_error};
 use crate::error::Result;
 use crate::kernels::conv::{ConvGeometry, pad_nhwc, unpad_nhwc};
+use crate::kernels::winograd::{self, WinogradGeometry, WinogradPlan};
 use crate::kernels::{Epilogue, IndexedA, IndexedB, MatRef, gemm, gemm_indexed};
 use rayon::prelude::*;
 
@@ -50,6 +55,28 @@ pub struct Conv2d {
     dx_plan: DxPlan,
     /// A following ReLU is applied in the GEMM epilogue.
     relu: bool,
+    /// Set for 3x3 stride-1 convolutions with enough channels to pay for the transforms.
+    winograd: Option<Winograd>,
+}
+
+/// The Winograd plan and its transformed weights.
+#[derive(Debug)]
+struct Winograd {
+    plan: WinogradPlan,
+    /// U = G g Gᵀ, refreshed when the parameters change; Uᵀ derived from it when dx is needed.
+    u: Vec<f32>,
+    ut: Vec<f32>,
+    ut_stale: bool,
+    grad_u: Vec<f32>,
+    partials: Vec<f32>,
+}
+
+/// Fewer channels than this and the transforms cost more than the multiplications they save.
+const WINOGRAD_MIN_CHANNELS: usize = 8;
+
+fn winograd_enabled() -> bool {
+    static ENABLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ENABLED.get_or_init(|| std::env::var("DIGITNN_WINOGRAD").map_or(true, |v| v.trim() != "0"))
 }
 
 /// Buffers for the input gradient.
@@ -80,6 +107,7 @@ impl Conv2d {
             grad_partials: Vec::new(),
             dx_plan: DxPlan::default(),
             relu: false,
+            winograd: None,
         }
     }
 
@@ -110,8 +138,30 @@ impl Conv2d {
             if g.stride == 1 {
                 self.plan_full_convolution(&g);
             }
+            self.winograd = Self::winograd_plan(&g).map(|plan| Winograd {
+                plan,
+                u: Vec::new(),
+                ut: Vec::new(),
+                ut_stale: true,
+                grad_u: Vec::new(),
+                partials: Vec::new(),
+            });
         }
         g
+    }
+
+    fn winograd_plan(g: &ConvGeometry) -> Option<WinogradPlan> {
+        let fits = g.kernel == 3 && g.stride == 1 && g.in_c.min(g.out_c) >= WINOGRAD_MIN_CHANNELS;
+        (fits && winograd_enabled()).then(|| {
+            WinogradPlan::new(WinogradGeometry {
+                batch: g.batch,
+                in_h: g.in_h,
+                in_w: g.in_w,
+                in_c: g.in_c,
+                out_c: g.out_c,
+                pad: g.pad,
+            })
+        })
     }
 
     /// Tables for dx as a stride-1 convolution of dy (padded by kernel-1) with the flipped kernel,
@@ -291,13 +341,21 @@ impl Layer for Conv2d {
     fn forward(&mut self, params: &[f32], x: &Tensor, y: &mut Tensor, pass: Pass) {
         let g = self.prepare(x);
         let (weight, bias) = params.split_at(self.weight_len());
+        y.reshape_for(&[g.batch, g.out_h(), g.out_w(), g.out_c]);
+        if let Some(w) = &mut self.winograd {
+            if pass.params_changed || w.u.is_empty() {
+                winograd::transform_weight(weight, g.in_c, g.out_c, &mut w.u);
+                w.ut_stale = true;
+            }
+            w.plan.forward(&x.data, &w.u, bias, self.relu, &mut y.data);
+            return;
+        }
         if pass.params_changed || self.weight_hwio.len() != weight.len() {
             self.refresh_weight_hwio(weight);
         }
         if g.pad > 0 {
             pad_nhwc(&x.data, g.batch, g.in_h, g.in_w, g.in_c, g.pad, &mut self.x_padded);
         }
-        y.reshape_for(&[g.batch, g.out_h(), g.out_w(), g.out_c]);
         gemm_indexed(
             IndexedA { data: self.padded_input(x), row: &self.windows, k_offsets: &self.taps },
             IndexedB { data: &self.weight_hwio, k_offsets: &self.weight_rows, n: g.out_c },
@@ -317,6 +375,23 @@ impl Layer for Conv2d {
         dx: Option<&mut Tensor>,
     ) {
         let g = self.prepare(x);
+        let weight_len = self.weight_len();
+        if let Some(w) = &mut self.winograd {
+            // The forward pass left U for these weights.
+            if dx.is_some() && w.ut_stale {
+                winograd::transpose_transformed(&w.u, g.in_c, g.out_c, &mut w.ut);
+                w.ut_stale = false;
+            }
+            w.grad_u.resize(w.u.len(), 0.0);
+            let (grad_weight, grad_bias) = grads.split_at_mut(weight_len);
+            let dx = dx.map(|dx| {
+                dx.reshape_for(&x.shape);
+                &mut dx.data[..]
+            });
+            w.plan.backward(&x.data, &dy.data, Some(&w.ut), &mut w.partials, &mut w.grad_u, grad_bias, dx);
+            winograd::weight_gradient(&w.grad_u, g.in_c, g.out_c, grad_weight);
+            return;
+        }
         // The forward pass left x_padded and weight_hwio for this x and these weights.
         self.backward_weight(&g, grads, x, dy);
         let Some(dx) = dx else { return };
