@@ -18,22 +18,22 @@ pub fn matmul_nt_with(isa: Isa, a: &[f32], b: &[f32], k: usize, c: &mut [f32], e
     let (m, n) = (a.len() / k, b.len() / k);
     assert_eq!(c.len(), m * n, "C is m x n");
     let isa = if isa.is_supported() { isa } else { Isa::Portable };
-    let row = |(a_row, c_row): (&[f32], &mut [f32])| {
-        for (j, (out, b_row)) in c_row.iter_mut().zip(b.chunks_exact(k)).enumerate() {
-            let mut sum = dot(isa, a_row, b_row);
-            if epilogue.accumulate {
-                sum += *out;
-            }
-            if let Some(bias) = epilogue.bias {
-                sum += bias[j];
-            }
-            *out = if epilogue.relu { sum.max(0.0) } else { sum };
+    // One task per output value, so that a single image's few outputs still use every core.
+    let output = |(index, out): (usize, &mut f32)| {
+        let (i, j) = (index / n, index % n);
+        let mut sum = dot(isa, &a[i * k..][..k], &b[j * k..][..k]);
+        if epilogue.accumulate {
+            sum += *out;
         }
+        if let Some(bias) = epilogue.bias {
+            sum += bias[j];
+        }
+        *out = if epilogue.relu { sum.max(0.0) } else { sum };
     };
     if m * n * k >= 1 << 18 {
-        a.par_chunks_exact(k).zip(c.par_chunks_exact_mut(n)).for_each(row);
+        c.par_iter_mut().enumerate().for_each(output);
     } else {
-        a.chunks_exact(k).zip(c.chunks_exact_mut(n)).for_each(row);
+        c.iter_mut().enumerate().for_each(output);
     }
 }
 

@@ -24,6 +24,11 @@ use super::isa::{self, Isa};
 use rayon::prelude::*;
 use std::cell::RefCell;
 
+/// Multiply-adds below which a GEMM runs on one thread: handing work to a second thread costs
+/// microseconds, about what one core needs for a million multiply-adds (a single image's first
+/// convolution is a fifth of that).
+const PARALLEL_MIN_WORK: usize = 1 << 20;
+
 /// The largest number of rows any micro-kernel handles.
 const MAX_MR: usize = 8;
 
@@ -297,7 +302,7 @@ impl<'a> Plan<'a> {
         let row_tiles = m.div_ceil(self.kernel.mr);
         let col_tiles = n.div_ceil(self.kernel.nr);
         let work = m * n * k.max(1);
-        if threads == 1 || work < 1 << 16 || row_tiles * col_tiles < 2 {
+        if threads == 1 || work < PARALLEL_MIN_WORK || row_tiles * col_tiles < 2 {
             self.run_block(c_ptr, 0..row_tiles, 0..col_tiles);
         } else if row_tiles >= 2 * threads || row_tiles >= col_tiles {
             let tasks = (threads * 4).min(row_tiles);
