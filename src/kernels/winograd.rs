@@ -191,7 +191,8 @@ impl WinogradPlan {
         });
     }
 
-    /// The gradients of [`WinogradPlan::forward`] (without its ReLU) given dy.
+    /// The gradients of [`WinogradPlan::forward`] given dy. With `relu_output` (the y of a
+    /// forward pass with ReLU) dy counts only where y > 0, so the ReLU's backward costs no pass.
     ///
     /// Writes dLoss/dU into `grad_u` ([ξ][in][out], turn it into the kernel's gradient with
     /// [`weight_gradient`]) and adds the bias gradient into `grad_bias`; with `ut` (from
@@ -203,6 +204,7 @@ impl WinogradPlan {
         &self,
         x: &[f32],
         dy: &[f32],
+        relu_output: Option<&[f32]>,
         ut: Option<&[f32]>,
         partials: &mut Vec<f32>,
         grad_u: &mut [f32],
@@ -213,6 +215,7 @@ impl WinogradPlan {
         let u_len = self.transformed_weight_len();
         assert_eq!(x.len(), g.batch * g.in_len(), "input size");
         assert_eq!(dy.len(), g.batch * g.out_len(), "output gradient size");
+        assert!(relu_output.is_none_or(|y| y.len() == dy.len()), "output size");
         assert_eq!(grad_u.len(), u_len, "transformed weight gradient size");
         assert_eq!(grad_bias.len(), g.out_c, "bias gradient size");
         let part_len = u_len + g.out_c;
@@ -222,7 +225,7 @@ impl WinogradPlan {
         let task = |(task, (part, dx_part)): (usize, (&mut [f32], Option<&mut [f32]>))| {
             let first = task * images_per_task;
             let images = first..(first + images_per_task).min(g.batch);
-            self.backward_images(x, dy, ut, images, part, dx_part);
+            self.backward_images(x, dy, relu_output, ut, images, part, dx_part);
         };
         match dx {
             Some(dx) => {
@@ -244,10 +247,12 @@ impl WinogradPlan {
     }
 
     /// One task of [`WinogradPlan::backward`]: `images` summed into `part` (dU then dbias).
+    #[allow(clippy::too_many_arguments)]
     fn backward_images(
         &self,
         x: &[f32],
         dy: &[f32],
+        relu_output: Option<&[f32]>,
         ut: Option<&[f32]>,
         images: Range<usize>,
         part: &mut [f32],
@@ -266,14 +271,13 @@ impl WinogradPlan {
             for (n, image) in images.enumerate() {
                 let x_image = &x[image * g.in_len()..(image + 1) * g.in_len()];
                 let dy_image = &dy[image * g.out_len()..(image + 1) * g.out_len()];
-                for row in dy_image.chunks(cout) {
-                    add_into(grad_bias, row);
-                }
+                let y_image = relu_output.map(|y| &y[image * g.out_len()..(image + 1) * g.out_len()]);
                 for band in 0..self.bands() {
                     let rows = self.band(band);
                     let tiles = rows.len() * g.tiles_w();
                     input_transform(self.isa, &g, x_image, rows.clone(), stride, &mut s.v);
-                    grad_output_transform(self.isa, &g, dy_image, rows.clone(), stride, &mut s.m);
+                    let dy = GradOutput { dy: dy_image, relu_output: y_image };
+                    grad_output_transform(self.isa, &g, dy, rows.clone(), stride, &mut s.m, grad_bias);
                     for xi in 0..POINTS {
                         // dU[ξ] (in x out) += V[ξ]ᵀ · dM[ξ], the reduction running over tiles.
                         gemm_indexed_serial_with(
@@ -424,6 +428,8 @@ trait Lanes: Copy {
         Self::zero().sub(self)
     }
     fn relu(self) -> Self;
+    /// Self where `y` > 0, zero elsewhere: the ReLU's backward.
+    fn where_positive(self, y: Self) -> Self;
 }
 
 impl Lanes for f32 {
@@ -451,6 +457,10 @@ impl Lanes for f32 {
     #[inline(always)]
     fn relu(self) -> Self {
         self.max(0.0)
+    }
+    #[inline(always)]
+    fn where_positive(self, y: Self) -> Self {
+        if y > 0.0 { self } else { 0.0 }
     }
 }
 
@@ -483,6 +493,10 @@ impl Lanes for Portable {
     #[inline(always)]
     fn relu(self) -> Self {
         Portable(self.0.map(|v| v.max(0.0)))
+    }
+    #[inline(always)]
+    fn where_positive(self, y: Self) -> Self {
+        Portable(std::array::from_fn(|l| self.0[l].where_positive(y.0[l])))
     }
 }
 
@@ -519,6 +533,10 @@ mod x86 {
         fn relu(self) -> Self {
             unsafe { _mm512_max_ps(self, _mm512_setzero_ps()) }
         }
+        #[inline(always)]
+        fn where_positive(self, y: Self) -> Self {
+            unsafe { _mm512_maskz_mov_ps(_mm512_cmp_ps_mask::<_CMP_GT_OQ>(y, _mm512_setzero_ps()), self) }
+        }
     }
 
     impl Lanes for __m256 {
@@ -546,6 +564,10 @@ mod x86 {
         #[inline(always)]
         fn relu(self) -> Self {
             unsafe { _mm256_max_ps(self, _mm256_setzero_ps()) }
+        }
+        #[inline(always)]
+        fn where_positive(self, y: Self) -> Self {
+            unsafe { _mm256_and_ps(self, _mm256_cmp_ps::<_CMP_GT_OQ>(y, _mm256_setzero_ps())) }
         }
     }
 }
@@ -586,7 +608,7 @@ multiversion!(input_transform => input_transform_with(
 multiversion!(output_transform => output_transform_with(
     g: &WinogradGeometry, m: &[f32], rows: Range<usize>, stride: usize, bias: &[f32], relu: bool, y: &mut [f32]));
 multiversion!(grad_output_transform => grad_output_transform_with(
-    g: &WinogradGeometry, dy: &[f32], rows: Range<usize>, stride: usize, dm: &mut [f32]));
+    g: &WinogradGeometry, dy: GradOutput, rows: Range<usize>, stride: usize, dm: &mut [f32], grad_bias: &mut [f32]));
 multiversion!(grad_input_transform => grad_input_transform_with(
     g: &WinogradGeometry, dv: &[f32], rows: Range<usize>, stride: usize, dx: &mut [f32]));
 
@@ -627,6 +649,7 @@ fn input_transform_with<V: Lanes>(g: &WinogradGeometry, x: &[f32], rows: Range<u
     check_band(g, &rows, stride, g.in_c, v.len());
     let c = g.in_c;
     for_each_tile(g, rows, |tile, ty, tx| {
+        prefetch_patch_columns(g, x, ty, tx + PREFETCH_TILES);
         let patch = g.patch(ty, tx);
         let out = v[tile * c..].as_mut_ptr();
         // SAFETY: patch offsets lie in the image and the band's blocks in v (both checked above).
@@ -636,6 +659,30 @@ fn input_transform_with<V: Lanes>(g: &WinogradGeometry, x: &[f32], rows: Range<u
             |c0| unsafe { input_tile::<f32>(x, &patch, c0, out, stride * c) },
         );
     });
+}
+
+/// How many tiles ahead the input transform asks for the patch it will need.
+const PREFETCH_TILES: usize = 2;
+
+/// Asks the CPU to start loading the two patch columns that tile (ty, tx) adds to its left
+/// neighbour's: the first touch of each input pixel otherwise stalls on memory.
+#[inline(always)]
+fn prefetch_patch_columns(g: &WinogradGeometry, x: &[f32], ty: usize, tx: usize) {
+    #[cfg(target_arch = "x86_64")]
+    for p in [2, 3, 6, 7, 10, 11, 14, 15] {
+        let (Some(y), Some(col)) = ((2 * ty + p / 4).checked_sub(g.pad), (2 * tx + p % 4).checked_sub(g.pad)) else {
+            continue;
+        };
+        if y < g.in_h && col < g.in_w {
+            let pixel = &x[(y * g.in_w + col) * g.in_c..][..g.in_c];
+            for line in pixel.chunks(16) {
+                // SAFETY: a prefetch is only a hint; the address lies inside x.
+                unsafe { std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(line.as_ptr().cast()) };
+            }
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (g, x, ty, tx);
 }
 
 #[inline(always)]
@@ -724,40 +771,63 @@ unsafe fn output_tile<V: Lanes>(
     }
 }
 
-/// dM = A dY Aᵀ for every tile of the band, into dm[ξ][tile][channel]; `dy` is the whole image.
+/// One image's output gradient, and the ReLU output that masks it (if the ReLU was fused).
+#[derive(Clone, Copy)]
+struct GradOutput<'a> {
+    dy: &'a [f32],
+    relu_output: Option<&'a [f32]>,
+}
+
+/// dM = A dY Aᵀ for every tile of the band, into dm[ξ][tile][channel], and the bias gradient
+/// (the sum of dY) added into `grad_bias`.
 #[inline(always)]
 fn grad_output_transform_with<V: Lanes>(
     g: &WinogradGeometry,
-    dy: &[f32],
+    dy: GradOutput,
     rows: Range<usize>,
     stride: usize,
     dm: &mut [f32],
+    grad_bias: &mut [f32],
 ) {
-    assert_eq!(dy.len(), g.out_len(), "output gradient size");
+    assert_eq!(dy.dy.len(), g.out_len(), "output gradient size");
+    assert!(dy.relu_output.is_none_or(|y| y.len() == g.out_len()), "output size");
+    assert_eq!(grad_bias.len(), g.out_c, "bias gradient size");
     check_band(g, &rows, stride, g.out_c, dm.len());
     let c = g.out_c;
     for_each_tile(g, rows, |tile, ty, tx| {
         let outputs = g.outputs(ty, tx).map(|p| p.map(|(oy, ox)| (oy * g.out_w() + ox) * c));
         let out = dm[tile * c..].as_mut_ptr();
-        // SAFETY: output offsets lie in dy and the band's blocks in dm (checked above).
+        let grad_bias = grad_bias.as_mut_ptr();
+        // SAFETY: output offsets lie in dy (and y), the band's blocks in dm (checked above).
         for_each_chunk::<V>(
             c,
-            |c0| unsafe { grad_output_tile::<V>(dy, &outputs, c0, out, stride * c) },
-            |c0| unsafe { grad_output_tile::<f32>(dy, &outputs, c0, out, stride * c) },
+            |c0| unsafe { grad_output_tile::<V>(dy, &outputs, c0, out, stride * c, grad_bias) },
+            |c0| unsafe { grad_output_tile::<f32>(dy, &outputs, c0, out, stride * c, grad_bias) },
         );
     });
 }
 
 #[inline(always)]
 unsafe fn grad_output_tile<V: Lanes>(
-    dy: &[f32],
+    dy: GradOutput,
     outputs: &[Option<usize>; 4],
     c0: usize,
     out: *mut f32,
     xi_step: usize,
+    grad_bias: *mut f32,
 ) {
     unsafe {
-        let e: [V; 4] = std::array::from_fn(|p| outputs[p].map_or(V::zero(), |at| V::load(dy.as_ptr().add(at + c0))));
+        let e: [V; 4] = std::array::from_fn(|p| {
+            outputs[p].map_or(V::zero(), |at| {
+                let d = V::load(dy.dy.as_ptr().add(at + c0));
+                match dy.relu_output {
+                    Some(y) => d.where_positive(V::load(y.as_ptr().add(at + c0))),
+                    None => d,
+                }
+            })
+        });
+        let bias_sum = V::load(grad_bias.add(c0)).add(e[0].add(e[1]).add(e[2].add(e[3])));
+        bias_sum.store(grad_bias.add(c0));
         // r = A dY (4x2), then dM = r Aᵀ (4x4).
         let r = [
             [e[0], e[1]],
@@ -938,24 +1008,43 @@ mod tests {
     fn backward_matches_direct_gradients() {
         for isa in Isa::supported() {
             for g in SHAPES {
-                let plan = WinogradPlan::with_isa(g, isa);
-                let x = values(g.batch * g.in_len(), 4);
-                let weight = values(g.out_c * g.in_c * 9, 5);
-                let dy = values(g.batch * g.out_len(), 6);
-                let (mut u, mut ut) = (Vec::new(), Vec::new());
-                transform_weight(&weight, g.in_c, g.out_c, &mut u);
-                transpose_transformed(&u, g.in_c, g.out_c, &mut ut);
-                let (mut grad_u, mut grad_bias) = (vec![0.0; plan.transformed_weight_len()], vec![0.0; g.out_c]);
-                let mut dx = vec![f32::NAN; x.len()];
-                let mut partials = Vec::new();
-                plan.backward(&x, &dy, Some(&ut), &mut partials, &mut grad_u, &mut grad_bias, Some(&mut dx));
-                let mut grad_weight = vec![0.0; weight.len()];
-                weight_gradient(&grad_u, g.in_c, g.out_c, &mut grad_weight);
-                let (want_dw, want_db, want_dx) = naive_backward(&g, &x, &weight, &dy);
-                let what = format!("{isa:?} {g:?}");
-                assert_close(&grad_weight, &want_dw, &format!("{what} dw"));
-                assert_close(&grad_bias, &want_db, &format!("{what} dbias"));
-                assert_close(&dx, &want_dx, &format!("{what} dx"));
+                for relu in [false, true] {
+                    let plan = WinogradPlan::with_isa(g, isa);
+                    let x = values(g.batch * g.in_len(), 4);
+                    let weight = values(g.out_c * g.in_c * 9, 5);
+                    let bias = values(g.out_c, 6);
+                    let dy = values(g.batch * g.out_len(), 7);
+                    let (mut u, mut ut) = (Vec::new(), Vec::new());
+                    transform_weight(&weight, g.in_c, g.out_c, &mut u);
+                    transpose_transformed(&u, g.in_c, g.out_c, &mut ut);
+                    // With a fused ReLU the gradient flows only where the output is positive.
+                    let mut y = vec![0.0; g.batch * g.out_len()];
+                    plan.forward(&x, &u, &bias, true, &mut y);
+                    let relu_output = relu.then_some(&y[..]);
+                    let dy_through_relu: Vec<f32> =
+                        dy.iter().zip(&y).map(|(&d, &y)| if relu && y <= 0.0 { 0.0 } else { d }).collect();
+                    let (mut grad_u, mut grad_bias) = (vec![0.0; plan.transformed_weight_len()], vec![0.0; g.out_c]);
+                    let mut dx = vec![f32::NAN; x.len()];
+                    let mut partials = Vec::new();
+                    let gradients = (&mut grad_u[..], &mut grad_bias[..], Some(&mut dx[..]));
+                    plan.backward(
+                        &x,
+                        &dy,
+                        relu_output,
+                        Some(&ut),
+                        &mut partials,
+                        gradients.0,
+                        gradients.1,
+                        gradients.2,
+                    );
+                    let mut grad_weight = vec![0.0; weight.len()];
+                    weight_gradient(&grad_u, g.in_c, g.out_c, &mut grad_weight);
+                    let (want_dw, want_db, want_dx) = naive_backward(&g, &x, &weight, &dy_through_relu);
+                    let what = format!("{isa:?} {g:?} relu {relu}");
+                    assert_close(&grad_weight, &want_dw, &format!("{what} dw"));
+                    assert_close(&grad_bias, &want_db, &format!("{what} dbias"));
+                    assert_close(&dx, &want_dx, &format!("{what} dx"));
+                }
             }
         }
     }
@@ -977,7 +1066,16 @@ mod tests {
                 plan.forward(&x, &u, &weight[..g.out_c], true, &mut y);
                 let mut dx = vec![0.0; x.len()];
                 let (mut grad_u, mut grad_bias) = (vec![0.0; plan.transformed_weight_len()], vec![0.0; g.out_c]);
-                plan.backward(&x, &dy, Some(&ut), &mut Vec::new(), &mut grad_u, &mut grad_bias, Some(&mut dx));
+                plan.backward(
+                    &x,
+                    &dy,
+                    Some(&y),
+                    Some(&ut),
+                    &mut Vec::new(),
+                    &mut grad_u,
+                    &mut grad_bias,
+                    Some(&mut dx),
+                );
                 (y, dx, grad_u)
             })
         };

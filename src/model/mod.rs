@@ -370,7 +370,7 @@ impl Network {
             let range = self.layer_params[step.layer].clone();
             let (grad_before, grad_after) = self.grad_acts.split_at_mut(s + 1);
             let dy = &mut grad_after[0];
-            if step.relu {
+            if step.relu && !self.layers[step.layer].masks_relu_gradient() {
                 // The fused ReLU's backward: the gradient passes where the output is positive.
                 let outputs = &self.acts[s + 1].data;
                 dy.data.par_chunks_mut(1 << 14).zip(outputs.par_chunks(1 << 14)).for_each(|(dy, y)| {

@@ -338,6 +338,10 @@ impl Layer for Conv2d {
         true
     }
 
+    fn masks_relu_gradient(&self) -> bool {
+        self.relu && self.winograd.is_some()
+    }
+
     fn forward(&mut self, params: &[f32], x: &Tensor, y: &mut Tensor, pass: Pass) {
         let g = self.prepare(x);
         let (weight, bias) = params.split_at(self.weight_len());
@@ -370,7 +374,7 @@ impl Layer for Conv2d {
         params: &[f32],
         grads: &mut [f32],
         x: &Tensor,
-        _y: &Tensor,
+        y: &Tensor,
         dy: &Tensor,
         dx: Option<&mut Tensor>,
     ) {
@@ -388,7 +392,8 @@ impl Layer for Conv2d {
                 dx.reshape_for(&x.shape);
                 &mut dx.data[..]
             });
-            w.plan.backward(&x.data, &dy.data, Some(&w.ut), &mut w.partials, &mut w.grad_u, grad_bias, dx);
+            let relu_output = self.relu.then_some(&y.data[..]);
+            w.plan.backward(&x.data, &dy.data, relu_output, Some(&w.ut), &mut w.partials, &mut w.grad_u, grad_bias, dx);
             winograd::weight_gradient(&w.grad_u, g.in_c, g.out_c, grad_weight);
             return;
         }

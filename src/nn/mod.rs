@@ -96,8 +96,14 @@ pub trait Layer: Send {
 
     /// Asks the layer to apply a following ReLU itself, in its output epilogue. Returns whether it
     /// will; if so the network skips the ReLU layer and masks the output gradient before calling
-    /// `backward`.
+    /// `backward` (unless the layer does that itself, see `masks_relu_gradient`).
     fn fuse_relu(&mut self) -> bool {
+        false
+    }
+
+    /// Whether `backward` applies the fused ReLU's mask to dy itself (reading the output y), so
+    /// the network need not mask dy first.
+    fn masks_relu_gradient(&self) -> bool {
         false
     }
 
