@@ -5,6 +5,7 @@
 use super::gemm::Epilogue;
 use super::isa::{self, Isa};
 use rayon::prelude::*;
+use std::ops::Range;
 
 /// `c[i * n + j] (+)= dot(a[i * k ..][..k], b[j * k ..][..k])` for i < m, j < n, then the
 /// epilogue. Each dot product is summed in a fixed order, so results do not depend on threads.
@@ -12,39 +13,100 @@ pub fn matmul_nt(a: &[f32], b: &[f32], k: usize, c: &mut [f32], epilogue: Epilog
     matmul_nt_with(isa::active(), a, b, k, c, epilogue)
 }
 
+/// Rows of A, and at most this many rows of B, that one task multiplies together: every value
+/// loaded then feeds several products, where one dot product at a time is bound by loads.
+const A_BLOCK: usize = 2;
+const MAX_B_BLOCK: usize = 8;
+
 /// [`matmul_nt`] on a chosen instruction set.
 pub fn matmul_nt_with(isa: Isa, a: &[f32], b: &[f32], k: usize, c: &mut [f32], epilogue: Epilogue) {
     assert!(k > 0 && a.len().is_multiple_of(k) && b.len().is_multiple_of(k), "rows of length k");
     let (m, n) = (a.len() / k, b.len() / k);
     assert_eq!(c.len(), m * n, "C is m x n");
+    if let Some(bias) = epilogue.bias {
+        assert!(bias.len() >= n, "bias is shorter than a row of C");
+    }
+    if m == 0 || n == 0 {
+        return;
+    }
     let isa = if isa.is_supported() { isa } else { Isa::Portable };
-    // One task per output value, so that a single image's few outputs still use every core.
-    let output = |(index, out): (usize, &mut f32)| {
-        let (i, j) = (index / n, index % n);
-        let mut sum = dot(isa, &a[i * k..][..k], &b[j * k..][..k]);
-        if epilogue.accumulate {
-            sum += *out;
+    // Blocks of B rows of nearly equal size, so that one image's 10 outputs split 5 + 5.
+    let b_block = n.div_ceil(n.div_ceil(MAX_B_BLOCK));
+    let b_blocks = n.div_ceil(b_block);
+    let tasks = m.div_ceil(A_BLOCK) * b_blocks;
+    let c_ptr = SendPtr(c.as_mut_ptr());
+    let task = |task: usize| {
+        let (rows, cols) = (task / b_blocks * A_BLOCK, task % b_blocks * b_block);
+        let (rows, cols) = (rows..(rows + A_BLOCK).min(m), cols..(cols + b_block).min(n));
+        let sums = dots(isa, a, b, k, rows.clone(), cols.clone());
+        for (r, i) in rows.enumerate() {
+            for (s, j) in cols.clone().enumerate() {
+                // SAFETY: tasks cover disjoint (row, column) blocks of C, which is m x n.
+                let out = unsafe { &mut *c_ptr.get().add(i * n + j) };
+                let mut sum = sums[r][s];
+                if epilogue.accumulate {
+                    sum += *out;
+                }
+                if let Some(bias) = epilogue.bias {
+                    sum += bias[j];
+                }
+                *out = if epilogue.relu { sum.max(0.0) } else { sum };
+            }
         }
-        if let Some(bias) = epilogue.bias {
-            sum += bias[j];
-        }
-        *out = if epilogue.relu { sum.max(0.0) } else { sum };
     };
     if m * n * k >= 1 << 18 {
-        c.par_iter_mut().enumerate().for_each(output);
+        (0..tasks).into_par_iter().for_each(task);
     } else {
-        c.iter_mut().enumerate().for_each(output);
+        (0..tasks).for_each(task);
     }
 }
 
-fn dot(isa: Isa, a: &[f32], b: &[f32]) -> f32 {
-    match isa {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: the ISA was checked to be supported by this CPU.
-        Isa::Avx512 => unsafe { dot_avx512(a, b) },
-        _ => dot_portable(a, b),
+#[derive(Clone, Copy)]
+struct SendPtr(*mut f32);
+// SAFETY: tasks write disjoint elements of C; the pointer is only a base address.
+unsafe impl Send for SendPtr {}
+unsafe impl Sync for SendPtr {}
+
+impl SendPtr {
+    fn get(self) -> *mut f32 {
+        self.0
     }
 }
+
+/// The dot products of A's `rows` with B's `cols` (at most A_BLOCK x MAX_B_BLOCK).
+fn dots(isa: Isa, a: &[f32], b: &[f32], k: usize, rows: Range<usize>, cols: Range<usize>) -> Sums {
+    let mut sums = [[0.0; MAX_B_BLOCK]; A_BLOCK];
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => {
+            // Rows and columns past the block repeat its last one; their sums are not used.
+            let a_rows: [&[f32]; A_BLOCK] = std::array::from_fn(|r| &a[(rows.start + r).min(rows.end - 1) * k..][..k]);
+            let b_rows: [&[f32]; MAX_B_BLOCK] =
+                std::array::from_fn(|s| &b[(cols.start + s).min(cols.end - 1) * k..][..k]);
+            // SAFETY: the ISA was checked to be supported by this CPU.
+            match cols.len() {
+                1 => unsafe { x86::dots_avx512::<1>(a_rows, &b_rows, &mut sums) },
+                2 => unsafe { x86::dots_avx512::<2>(a_rows, &b_rows, &mut sums) },
+                3 => unsafe { x86::dots_avx512::<3>(a_rows, &b_rows, &mut sums) },
+                4 => unsafe { x86::dots_avx512::<4>(a_rows, &b_rows, &mut sums) },
+                5 => unsafe { x86::dots_avx512::<5>(a_rows, &b_rows, &mut sums) },
+                6 => unsafe { x86::dots_avx512::<6>(a_rows, &b_rows, &mut sums) },
+                7 => unsafe { x86::dots_avx512::<7>(a_rows, &b_rows, &mut sums) },
+                _ => unsafe { x86::dots_avx512::<8>(a_rows, &b_rows, &mut sums) },
+            }
+        }
+        _ => {
+            for (r, i) in rows.enumerate() {
+                for (s, j) in cols.clone().enumerate() {
+                    sums[r][s] = dot_portable(&a[i * k..][..k], &b[j * k..][..k]);
+                }
+            }
+        }
+    }
+    sums
+}
+
+type Sums = [[f32; MAX_B_BLOCK]; A_BLOCK];
 
 /// 16 running sums, added pairwise at the end.
 fn dot_portable(a: &[f32], b: &[f32]) -> f32 {
@@ -66,31 +128,42 @@ fn dot_portable(a: &[f32], b: &[f32]) -> f32 {
     lanes[0] + tail
 }
 
-/// Four 16-lane accumulators (64 values a step), masked loads for the tail.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn dot_avx512(a: &[f32], b: &[f32]) -> f32 {
+mod x86 {
+    use super::{A_BLOCK, MAX_B_BLOCK, Sums};
     use std::arch::x86_64::*;
-    let len = a.len().min(b.len());
-    let (pa, pb) = (a.as_ptr(), b.as_ptr());
-    let mut acc = [_mm512_setzero_ps(); 4];
-    let mut i = 0;
-    unsafe {
-        while i + 64 <= len {
-            for (v, sum) in acc.iter_mut().enumerate() {
-                *sum = _mm512_fmadd_ps(_mm512_loadu_ps(pa.add(i + 16 * v)), _mm512_loadu_ps(pb.add(i + 16 * v)), *sum);
+
+    /// A_BLOCK x NB dot products in one pass over k: one 16-lane running sum each, a masked
+    /// load for the tail, each sum reduced across lanes at the end.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn dots_avx512<const NB: usize>(
+        a_rows: [&[f32]; A_BLOCK],
+        b_rows: &[&[f32]; MAX_B_BLOCK],
+        sums: &mut Sums,
+    ) {
+        let k = a_rows[0].len();
+        let mut acc = [[_mm512_setzero_ps(); NB]; A_BLOCK];
+        let mut i = 0;
+        unsafe {
+            while i < k {
+                let mask = if k - i >= 16 { u16::MAX } else { ((1u32 << (k - i)) - 1) as u16 };
+                let a: [__m512; A_BLOCK] =
+                    std::array::from_fn(|r| _mm512_maskz_loadu_ps(mask, a_rows[r].as_ptr().add(i)));
+                for s in 0..NB {
+                    let b = _mm512_maskz_loadu_ps(mask, b_rows[s].as_ptr().add(i));
+                    for r in 0..A_BLOCK {
+                        acc[r][s] = _mm512_fmadd_ps(a[r], b, acc[r][s]);
+                    }
+                }
+                i += 16;
             }
-            i += 64;
         }
-        while i < len {
-            let mask = ((1u32 << (len - i).min(16)) - 1) as u16;
-            acc[0] =
-                _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, pa.add(i)), _mm512_maskz_loadu_ps(mask, pb.add(i)), acc[0]);
-            i += 16;
+        for r in 0..A_BLOCK {
+            for s in 0..NB {
+                sums[r][s] = _mm512_reduce_add_ps(acc[r][s]);
+            }
         }
     }
-    let sum = _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]));
-    _mm512_reduce_add_ps(sum)
 }
 
 #[cfg(test)]
@@ -101,7 +174,7 @@ mod tests {
     #[test]
     fn every_isa_matches_naive() {
         for isa in Isa::supported() {
-            for (m, n, k) in [(1, 1, 1), (3, 10, 100), (32, 10, 30976 / 8), (2, 3, 67)] {
+            for (m, n, k) in [(1, 1, 1), (3, 10, 100), (32, 10, 30976 / 8), (2, 3, 67), (5, 17, 33), (1, 10, 30976)] {
                 let a: Vec<f32> = (0..m * k).map(|i| ((i * 37 % 101) as f32 / 50.0) - 1.0).collect();
                 let b: Vec<f32> = (0..n * k).map(|i| ((i * 53 % 89) as f32 / 44.0) - 1.0).collect();
                 let bias: Vec<f32> = (0..n).map(|j| j as f32 * 0.25 - 1.0).collect();
