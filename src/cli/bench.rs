@@ -33,13 +33,13 @@ pub fn run(args: Args) -> Result<ExitCode> {
         writeln!(out, "seed CNN, {} threads, {} kernels", report.threads, report.isa)?;
         writeln!(
             out,
-            "train (batch {}): {:.0} images/s, {:.1} ms/step, {:.0} GFLOP/s",
+            "train (batch {}): {:.0} images/s, {:.1} ms/step, {:.0} GFLOP/s (as direct convolution)",
             report.batch_size, report.train_images_per_sec, report.train_ms_per_step, report.train_gflops
         )?;
         writeln!(out, "infer (batch 1000): {:.0} images/s", report.infer_batch_images_per_sec)?;
         writeln!(out, "infer (single image): {:.0} us/image", report.infer_single_latency_us)?;
-        if let Some(rss) = report.peak_rss_mib {
-            writeln!(out, "peak memory (RSS): {rss:.0} MiB")?;
+        if let (Some(train), Some(all)) = (report.train_peak_rss_mib, report.peak_rss_mib) {
+            writeln!(out, "peak memory (RSS): {train:.0} MiB training, {all:.0} MiB with batch-1000 inference")?;
         }
         writeln!(out, "\ntraining step by layer (ms):   forward  backward")?;
         for (name, forward, backward) in &report.layers_ms {
