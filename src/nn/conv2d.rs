@@ -8,14 +8,14 @@
 //! ```
 //! where q runs over every output pixel of the batch and k over (kh, kw, in_channel).
 //!
-//! 3x3 stride-1 convolutions with enough channels use Winograd F(2x2, 3x3) instead
-//! (`kernels::winograd`): the same results to rounding, with 2.25x fewer multiplications.
-//! `DIGITNN_WINOGRAD=0` turns it off (to measure the difference).
+//! 3x3 stride-1 convolutions with enough channels use Winograd F(2x2, 3x3) or F(4x4, 3x3) instead
+//! (`kernels::winograd`): the same results to rounding, with 2.25x to 4x fewer multiplications.
+//! `DIGITNN_WINOGRAD=0` turns it off, `=2` or `=4` forces a tile size (to measure the difference).
 
 use super::{Layer, ParamSpec, Pass, Tensor, shape_error};
 use crate::error::Result;
 use crate::kernels::conv::{ConvGeometry, pad_nhwc, unpad_nhwc};
-use crate::kernels::winograd::{self, WinogradGeometry, WinogradPlan};
+use crate::kernels::winograd::{TileSize, WinogradGeometry, WinogradPlan};
 use crate::kernels::{Epilogue, IndexedA, IndexedB, MatRef, gemm, gemm_indexed};
 use rayon::prelude::*;
 
@@ -69,14 +69,28 @@ struct Winograd {
     ut_stale: bool,
     grad_u: Vec<f32>,
     partials: Vec<f32>,
+    scratch: Vec<f32>,
 }
 
 /// Fewer channels than this and the transforms cost more than the multiplications they save.
 const WINOGRAD_MIN_CHANNELS: usize = 8;
 
-fn winograd_enabled() -> bool {
-    static ENABLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ENABLED.get_or_init(|| std::env::var("DIGITNN_WINOGRAD").map_or(true, |v| v.trim() != "0"))
+/// What `DIGITNN_WINOGRAD` asks for: None to turn Winograd off, else a forced tile size or
+/// `Auto` (the default, and what any other value means).
+#[derive(Clone, Copy)]
+enum WinogradSetting {
+    Auto,
+    Tile(TileSize),
+}
+
+fn winograd_setting() -> Option<WinogradSetting> {
+    static SETTING: std::sync::OnceLock<Option<WinogradSetting>> = std::sync::OnceLock::new();
+    *SETTING.get_or_init(|| match std::env::var("DIGITNN_WINOGRAD").as_deref().map(str::trim) {
+        Ok("0") => None,
+        Ok("2") => Some(WinogradSetting::Tile(TileSize::F2)),
+        Ok("4") => Some(WinogradSetting::Tile(TileSize::F4)),
+        _ => Some(WinogradSetting::Auto),
+    })
 }
 
 /// Buffers for the input gradient.
@@ -145,6 +159,7 @@ impl Conv2d {
                 ut_stale: true,
                 grad_u: Vec::new(),
                 partials: Vec::new(),
+                scratch: Vec::new(),
             });
         }
         g
@@ -152,15 +167,12 @@ impl Conv2d {
 
     fn winograd_plan(g: &ConvGeometry) -> Option<WinogradPlan> {
         let fits = g.kernel == 3 && g.stride == 1 && g.in_c.min(g.out_c) >= WINOGRAD_MIN_CHANNELS;
-        (fits && winograd_enabled()).then(|| {
-            WinogradPlan::new(WinogradGeometry {
-                batch: g.batch,
-                in_h: g.in_h,
-                in_w: g.in_w,
-                in_c: g.in_c,
-                out_c: g.out_c,
-                pad: g.pad,
-            })
+        let setting = winograd_setting().filter(|_| fits)?;
+        let geometry =
+            WinogradGeometry { batch: g.batch, in_h: g.in_h, in_w: g.in_w, in_c: g.in_c, out_c: g.out_c, pad: g.pad };
+        Some(match setting {
+            WinogradSetting::Auto => WinogradPlan::new(geometry),
+            WinogradSetting::Tile(tile) => WinogradPlan::with(geometry, tile, crate::kernels::isa::active()),
         })
     }
 
@@ -348,7 +360,7 @@ impl Layer for Conv2d {
         y.reshape_for(&[g.batch, g.out_h(), g.out_w(), g.out_c]);
         if let Some(w) = &mut self.winograd {
             if pass.params_changed || w.u.is_empty() {
-                winograd::transform_weight(weight, g.in_c, g.out_c, &mut w.u);
+                w.plan.transform_weight(weight, &mut w.u, &mut w.scratch);
                 w.ut_stale = true;
             }
             w.plan.forward(&x.data, &w.u, bias, self.relu, &mut y.data);
@@ -383,7 +395,7 @@ impl Layer for Conv2d {
         if let Some(w) = &mut self.winograd {
             // The forward pass left U for these weights.
             if dx.is_some() && w.ut_stale {
-                winograd::transpose_transformed(&w.u, g.in_c, g.out_c, &mut w.ut);
+                w.plan.transpose_transformed(&w.u, &mut w.ut);
                 w.ut_stale = false;
             }
             w.grad_u.resize(w.u.len(), 0.0);
@@ -394,7 +406,7 @@ impl Layer for Conv2d {
             });
             let relu_output = self.relu.then_some(&y.data[..]);
             w.plan.backward(&x.data, &dy.data, relu_output, Some(&w.ut), &mut w.partials, &mut w.grad_u, grad_bias, dx);
-            winograd::weight_gradient(&w.grad_u, g.in_c, g.out_c, grad_weight);
+            w.plan.weight_gradient(&w.grad_u, grad_weight);
             return;
         }
         // The forward pass left x_padded and weight_hwio for this x and these weights.
