@@ -462,9 +462,16 @@ impl WinogradPlan {
                 partials.par_chunks_mut(part_len).map(|part| (part, None)).enumerate().for_each(task);
             }
         }
-        grad_u.fill(0.0);
-        for part in partials.chunks(part_len) {
-            add_into(grad_u, &part[..u_len]);
+        // The parts are added in task order for every value, in parallel over the values.
+        let parts = &*partials;
+        grad_u.par_chunks_mut(1 << 12).enumerate().for_each(|(chunk, sum)| {
+            let start = chunk << 12;
+            sum.copy_from_slice(&parts[start..start + sum.len()]);
+            for part in parts.chunks(part_len).skip(1) {
+                add_into(sum, &part[start..start + sum.len()]);
+            }
+        });
+        for part in parts.chunks(part_len) {
             add_into(grad_bias, &part[u_len..]);
         }
     }
@@ -480,11 +487,13 @@ impl WinogradPlan {
         let g = self.geometry;
         let bands = self.backward_bands;
         let (cin, cout, stride) = (g.in_c, g.out_c, bands.tiles);
-        part.fill(0.0);
         if let Some(dx) = dx.as_deref_mut() {
             dx.fill(0.0);
         }
         let (grad_u, grad_bias) = part.split_at_mut(self.points * cin * cout);
+        grad_bias.fill(0.0);
+        // The first band's GEMMs overwrite the task's dU, the later ones add to it.
+        let mut first_band = true;
         with_scratch(|s| {
             s.v.resize(self.points * stride * cin, 0.0);
             s.m.resize(self.points * stride * cout, 0.0);
@@ -511,9 +520,10 @@ impl WinogradPlan {
                             IndexedB { data: &s.m[xi * stride * cout..], k_offsets: &self.tiles_out[..tiles], n: cout },
                             &mut grad_u[xi * cin * cout..],
                             cout,
-                            Epilogue::ACCUMULATE,
+                            if first_band { Epilogue::OVERWRITE } else { Epilogue::ACCUMULATE },
                         );
                     }
+                    first_band = false;
                     let (Some(ut), Some(dx)) = (inputs.ut, dx.as_deref_mut()) else { continue };
                     // dV overwrites V, which this band no longer needs.
                     for xi in 0..self.points {
