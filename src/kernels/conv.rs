@@ -72,6 +72,14 @@ impl ConvGeometry {
     }
 }
 
+/// Images whose weight gradients one parallel task sums, in its own partial sum: up to 4 (eight
+/// tasks for a batch of 32, enough for two cores to even out when one is slowed), fewer for
+/// small batches so both cores work. It depends on the batch size only, so that adding the
+/// partials in task order gives the same result on any number of threads.
+pub fn images_per_group(batch: usize) -> usize {
+    (batch / 2).clamp(1, 4)
+}
+
 /// Copies NHWC images `src` [batch, h, w, c] into `dst` with `pad` zeros on every side.
 pub fn pad_nhwc(src: &[f32], batch: usize, h: usize, w: usize, c: usize, pad: usize, dst: &mut Vec<f32>) {
     use rayon::prelude::*;

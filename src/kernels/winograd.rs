@@ -30,6 +30,7 @@
 // compiler unrolls.
 #![allow(clippy::needless_range_loop)]
 
+use super::conv::images_per_group;
 use super::gemm::{Epilogue, IndexedA, IndexedB, gemm_indexed_serial_with};
 use super::isa::{self, Isa};
 use rayon::prelude::*;
@@ -586,12 +587,6 @@ struct BackwardInputs<'a> {
     dy: &'a [f32],
     relu_output: Option<&'a [f32]>,
     ut: Option<&'a [f32]>,
-}
-
-/// Images whose weight gradients one task sums: up to 4 (eight tasks for a batch of 32, enough
-/// for two cores to even out when one is slowed), fewer for small batches so both cores work.
-fn images_per_group(batch: usize) -> usize {
-    (batch / 2).clamp(1, 4)
 }
 
 fn add_into(sum: &mut [f32], values: &[f32]) {

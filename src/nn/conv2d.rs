@@ -14,7 +14,7 @@
 
 use super::{Layer, ParamSpec, Pass, Tensor, shape_error};
 use crate::error::Result;
-use crate::kernels::conv::{ConvGeometry, pad_nhwc, unpad_nhwc};
+use crate::kernels::conv::{ConvGeometry, images_per_group, pad_nhwc, unpad_nhwc};
 use crate::kernels::winograd::{TileSize, WinogradGeometry, WinogradPlan};
 use crate::kernels::{Epilogue, IndexedA, IndexedB, MatRef, gemm, gemm_indexed};
 use rayon::prelude::*;
@@ -220,17 +220,19 @@ impl Conv2d {
 
     fn backward_weight(&mut self, g: &ConvGeometry, grads: &mut [f32], x: &Tensor, dy: &Tensor) {
         let (k_len, cout, pixels) = (g.k_len(), g.out_c, g.out_pixels());
-        // Each task sums the weight and bias gradients of its share of the images into its own
-        // partial ([k_len * cout] weights then [cout] biases); partials are added in task order.
+        // Each task sums the weight and bias gradients of a fixed group of images into its own
+        // partial ([k_len * cout] weights then [cout] biases); partials are added in task order,
+        // so the result does not depend on the thread count.
         let partial_len = k_len * cout + cout;
-        let tasks = rayon::current_num_threads().clamp(1, g.batch.max(1));
+        let images_per_task = images_per_group(g.batch);
+        let tasks = g.batch.div_ceil(images_per_task);
         self.grad_partials.resize(tasks * partial_len, 0.0);
         let x_padded = if g.pad == 0 { &x.data } else { &self.x_padded };
         let (taps, windows, dy_rows) = (&self.taps, &self.windows, &self.dy_rows);
         self.grad_partials.par_chunks_mut(partial_len).enumerate().for_each(|(task, partial)| {
             partial.fill(0.0);
             let (weight_part, bias_part) = partial.split_at_mut(k_len * cout);
-            for b in g.batch * task / tasks..g.batch * (task + 1) / tasks {
+            for b in task * images_per_task..((task + 1) * images_per_task).min(g.batch) {
                 let images = b * pixels..(b + 1) * pixels;
                 gemm_indexed(
                     IndexedA { data: x_padded, row: taps, k_offsets: &windows[images.clone()] },
