@@ -1,8 +1,10 @@
-//! Criterion benchmarks of the kernels and layers at the seed CNN's shapes (batch 32).
+//! Criterion benchmarks of the kernels and layers at the seed CNN's shapes (batch 32): the GEMM,
+//! each layer forward and backward, and both Winograd tile sizes.
 //! `cargo bench` runs them; `DIGITNN_ISA=avx2 cargo bench` (or `portable`) measures another path.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use digitnn::kernels::{Epilogue, MatRef, gemm};
+use digitnn::kernels::winograd::{TileSize, WinogradGeometry, WinogradPlan};
+use digitnn::kernels::{Epilogue, MatRef, gemm, isa};
 use digitnn::nn::{Conv2d, Conv2dConfig, Layer, Linear, Pass, Tensor};
 use std::hint::black_box;
 
@@ -61,5 +63,45 @@ fn bench_layers(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_gemm, bench_layers);
+/// Both Winograd tile sizes on conv2 and conv3 (batch 32), forward and backward (with dx): the
+/// layers above run whichever needs fewer multiplications.
+fn bench_winograd(c: &mut Criterion) {
+    let mut group = c.benchmark_group("winograd");
+    group.sample_size(20);
+    for (name, cin, cout, side) in [("conv2", 32, 64, 26), ("conv3", 64, 64, 24)] {
+        let g = WinogradGeometry { batch: 32, in_h: side, in_w: side, in_c: cin, out_c: cout, pad: 0 };
+        for tile in [TileSize::F2, TileSize::F4] {
+            let plan = WinogradPlan::with(g, tile, isa::active());
+            let (x, weight, bias) = (values(32 * side * side * cin), values(cout * cin * 9), values(cout));
+            let (mut u, mut ut) = (Vec::new(), Vec::new());
+            plan.transform_weight(&weight, &mut u, &mut Vec::new());
+            plan.transpose_transformed(&u, &mut ut);
+            let mut y = vec![0.0; 32 * (side - 2) * (side - 2) * cout];
+            let dy = values(y.len());
+            let (mut dx, mut grad_u, mut grad_bias) = (vec![0.0; x.len()], vec![0.0; u.len()], vec![0.0; cout]);
+            let mut partials = Vec::new();
+            let m = tile.m();
+            group.bench_function(format!("{name}_f{m}_forward"), |b| {
+                b.iter(|| plan.forward(&x, &u, &bias, true, &mut y))
+            });
+            group.bench_function(format!("{name}_f{m}_backward"), |b| {
+                b.iter(|| {
+                    plan.backward(
+                        &x,
+                        &dy,
+                        Some(&y),
+                        Some(&ut),
+                        &mut partials,
+                        &mut grad_u,
+                        &mut grad_bias,
+                        Some(&mut dx),
+                    )
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_gemm, bench_layers, bench_winograd);
 criterion_main!(benches);

@@ -1,5 +1,6 @@
 //! Layer 1: pure functions on slices. The GEMM (with implicit im2col through offset tables), the
-//! conv geometry that builds those tables, and run-time SIMD dispatch. Each fast path has a naive
+//! conv geometry that builds those tables, Winograd convolution for 3x3 kernels, the dot-product
+//! kernel of the linear layer, and run-time SIMD dispatch. Each fast path has a naive
 //! reference beside it and tests comparing the two.
 
 pub mod conv;
