@@ -12,3 +12,16 @@ pub mod winograd;
 pub use dot::matmul_nt;
 pub use gemm::{Epilogue, IndexedA, IndexedB, MatRef, gemm, gemm_indexed, gemm_naive};
 pub use isa::Isa;
+
+/// Deterministic pseudo-random values in [-1, 1) for tests (a 64-bit linear congruential
+/// generator), shared by the kernel and layer tests.
+#[cfg(test)]
+pub(crate) fn test_values(len: usize, seed: u64) -> Vec<f32> {
+    let mut state = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    (0..len)
+        .map(|_| {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect()
+}

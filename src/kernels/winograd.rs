@@ -1229,16 +1229,7 @@ unsafe fn grad_input_tile<V: Lanes, T: Algorithm<M, A>, const M: usize, const A:
 mod tests {
     use super::*;
     use crate::kernels::conv::{ConvGeometry, conv2d_naive};
-
-    fn values(len: usize, seed: u64) -> Vec<f32> {
-        let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        (0..len)
-            .map(|_| {
-                state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-            })
-            .collect()
-    }
+    use crate::kernels::test_values as values;
 
     fn direct(g: &WinogradGeometry) -> ConvGeometry {
         ConvGeometry {

@@ -3,16 +3,7 @@
 
 use super::{Layer, Pass, Tensor};
 
-/// Deterministic pseudo-random values in [-1, 1) for tests.
-pub(crate) fn test_values(len: usize, seed: u64) -> Vec<f32> {
-    let mut state = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    (0..len)
-        .map(|_| {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-        })
-        .collect()
-}
+pub(crate) use crate::kernels::test_values;
 
 /// Distinct values spread evenly over (-1, 1) in shuffled order: no two closer than 2/len and none
 /// near 0, so kinks (ReLU at 0, ties in max-pooling) stay further away than the step.
