@@ -427,7 +427,7 @@ impl Layer for Conv2d {
 mod tests {
     use super::*;
     use crate::kernels::conv::conv2d_naive;
-    use crate::nn::gradcheck::{check_layer, test_values};
+    use crate::nn::gradcheck::{check_layer, check_smooth_layer, test_values};
 
     #[test]
     fn forward_matches_naive_convolution() {
@@ -455,6 +455,18 @@ mod tests {
     fn gradient_matches_finite_differences_padded() {
         let config = Conv2dConfig { in_channels: 2, out_channels: 4, kernel_size: 3, stride: 1, padding: 1 };
         check_layer(&mut Conv2d::new(config), &[5, 4, 2], 4);
+    }
+
+    #[test]
+    fn gradient_matches_finite_differences_winograd() {
+        // Enough channels for the Winograd path: 5x4 outputs take F(4x4,3x3), the padded 5x6
+        // ones F(2x2,3x3) (unless DIGITNN_WINOGRAD forces a size or turns Winograd off).
+        let config = Conv2dConfig { in_channels: 8, out_channels: 8, kernel_size: 3, stride: 1, padding: 0 };
+        for (config, shape) in [(config, [7, 6, 8]), (Conv2dConfig { padding: 1, ..config }, [5, 6, 8])] {
+            let mut conv = Conv2d::new(config);
+            check_smooth_layer(&mut conv, &shape, 6);
+            assert_eq!(conv.winograd.is_some(), winograd_setting().is_some());
+        }
     }
 
     #[test]
