@@ -20,11 +20,11 @@
 //!   dV[ξ] = dM[ξ] · U[ξ]ᵀ          dd = B dV Bᵀ, added into the (overlapping) input patches
 //! ```
 //!
-//! Tiles are processed in bands of about [`BAND_POINTS`] / a² so that a band's V, M and the
+//! Tiles are processed in bands of about 1024 / a² tiles so that a band's V, M and the
 //! weights stay in the core's caches. The 2-D transforms are written once, generic over the
 //! algorithm's 1-D transforms and over a small vector type (AVX-512, AVX2, portable, a scalar
-//! for leftover channels). Layouts: `U` is [ξ][in][out], `Uᵀ` is [ξ][out][in], band buffers are
-//! [ξ][tile][channel].
+//! for leftover channels). Layouts: `U` is `[ξ][in][out]`, `Uᵀ` is `[ξ][out][in]`, band buffers
+//! are `[ξ][tile][channel]`.
 
 // The transforms index tile positions by number on purpose: fixed-length loops are what the
 // compiler unrolls.
@@ -39,10 +39,10 @@ use std::ops::Range;
 
 /// About how many transformed values (tiles x a²) a forward band holds: V and M of a band then
 /// take ~0.25 MiB each at 64 channels, and one image has bands enough for two cores.
-pub const BAND_POINTS: usize = 1024;
+const BAND_POINTS: usize = 1024;
 /// The same for the backward pass, which runs whole images per task: its weight-gradient GEMMs
 /// sum over the band's tiles, and a short sum spends its time loading and storing the result.
-pub const BACKWARD_BAND_POINTS: usize = 2048;
+const BACKWARD_BAND_POINTS: usize = 2048;
 
 /// One Winograd algorithm F(M x M, 3x3) with patches of A = M + 2: the kernel transform G
 /// and the four one-dimensional transforms, written out so that multiplications by 0 and ±1
@@ -281,20 +281,12 @@ impl WinogradPlan {
         }
     }
 
-    pub fn geometry(&self) -> WinogradGeometry {
-        self.geometry
-    }
-
-    pub fn tile(&self) -> TileSize {
-        self.tile
-    }
-
     /// Length of U, Uᵀ and their gradient.
     pub fn transformed_weight_len(&self) -> usize {
         self.points * self.geometry.in_c * self.geometry.out_c
     }
 
-    /// U[ξ][i][o] = (G g Gᵀ)[ξ] for the PyTorch-layout (OIHW) 3x3 kernel. `scratch` holds the
+    /// `U[ξ][i][o] = (G g Gᵀ)[ξ]` for the PyTorch-layout (OIHW) 3x3 kernel. `scratch` holds the
     /// kernels transformed in OIHW order (one output channel per task) before they are laid out.
     pub fn transform_weight(&self, weight: &[f32], u: &mut Vec<f32>, scratch: &mut Vec<f32>) {
         let g = self.geometry;
@@ -319,7 +311,7 @@ impl WinogradPlan {
         });
     }
 
-    /// Uᵀ from U: the [in][out] matrices transposed to [out][in].
+    /// Uᵀ from U: the `[in][out]` matrices transposed to `[out][in]`.
     pub fn transpose_transformed(&self, u: &[f32], ut: &mut Vec<f32>) {
         let (cin, cout) = (self.geometry.in_c, self.geometry.out_c);
         assert_eq!(u.len(), self.transformed_weight_len(), "transformed weight size");
@@ -413,7 +405,7 @@ impl WinogradPlan {
     /// The gradients of [`WinogradPlan::forward`] given dy. With `relu_output` (the y of a
     /// forward pass with ReLU) dy counts only where y > 0, so the ReLU's backward costs no pass.
     ///
-    /// Writes dLoss/dU into `grad_u` ([ξ][in][out], turn it into the kernel's gradient with
+    /// Writes dLoss/dU into `grad_u` (`[ξ][in][out]`, turn it into the kernel's gradient with
     /// [`WinogradPlan::weight_gradient`]) and adds the bias gradient into `grad_bias`; with `ut`
     /// (from [`WinogradPlan::transpose_transformed`]) also writes dx. The weight gradient is
     /// summed per group of images (a parallel task each) into its own part of `partials`, and
