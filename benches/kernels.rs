@@ -3,8 +3,9 @@
 //! `cargo bench` runs them; `DIGITNN_ISA=avx2 cargo bench` (or `portable`) measures another path.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use digitnn::kernels::gemm::gemm_indexed_serial_with;
 use digitnn::kernels::winograd::{TileSize, WinogradGeometry, WinogradPlan};
-use digitnn::kernels::{Epilogue, MatRef, gemm, isa};
+use digitnn::kernels::{Epilogue, IndexedA, IndexedB, MatRef, gemm, isa};
 use digitnn::nn::{Conv2d, Conv2dConfig, Layer, Linear, Pass, Tensor};
 use std::hint::black_box;
 
@@ -28,6 +29,31 @@ fn bench_gemm(c: &mut Criterion) {
             })
         });
     }
+    // One forward band of conv3 under F(4x4,3x3): 36 products of (18 tiles x 64) by (64 x 64),
+    // on one thread as the Winograd code runs them (each thread takes its own bands).
+    let (tiles, channels, points) = (18, 64, 36);
+    let v = values(points * tiles * channels);
+    let u = values(points * channels * channels);
+    let mut m = vec![0.0; points * tiles * channels];
+    let rows: Vec<usize> = (0..tiles).map(|t| t * channels).collect();
+    let k_offsets: Vec<usize> = (0..channels).collect();
+    let u_rows: Vec<usize> = (0..channels).map(|i| i * channels).collect();
+    group.throughput(Throughput::Elements((2 * points * tiles * channels * channels) as u64));
+    group.bench_function("winograd_band_conv3_f4", |bench| {
+        bench.iter(|| {
+            for xi in 0..points {
+                gemm_indexed_serial_with(
+                    isa::active(),
+                    IndexedA { data: &v[xi * tiles * channels..], row: &rows, k_offsets: &k_offsets },
+                    IndexedB { data: &u[xi * channels * channels..], k_offsets: &u_rows, n: channels },
+                    &mut m[xi * tiles * channels..],
+                    channels,
+                    Epilogue::OVERWRITE,
+                );
+            }
+            black_box(&m);
+        })
+    });
     group.finish();
 }
 
