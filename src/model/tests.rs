@@ -215,13 +215,40 @@ fn network_gradients_match_finite_differences() {
             LayerSpec::Linear { in_features: 7, out_features: 4 },
         ],
     };
-    let mut network = Network::new(architecture, 3).unwrap();
-    let images: Vec<f32> = (0..2 * 36).map(|i| ((i * 29 % 37) as f32 / 18.0) - 1.0).collect();
+    check_network_gradients(architecture, 3);
+}
+
+/// The same with a padded convolution wide enough for Winograd (8x8 outputs: F(4x4, 3x3)) behind
+/// a direct one, its ReLU fused and its mask applied inside the Winograd backward pass.
+#[test]
+fn network_gradients_match_finite_differences_with_winograd() {
+    let architecture = Architecture {
+        input: [1, 8, 8],
+        layers: vec![
+            LayerSpec::Conv2d { in_channels: 1, out_channels: 8, kernel_size: 3, stride: 1, padding: 1 },
+            LayerSpec::Relu,
+            LayerSpec::Conv2d { in_channels: 8, out_channels: 8, kernel_size: 3, stride: 1, padding: 1 },
+            LayerSpec::Relu,
+            LayerSpec::MaxPool2d { kernel_size: 2, stride: 2 },
+            LayerSpec::Flatten,
+            LayerSpec::Linear { in_features: 128, out_features: 4 },
+        ],
+    };
+    check_network_gradients(architecture, 5);
+}
+
+/// Every third parameter's gradient from backward against a central difference of the loss on
+/// two images.
+fn check_network_gradients(architecture: Architecture, seed: u64) {
+    let [c, h, w] = architecture.input;
+    let mut network = Network::new(architecture, seed).unwrap();
+    let images: Vec<f32> = (0..2 * c * h * w).map(|i| ((i * 29 % 37) as f32 / 18.0) - 1.0).collect();
     let labels = [1u8, 3];
+    let classes = network.classes();
     let loss_of = |network: &mut Network| {
         let logits = network.forward(&images, 2, true).to_vec();
         let mut grad = vec![0.0; logits.len()];
-        (cross_entropy(&logits, &labels, 4, &mut grad), grad)
+        (cross_entropy(&logits, &labels, classes, &mut grad), grad)
     };
     let (_, grad_logits) = loss_of(&mut network);
     network.backward(&grad_logits);
