@@ -2,6 +2,7 @@
 //! the shape of a linear layer over a large input (30976 features into 10 classes), where a GEMM
 //! would spend its time transposing B; here both operands stream through once.
 
+use super::SendPtr;
 use super::gemm::Epilogue;
 use super::isa::{self, Isa};
 use rayon::prelude::*;
@@ -58,18 +59,6 @@ pub fn matmul_nt_with(isa: Isa, a: &[f32], b: &[f32], k: usize, c: &mut [f32], e
         (0..tasks).into_par_iter().for_each(task);
     } else {
         (0..tasks).for_each(task);
-    }
-}
-
-#[derive(Clone, Copy)]
-struct SendPtr(*mut f32);
-// SAFETY: tasks write disjoint elements of C; the pointer is only a base address.
-unsafe impl Send for SendPtr {}
-unsafe impl Sync for SendPtr {}
-
-impl SendPtr {
-    fn get(self) -> *mut f32 {
-        self.0
     }
 }
 

@@ -20,6 +20,7 @@
 // constant loops are what keeps the accumulators in registers.
 #![allow(clippy::needless_range_loop)]
 
+use super::SendPtr;
 use super::isa::{self, Isa};
 use rayon::prelude::*;
 use std::cell::RefCell;
@@ -118,7 +119,7 @@ pub fn gemm_indexed_with(isa: Isa, a: IndexedA, b: IndexedB, c: &mut [f32], ldc:
 }
 
 /// [`gemm_indexed_with`] on the calling thread only, for callers that already split their work
-/// between threads (each Winograd band runs sixteen small GEMMs).
+/// between threads (each Winograd band runs a small GEMM per transformed position).
 pub fn gemm_indexed_serial_with(isa: Isa, a: IndexedA, b: IndexedB, c: &mut [f32], ldc: usize, epilogue: Epilogue) {
     gemm_checked(isa, a, b, c, ldc, epilogue, false)
 }
@@ -274,12 +275,6 @@ fn choose_kernel(isa: Isa, n: usize) -> Kernel {
         _ => Kernel { mr: 4, nr: 16, run: portable::<4, 16> },
     }
 }
-
-#[derive(Clone, Copy)]
-struct SendPtr(*mut f32);
-// SAFETY: tasks write disjoint tiles of C; the pointer is only a base address.
-unsafe impl Send for SendPtr {}
-unsafe impl Sync for SendPtr {}
 
 struct Plan<'a> {
     kernel: Kernel,

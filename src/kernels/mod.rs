@@ -13,6 +13,21 @@ pub use dot::matmul_nt;
 pub use gemm::{Epilogue, IndexedA, IndexedB, MatRef, gemm, gemm_indexed, gemm_naive};
 pub use isa::Isa;
 
+/// The base address of an output that parallel tasks share, each writing only its own disjoint
+/// part (a GEMM's tiles, a block of dot products).
+#[derive(Clone, Copy)]
+pub(crate) struct SendPtr(pub(crate) *mut f32);
+// SAFETY: only a base address; every user writes disjoint elements from each task.
+unsafe impl Send for SendPtr {}
+unsafe impl Sync for SendPtr {}
+
+impl SendPtr {
+    /// The pointer (a method, so that closures capture the whole Send wrapper, not the field).
+    pub(crate) fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
 /// Deterministic pseudo-random values in [-1, 1) for tests (a 64-bit linear congruential
 /// generator), shared by the kernel and layer tests.
 #[cfg(test)]

@@ -167,10 +167,7 @@ impl TileSize {
     /// The tile with fewer multiplications per output pixel, counting those of tiles that stick
     /// out past the image (22 outputs are 11 tiles of 2 but 6 tiles of 4, two outputs wasted).
     pub fn best_for(out_h: usize, out_w: usize) -> TileSize {
-        let cost = |t: TileSize| {
-            let (m, a) = (t.m(), t.a());
-            (out_h.div_ceil(m) * out_w.div_ceil(m) * a * a) as f64
-        };
+        let cost = |t: TileSize| out_h.div_ceil(t.m()) * out_w.div_ceil(t.m()) * t.a() * t.a();
         if cost(TileSize::F4) < cost(TileSize::F2) { TileSize::F4 } else { TileSize::F2 }
     }
 }
@@ -202,24 +199,34 @@ impl WinogradGeometry {
     }
 
     /// Where each value of tile (ty, tx)'s A x A input patch sits in its image (None: padding).
+    /// (Loops rather than `array::from_fn`, whose closures were not inlined: a call per value.)
+    #[inline(always)]
     fn patch<const M: usize, const A: usize>(&self, ty: usize, tx: usize) -> [[Option<usize>; A]; A] {
-        std::array::from_fn(|r| {
-            std::array::from_fn(|c| {
-                let y = (M * ty + r).checked_sub(self.pad).filter(|&y| y < self.in_h)?;
-                let x = (M * tx + c).checked_sub(self.pad).filter(|&x| x < self.in_w)?;
-                Some((y * self.in_w + x) * self.in_c)
-            })
-        })
+        let mut patch = [[None; A]; A];
+        for r in 0..A {
+            let Some(y) = (M * ty + r).checked_sub(self.pad).filter(|&y| y < self.in_h) else { continue };
+            for c in 0..A {
+                if let Some(x) = (M * tx + c).checked_sub(self.pad).filter(|&x| x < self.in_w) {
+                    patch[r][c] = Some((y * self.in_w + x) * self.in_c);
+                }
+            }
+        }
+        patch
     }
 
     /// The output pixels of tile (ty, tx) as (row, column), None past the right or bottom edge.
+    #[inline(always)]
     fn outputs<const M: usize>(&self, ty: usize, tx: usize) -> [[Option<(usize, usize)>; M]; M] {
-        std::array::from_fn(|i| {
-            std::array::from_fn(|j| {
+        let mut outputs = [[None; M]; M];
+        for i in 0..M {
+            for j in 0..M {
                 let (y, x) = (M * ty + i, M * tx + j);
-                (y < self.out_h() && x < self.out_w()).then_some((y, x))
-            })
-        })
+                if y < self.out_h() && x < self.out_w() {
+                    outputs[i][j] = Some((y, x));
+                }
+            }
+        }
+        outputs
     }
 }
 
