@@ -8,7 +8,8 @@ use crate::nn::loss::{argmax, softmax};
 use serde::Serialize;
 
 /// Images per forward pass when evaluating: large enough to keep both cores busy, small enough
-/// that the activations stay around 100 MB.
+/// that the seed CNN's activations stay around 100 MB (fewer for larger networks, see
+/// `Network::inference_batch`).
 const EVAL_BATCH: usize = 250;
 
 #[derive(Clone, Debug, Serialize)]
@@ -29,12 +30,20 @@ pub fn evaluate(network: &mut Network, data: &Dataset) -> Result<EvalReport> {
     if data.image_len() != network.input_len() {
         return Err(Error::Invalid(format!("the data's {}x{} images do not fit the model", data.rows, data.cols)));
     }
+    if data.is_empty() {
+        return Err(Error::Invalid("the test set is empty: there is nothing to measure accuracy on".into()));
+    }
     let classes = network.classes();
+    if let Some(&label) = data.labels.iter().find(|&&label| label as usize >= classes) {
+        return Err(Error::Invalid(format!(
+            "the data has label {label} but the model has {classes} outputs; a digit model has 10"
+        )));
+    }
     let mut confusion = vec![vec![0usize; classes]; classes];
     let mut predictions = Vec::with_capacity(data.len());
     let (mut images, mut probabilities) = (Vec::new(), vec![0.0; classes]);
     let indices: Vec<usize> = (0..data.len()).collect();
-    for batch in indices.chunks(EVAL_BATCH) {
+    for batch in indices.chunks(network.inference_batch(EVAL_BATCH)) {
         data.batch_into(batch, &mut images);
         let logits = network.forward(&images, batch.len(), false);
         for (row, &i) in logits.chunks(classes).zip(batch) {

@@ -20,7 +20,9 @@ pub mod data;
 pub mod error;
 pub mod eval;
 pub mod files;
+
 pub mod kernels;
+pub mod limits;
 pub mod model;
 pub mod nn;
 pub mod optim;
@@ -30,17 +32,21 @@ pub mod train;
 
 pub use error::{Error, Result};
 
+/// The number of threads `threads` asks for (all cores when `None`), refused when 0 or absurd.
+/// The CLI checks it before loading anything, so a bad value fails at once.
+pub fn thread_count(threads: Option<usize>) -> Result<usize> {
+    match threads {
+        Some(0) => Err(Error::Invalid("--threads must be at least 1".into())),
+        Some(n) if n > 1024 => Err(Error::Invalid(format!("--threads {n} is more than this tool supports (1024)"))),
+        Some(n) => Ok(n),
+        None => Ok(std::thread::available_parallelism().map_or(1, |n| n.get())),
+    }
+}
+
 /// Runs `f` on a pool of `threads` threads (all cores when `None`). Results depend only on the
 /// seed and the thread count.
 pub fn with_threads<R: Send>(threads: Option<usize>, f: impl FnOnce() -> R + Send) -> Result<R> {
-    let threads = match threads {
-        Some(0) => return Err(Error::Invalid("--threads must be at least 1".into())),
-        Some(n) if n > 1024 => {
-            return Err(Error::Invalid(format!("--threads {n} is more than this tool supports (1024)")));
-        }
-        Some(n) => n,
-        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
-    };
+    let threads = thread_count(threads)?;
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()

@@ -14,7 +14,8 @@ pub struct Prediction {
     pub probabilities: Vec<f32>,
 }
 
-/// Predictions for prepared 28x28 images (0-255, light on dark), in one batch.
+/// Predictions for prepared 28x28 images (0-255, light on dark), in batches whose activations
+/// fit the inference budget (`limits::INFERENCE_BATCH_BYTES`).
 pub fn predict_pixels(network: &mut Network, images: &[Pixels]) -> Result<Vec<Prediction>> {
     if network.input_len() != image::SIDE * image::SIDE {
         return Err(Error::Invalid(format!(
@@ -22,22 +23,58 @@ pub fn predict_pixels(network: &mut Network, images: &[Pixels]) -> Result<Vec<Pr
             network.architecture.input
         )));
     }
-    let input: Vec<f32> = images.iter().flat_map(|p| p.iter().map(|&v| crate::data::pixel_value(v))).collect();
+    network.check_digit_classes()?;
     let classes = network.classes();
-    let logits = network.forward(&input, images.len(), false);
-    Ok(logits
-        .chunks(classes)
-        .map(|row| {
+    let mut predictions = Vec::with_capacity(images.len());
+    let mut input = Vec::new();
+    for chunk in images.chunks(network.inference_batch(images.len())) {
+        input.clear();
+        input.extend(chunk.iter().flat_map(|p| p.iter().map(|&v| crate::data::pixel_value(v))));
+        let logits = network.forward(&input, chunk.len(), false);
+        predictions.extend(logits.chunks(classes).map(|row| {
             let mut probabilities = vec![0.0; classes];
             softmax(row, &mut probabilities);
             let (digit, confidence) = argmax(&probabilities);
             Prediction { digit, confidence, probabilities }
-        })
-        .collect())
+        }));
+    }
+    Ok(predictions)
 }
 
 /// Reads and prepares one image file (see `data::image` for the steps; `raw` skips them).
 pub fn prepare_file(path: &Path, raw: bool) -> Result<(Pixels, Preparation)> {
     let decoded = image::open(path)?;
     image::prepare(&decoded, raw, path)
+}
+
+/// A request body as `digitnn serve` takes it: an image (`Content-Type: image/...`), decoded
+/// within the server's limits, or JSON `{"pixels": [784 numbers 0..255]}`; prepared as
+/// `digitnn predict` prepares an image file.
+pub fn prepare_request(content_type: &str, body: &[u8]) -> Result<Pixels> {
+    let name = Path::new("request body");
+    let invalid = |reason: String| Error::Invalid(reason);
+    if content_type.starts_with("image/") {
+        let decoded = image::decode(body, name, image::ImageLimits::serve())?;
+        return image::prepare(&decoded, false, name).map(|(pixels, _)| pixels);
+    }
+    if !content_type.starts_with("application/json") {
+        return Err(invalid(
+            "send an image (Content-Type: image/png or image/jpeg) or JSON {\"pixels\": [784 numbers]}".into(),
+        ));
+    }
+    #[derive(serde::Deserialize)]
+    struct PixelsRequest {
+        pixels: Vec<f64>,
+    }
+    let request: PixelsRequest = serde_json::from_slice(body).map_err(|e| invalid(format!("bad JSON: {e}")))?;
+    if request.pixels.len() != image::SIDE * image::SIDE {
+        return Err(invalid(format!("expected {} pixels, got {}", image::SIDE * image::SIDE, request.pixels.len())));
+    }
+    if let Some(bad) = request.pixels.iter().find(|v| !(0.0..=255.0).contains(*v)) {
+        return Err(invalid(format!("pixel value {bad} is outside 0..255")));
+    }
+    let raw: Vec<u8> = request.pixels.iter().map(|v| v.round() as u8).collect();
+    let side = image::SIDE as u32;
+    let gray = ::image::GrayImage::from_raw(side, side, raw).expect("784 pixels make a 28x28 image");
+    image::prepare(&::image::DynamicImage::ImageLuma8(gray), false, name).map(|(pixels, _)| pixels)
 }

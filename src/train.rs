@@ -78,6 +78,10 @@ pub fn train(
     if train.is_empty() {
         return Err(Error::Invalid("the training set is empty".into()));
     }
+    if test.is_empty() {
+        return Err(Error::Invalid("the test set is empty: accuracy could not be measured after each epoch".into()));
+    }
+    network.check_training_batch(config.batch_size.min(train.len()))?;
     if train.image_len() != network.input_len() {
         return Err(Error::Invalid(format!(
             "the data's {}x{} images do not fit the network's {:?} input",

@@ -74,7 +74,7 @@ fn photos_and_canvas_drawings_are_read_correctly() {
     for digit in [0u8, 1, 4, 7] {
         for (kind, bytes) in [("photo", photo(digit)), ("canvas", canvas(digit))] {
             let name = format!("{kind} of {digit}");
-            let decoded = decode(&bytes, Path::new(&name)).unwrap();
+            let decoded = decode(&bytes, Path::new(&name), Default::default()).unwrap();
             let (pixels, how) = prepare(&decoded, false, Path::new(&name)).unwrap();
             assert!(matches!(how, Preparation::MnistStyle { .. }), "{name}: {how:?}");
             let p = predict_pixels(&mut network, &[pixels]).unwrap().remove(0);

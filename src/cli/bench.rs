@@ -24,6 +24,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
     if !(1..=digitnn::train::MAX_BATCH).contains(&args.batch_size) || !(1..=100_000).contains(&args.steps) {
         anyhow::bail!("--batch-size must be 1 to {} and --steps 1 to 100000", digitnn::train::MAX_BATCH);
     }
+    digitnn::thread_count(args.threads)?;
+    digitnn::model::sample_cost(&digitnn::model::Architecture::seed_cnn())?.check_training_batch(args.batch_size)?;
     let config = BenchConfig { batch_size: args.batch_size, steps: args.steps, ..BenchConfig::default() };
     let report = digitnn::with_threads(args.threads, || run_bench(&config))??;
     let mut out = std::io::stdout().lock();

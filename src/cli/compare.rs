@@ -87,6 +87,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let base =
         TrainConfig { epochs: args.epochs, batch_size: args.batch_size, seed: args.seed, ..TrainConfig::default() };
     base.validate()?;
+    digitnn::thread_count(args.threads)?;
+    digitnn::model::sample_cost(&digitnn::model::Architecture::seed_cnn())?.check_training_batch(base.batch_size)?;
     if args.limit == Some(0) {
         bail!("--limit must be at least 1");
     }

@@ -25,10 +25,12 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
+    digitnn::thread_count(args.threads)?;
     if let Some(dir) = &args.report {
         super::prepare_output_dir(dir)?;
     }
     let (mut network, _) = digitnn::model::load(&args.model)?;
+    network.check_digit_classes().map_err(|e| anyhow::anyhow!("{}: {e}", args.model.display()))?;
     let data = super::load_data(args.data)?;
     let report = digitnn::with_threads(args.threads, || evaluate(&mut network, &data.test))??;
     if let Some(dir) = &args.report {

@@ -38,7 +38,9 @@ struct Line<'a> {
 const CHUNK: usize = 256;
 
 pub fn run(args: Args) -> Result<ExitCode> {
+    digitnn::thread_count(args.threads)?;
     let (mut network, _) = digitnn::model::load(&args.model)?;
+    network.check_digit_classes().map_err(|e| anyhow::anyhow!("{}: {e}", args.model.display()))?;
     let mut failures = 0;
     digitnn::with_threads(args.threads, || -> Result<()> {
         let mut out = std::io::stdout().lock();

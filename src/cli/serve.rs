@@ -2,26 +2,33 @@
 //!
 //! Inference runs on blocking threads, never on the async runtime's, each request with a model
 //! taken from a small pool (a network holds scratch buffers, so one request uses one at a time).
+//!
+//! Every resource a client can hold is bounded (`digitnn::limits`): connections at once, the time
+//! to send headers (also how long an idle connection is kept) and a body, the body's size
+//! (checked from Content-Length before reading), bodies read at once, and images decoded at once,
+//! each within the server's image limits. So many hostile requests together stay under about
+//! 1 GiB and cannot keep the server from answering others for long.
 
 use anyhow::{Context, Result};
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use bytes_body::Body;
-use digitnn::data::image::{self as digit_image, Pixels, SIDE};
+use digitnn::data::image::SIDE;
+use digitnn::limits;
 use digitnn::model::{ModelInfo, Network};
-use digitnn::predict::predict_pixels;
-use serde::Deserialize;
+use digitnn::predict::{predict_pixels, prepare_request};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-/// Request bodies over this size are answered 413.
-const MAX_BODY: usize = 2 << 20;
+/// Request bodies being read at once: each is at most `SERVE_MAX_BODY`, so together at most
+/// 128 MiB; the rest wait their turn.
+const BODIES_AT_ONCE: usize = 64;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -31,6 +38,15 @@ pub struct Args {
     /// Address to listen on (port 0 picks a free port)
     #[arg(long, default_value = "127.0.0.1:8080")]
     addr: SocketAddr,
+    /// Seconds a client has to send a request's headers; also how long an idle connection is kept
+    #[arg(long, value_name = "SECS", default_value_t = limits::SERVE_HEADER_TIMEOUT_SECS, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    header_timeout: u64,
+    /// Seconds a client has to send a request's body
+    #[arg(long, value_name = "SECS", default_value_t = limits::SERVE_BODY_TIMEOUT_SECS, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    body_timeout: u64,
+    /// Connections held at once; more are closed as soon as they are accepted
+    #[arg(long, value_name = "N", default_value_t = limits::SERVE_MAX_CONNECTIONS, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=65536))]
+    max_connections: usize,
 }
 
 struct App {
@@ -40,6 +56,9 @@ struct App {
     info: ModelInfo,
     /// Bounds the requests computing at once (the rest wait their turn).
     busy: tokio::sync::Semaphore,
+    /// Bounds the request bodies being read at once.
+    reading: tokio::sync::Semaphore,
+    body_timeout: Duration,
 }
 
 impl App {
@@ -64,25 +83,35 @@ pub fn run(args: Args) -> Result<ExitCode> {
     if network.input_len() != SIDE * SIDE {
         anyhow::bail!("{}: the server needs a model of 28x28 images", args.model.display());
     }
+    network.check_digit_classes().map_err(|e| anyhow::anyhow!("{}: {e}", args.model.display()))?;
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
     let app = Arc::new(App {
         weights: network.params().to_vec(),
         pool: Mutex::new(vec![network]),
         info,
         busy: tokio::sync::Semaphore::new(workers * 2),
+        reading: tokio::sync::Semaphore::new(BODIES_AT_ONCE),
+        body_timeout: Duration::from_secs(args.body_timeout),
     });
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    runtime.block_on(serve(app, args.addr, &args.model))?;
+    let connections =
+        Connections { header_timeout: Duration::from_secs(args.header_timeout), max: args.max_connections };
+    runtime.block_on(serve(app, args.addr, &args.model, connections))?;
     Ok(ExitCode::SUCCESS)
 }
 
-async fn serve(app: Arc<App>, addr: SocketAddr, model: &Path) -> Result<()> {
+/// How connections are bounded.
+struct Connections {
+    header_timeout: Duration,
+    max: usize,
+}
+
+async fn serve(app: Arc<App>, addr: SocketAddr, model: &Path, limits: Connections) -> Result<()> {
     let router = Router::new()
         .route("/", get(|| async { Html(include_str!("serve/index.html")) }))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/api/model", get(model_info))
         .route("/api/predict", post(predict))
-        .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(app);
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
     let bound = listener.local_addr()?;
@@ -93,12 +122,41 @@ async fn serve(app: Arc<App>, addr: SocketAddr, model: &Path) -> Result<()> {
     }
     // Scripts and tests read this line to learn the port.
     println!("serving {} on http://{bound}/", model.display());
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-            eprintln!("stopping");
-        })
-        .await?;
+    let connections = Arc::new(tokio::sync::Semaphore::new(limits.max));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    loop {
+        let (stream, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(_) => {
+                    // Out of file descriptors or a connection reset while queued: try again soon.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut ctrl_c => break,
+        };
+        // Past the connection limit a new connection is closed at once.
+        let Ok(permit) = Arc::clone(&connections).try_acquire_owned() else { continue };
+        let service = hyper_util::service::TowerToHyperService::new(router.clone());
+        let connection = hyper::server::conn::http1::Builder::new()
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(limits.header_timeout)
+            .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            let _ = connection.await;
+            drop(permit);
+        });
+    }
+    eprintln!("stopping");
+    // Requests in flight get a few seconds to finish.
+    tokio::select! {
+        _ = graceful.shutdown() => {}
+        _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+    }
     Ok(())
 }
 
@@ -114,42 +172,41 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(json!({ "error": message.into() }))).into_response()
 }
 
-#[derive(Deserialize)]
-struct PixelsRequest {
-    pixels: Vec<f64>,
+/// Reads a request body: refused at once when its Content-Length is over the limit, cut off
+/// when it grows past the limit or takes longer than the body timeout.
+async fn read_body(app: &App, headers: &HeaderMap, body: axum::body::Body) -> Result<axum::body::Bytes, Response> {
+    let too_large = || {
+        let limit = limits::SERVE_MAX_BODY >> 20;
+        error(StatusCode::PAYLOAD_TOO_LARGE, format!("the request body is larger than the {limit} MiB limit"))
+    };
+    let declared =
+        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limits::SERVE_MAX_BODY as u64) {
+        return Err(too_large());
+    }
+    let Ok(_reading) = app.reading.acquire().await else {
+        return Err(error(StatusCode::SERVICE_UNAVAILABLE, "shutting down"));
+    };
+    match tokio::time::timeout(app.body_timeout, axum::body::to_bytes(body, limits::SERVE_MAX_BODY)).await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(_)) => Err(too_large()),
+        Err(_) => Err(error(StatusCode::REQUEST_TIMEOUT, "the request body took too long to arrive")),
+    }
 }
 
-/// Turns the request body into a prepared 28x28 image, as `digitnn predict` would.
-fn prepare(content_type: &str, body: &[u8]) -> Result<Pixels, String> {
-    let name = Path::new("request body");
-    if content_type.starts_with("image/") {
-        let decoded = digit_image::decode(body, name).map_err(|e| e.to_string())?;
-        return digit_image::prepare(&decoded, false, name).map(|(p, _)| p).map_err(|e| e.to_string());
-    }
-    if !content_type.starts_with("application/json") {
-        return Err("send an image (Content-Type: image/png or image/jpeg) or JSON {\"pixels\": [784 numbers]}".into());
-    }
-    let request: PixelsRequest = serde_json::from_slice(body).map_err(|e| format!("bad JSON: {e}"))?;
-    if request.pixels.len() != SIDE * SIDE {
-        return Err(format!("expected {} pixels, got {}", SIDE * SIDE, request.pixels.len()));
-    }
-    if let Some(bad) = request.pixels.iter().find(|v| !(0.0..=255.0).contains(*v)) {
-        return Err(format!("pixel value {bad} is outside 0..255"));
-    }
-    let raw: Vec<u8> = request.pixels.iter().map(|v| v.round() as u8).collect();
-    let gray = image::GrayImage::from_raw(SIDE as u32, SIDE as u32, raw).ok_or("bad pixel buffer")?;
-    digit_image::prepare(&image::DynamicImage::ImageLuma8(gray), false, name).map(|(p, _)| p).map_err(|e| e.to_string())
-}
-
-async fn predict(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
+async fn predict(State(app): State<Arc<App>>, headers: HeaderMap, body: axum::body::Body) -> Response {
     let content_type =
         headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
+    let body = match read_body(&app, &headers, body).await {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
     let Ok(_permit) = app.busy.acquire().await else {
         return error(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
     };
     let worker = Arc::clone(&app);
     let result = tokio::task::spawn_blocking(move || -> Result<Value, (StatusCode, String)> {
-        let pixels = prepare(&content_type, &body.0).map_err(|e| (StatusCode::BAD_REQUEST, e))?;
+        let pixels = prepare_request(&content_type, &body).map_err(|e| (StatusCode::BAD_REQUEST, e.to_string()))?;
         let mut network = worker.take_network().map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e))?;
         let prediction = predict_pixels(&mut network, &[pixels]);
         worker.give_back(network);
@@ -166,26 +223,5 @@ async fn predict(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) ->
         Ok(Ok(value)) => Json(value).into_response(),
         Ok(Err((status, message))) => error(status, message),
         Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "prediction failed"),
-    }
-}
-
-/// The raw request body (axum's `Bytes` extractor, with its size limit).
-mod bytes_body {
-    use axum::extract::{FromRequest, Request};
-    use axum::response::Response;
-
-    pub struct Body(pub axum::body::Bytes);
-
-    impl<S: Send + Sync> FromRequest<S> for Body {
-        type Rejection = Response;
-        async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-            match axum::body::Bytes::from_request(req, state).await {
-                Ok(bytes) => Ok(Body(bytes)),
-                Err(rejection) => {
-                    let status = rejection.status();
-                    Err(super::error(status, rejection.body_text()))
-                }
-            }
-        }
     }
 }

@@ -68,6 +68,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
         shuffle: !args.no_shuffle,
     };
     config.validate()?;
+    digitnn::thread_count(args.threads)?;
+    model::sample_cost(&model::Architecture::seed_cnn())?.check_training_batch(config.batch_size)?;
     if args.limit == Some(0) {
         anyhow::bail!("--limit must be at least 1");
     }

@@ -6,8 +6,9 @@
 //! what the original project expects); `raw` skips every step but the grayscale conversion.
 
 use crate::error::{Error, Result};
+use crate::limits;
 use image::imageops::FilterType;
-use image::{DynamicImage, GrayImage, ImageReader, Limits, Luma};
+use image::{DynamicImage, GenericImageView, GrayImage, ImageDecoder, ImageReader, Limits, Luma};
 use std::path::Path;
 
 /// The side of a model input.
@@ -16,6 +17,27 @@ pub const SIDE: usize = 28;
 const DIGIT_BOX: f32 = 20.0;
 /// Images larger than this on either side are refused before decoding.
 const MAX_SIDE: u32 = 16_384;
+
+/// What decoding one image may cost, checked from the image's header before decoding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ImageLimits {
+    pub max_pixels: u64,
+    pub max_decoded_bytes: u64,
+}
+
+impl Default for ImageLimits {
+    /// The command line's limits (see `crate::limits`).
+    fn default() -> Self {
+        ImageLimits { max_pixels: limits::MAX_IMAGE_PIXELS, max_decoded_bytes: limits::MAX_IMAGE_DECODED_BYTES }
+    }
+}
+
+impl ImageLimits {
+    /// The server's, smaller: several requests are decoded at once.
+    pub fn serve() -> Self {
+        ImageLimits { max_pixels: limits::SERVE_IMAGE_PIXELS, max_decoded_bytes: limits::SERVE_IMAGE_DECODED_BYTES }
+    }
+}
 
 /// A prepared 28x28 grayscale image, 0 = background, 255 = ink.
 pub type Pixels = [u8; SIDE * SIDE];
@@ -31,45 +53,77 @@ pub enum Preparation {
 
 /// Decodes an image file with bounded size and memory.
 pub fn open(path: &Path) -> Result<DynamicImage> {
-    let reader = ImageReader::open(path).map_err(|e| Error::io(path, e))?;
-    decode_bounded(reader, path)
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    if file.metadata().map_err(|e| Error::io(path, e))?.is_dir() {
+        return Err(Error::Image { path: path.to_path_buf(), reason: "is a directory, not an image".into() });
+    }
+    let reader = ImageReader::new(std::io::BufReader::new(file));
+    decode_bounded(reader, path, ImageLimits::default())
 }
 
 /// Decodes an image from bytes already in memory (`name` is used in messages).
-pub fn decode(bytes: &[u8], name: &Path) -> Result<DynamicImage> {
-    decode_bounded(ImageReader::new(std::io::Cursor::new(bytes)), name)
+pub fn decode(bytes: &[u8], name: &Path, limits: ImageLimits) -> Result<DynamicImage> {
+    decode_bounded(ImageReader::new(std::io::Cursor::new(bytes)), name, limits)
 }
 
-fn decode_bounded<R: std::io::BufRead + std::io::Seek>(reader: ImageReader<R>, name: &Path) -> Result<DynamicImage> {
+/// Reads the header, refuses an image whose pixels or decoded bytes pass `bounds`, then decodes
+/// it with the decoder's own allocation limit set as well.
+fn decode_bounded<R: std::io::BufRead + std::io::Seek>(
+    reader: ImageReader<R>,
+    name: &Path,
+    bounds: ImageLimits,
+) -> Result<DynamicImage> {
     let fail = |reason: String| Error::Image { path: name.to_path_buf(), reason };
     let mut reader = reader.with_guessed_format().map_err(|e| fail(e.to_string()))?;
     if reader.format().is_none() {
         return Err(fail("not an image in a format this tool reads (PNG, JPEG, GIF, BMP, WebP, TIFF, PNM)".into()));
     }
-    let mut limits = Limits::default();
-    limits.max_image_width = Some(MAX_SIDE);
-    limits.max_image_height = Some(MAX_SIDE);
-    limits.max_alloc = Some(512 << 20);
-    reader.limits(limits);
-    reader.decode().map_err(|e| fail(format!("cannot decode image: {e}")))
+    let mut decoder_limits = Limits::default();
+    decoder_limits.max_image_width = Some(MAX_SIDE);
+    decoder_limits.max_image_height = Some(MAX_SIDE);
+    decoder_limits.max_alloc = Some(bounds.max_decoded_bytes);
+    reader.limits(decoder_limits);
+    let decoder = reader.into_decoder().map_err(|e| fail(format!("cannot decode image: {e}")))?;
+    let (w, h) = decoder.dimensions();
+    let pixels = w as u64 * h as u64;
+    if pixels > bounds.max_pixels {
+        return Err(fail(format!(
+            "{w}x{h} is {:.1} megapixels, more than the limit of {:.1}",
+            pixels as f64 / 1e6,
+            bounds.max_pixels as f64 / 1e6
+        )));
+    }
+    if decoder.total_bytes() > bounds.max_decoded_bytes {
+        return Err(fail(format!(
+            "{w}x{h} decodes to {} MiB, more than the limit of {} MiB",
+            limits::mib(decoder.total_bytes()),
+            limits::mib(bounds.max_decoded_bytes)
+        )));
+    }
+    DynamicImage::from_decoder(decoder).map_err(|e| fail(format!("cannot decode image: {e}")))
 }
 
 /// Grayscale with "ink" where the picture is: a drawing on a transparent background (a canvas
-/// export) has its ink in the alpha channel; otherwise alpha is ignored.
+/// export) has its ink in the alpha channel; otherwise alpha is ignored. Reads the image pixel
+/// by pixel, so a large photo costs one byte per pixel here, not a full RGBA copy.
 pub fn to_gray(image: &DynamicImage) -> GrayImage {
-    let rgba = image.to_rgba8();
-    let transparent = rgba.pixels().filter(|p| p[3] < 128).count();
-    let ink_in_alpha = transparent * 10 > rgba.len() / 4;
-    GrayImage::from_fn(rgba.width(), rgba.height(), |x, y| {
-        let [r, g, b, a] = rgba.get_pixel(x, y).0;
-        if ink_in_alpha {
+    let (w, h) = image.dimensions();
+    let ink_in_alpha = image.color().has_alpha() && {
+        let transparent = image.pixels().filter(|(_, _, p)| p[3] < 128).count() as u64;
+        transparent * 10 > w as u64 * h as u64 / 4
+    };
+    let mut gray = GrayImage::new(w, h);
+    for (x, y, p) in image.pixels() {
+        let [r, g, b, a] = p.0;
+        let value = if ink_in_alpha {
             // Light-on-dark already: opaque strokes are ink.
-            Luma([a])
+            a
         } else {
-            let luma = (2126 * r as u32 + 7152 * g as u32 + 722 * b as u32) / 10_000;
-            Luma([luma as u8])
-        }
-    })
+            ((2126 * r as u32 + 7152 * g as u32 + 722 * b as u32) / 10_000) as u8
+        };
+        gray.put_pixel(x, y, Luma([value]));
+    }
+    gray
 }
 
 /// Prepares an image for the model (see the module docs).
@@ -89,13 +143,14 @@ pub fn prepare(image: &DynamicImage, raw: bool, name: &Path) -> Result<(Pixels, 
     }
     let background = border_mean(&gray);
     let inverted = background >= 128.0;
-    if is_mnist_size && !inverted {
-        return Ok((to_pixels(&gray), Preparation::AsIs));
-    }
     let ink = ink_image(&gray, inverted);
+    // A blank image (one level everywhere, at any size) holds no digit to read.
     let Some((x0, y0, x1, y1)) = bounding_box(&ink) else {
         return Err(fail("no digit found: the image is blank".into()));
     };
+    if is_mnist_size && !inverted {
+        return Ok((to_pixels(&gray), Preparation::AsIs));
+    }
     let crop = image::imageops::crop_imm(&ink, x0, y0, x1 - x0 + 1, y1 - y0 + 1).to_image();
     let scale = DIGIT_BOX / crop.width().max(crop.height()) as f32;
     let (sw, sh) = (
@@ -252,13 +307,13 @@ mod tests {
     fn blank_and_broken_images_are_errors() {
         let blank = DynamicImage::ImageLuma8(GrayImage::from_pixel(50, 50, Luma([255])));
         assert!(prepare(&blank, false, Path::new("b.png")).unwrap_err().to_string().contains("blank"));
-        let err = decode(b"not an image at all", Path::new("n.png")).unwrap_err().to_string();
+        let err = decode(b"not an image at all", Path::new("n.png"), ImageLimits::default()).unwrap_err().to_string();
         assert!(err.contains("n.png"), "{err}");
         let mut png = Vec::new();
         bar_on_paper(10, 10, 1, 2, 1, 2)
             .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
             .unwrap();
-        let err = decode(&png[..png.len() / 2], Path::new("t.png")).unwrap_err().to_string();
+        let err = decode(&png[..png.len() / 2], Path::new("t.png"), ImageLimits::default()).unwrap_err().to_string();
         assert!(err.contains("t.png") && err.contains("decode"), "{err}");
     }
 }

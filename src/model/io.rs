@@ -7,14 +7,14 @@
 
 use super::{Architecture, Network};
 use crate::error::{Error, Result};
+use crate::limits::{MAX_MODEL_FILE_BYTES, mib};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use std::collections::HashMap;
+use std::io::Read;
 use std::path::Path;
 
 /// The format version this build writes and reads.
 const FORMAT_VERSION: &str = "1";
-/// No model this tool makes comes near this; larger files are refused before being read.
-const MAX_MODEL_BYTES: u64 = 1 << 30;
 
 /// What a model file says about itself besides its tensors.
 #[derive(Clone, Debug, PartialEq)]
@@ -58,16 +58,61 @@ pub fn to_bytes(network: &Network, test_accuracy: Option<f64>) -> Result<Vec<u8>
             Ok((name.as_str(), view))
         })
         .collect::<Result<Vec<_>>>()?;
-    safetensors::serialize(views, Some(metadata)).map_err(|e| Error::Invalid(e.to_string()))
+    let bytes = safetensors::serialize(views, Some(metadata)).map_err(|e| Error::Invalid(e.to_string()))?;
+    canonical_header(bytes)
+}
+
+/// Rewrites a safetensors file's JSON header with its keys sorted. The safetensors crate writes
+/// the metadata from a `HashMap`, so two saves of the same model would differ in byte order;
+/// sorted, the same model always gives the same bytes (easy to compare and cache).
+fn canonical_header(bytes: Vec<u8>) -> Result<Vec<u8>> {
+    use std::collections::BTreeMap;
+    let invalid = |e: &dyn std::fmt::Display| Error::Invalid(format!("safetensors header: {e}"));
+    let len = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")) as usize;
+    let header: BTreeMap<String, serde_json::Value> =
+        serde_json::from_slice(&bytes[8..8 + len]).map_err(|e| invalid(&e))?;
+    let sorted: BTreeMap<&String, serde_json::Value> = header
+        .iter()
+        .map(|(key, value)| {
+            let value = match value.as_object() {
+                Some(object) if key == "__metadata__" => {
+                    serde_json::to_value(object.iter().collect::<BTreeMap<_, _>>())
+                }
+                _ => Ok(value.clone()),
+            };
+            value.map(|v| (key, v))
+        })
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|e| invalid(&e))?;
+    let mut text = serde_json::to_vec(&sorted).map_err(|e| invalid(&e))?;
+    // Data stays 8-byte aligned, as the format asks: pad the header with spaces.
+    text.resize(text.len().next_multiple_of(8), b' ');
+    let mut out = Vec::with_capacity(8 + text.len() + bytes.len() - 8 - len);
+    out.extend_from_slice(&(text.len() as u64).to_le_bytes());
+    out.extend_from_slice(&text);
+    out.extend_from_slice(&bytes[8 + len..]);
+    Ok(out)
 }
 
 /// Loads a model file: the network with its parameters, and what the file says about itself.
+/// At most [`MAX_MODEL_FILE_BYTES`] are read, whatever the file claims to be (a device such as
+/// `/dev/zero` has no length to check beforehand).
 pub fn load(path: &Path) -> Result<(Network, ModelInfo)> {
-    let size = std::fs::metadata(path).map_err(|e| Error::io(path, e))?.len();
-    if size > MAX_MODEL_BYTES {
-        return Err(model_error(path, format!("file is {size} bytes, larger than any model this tool reads")));
+    let too_large =
+        || model_error(path, format!("larger than {} MiB, the limit for a model file", mib(MAX_MODEL_FILE_BYTES)));
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let metadata = file.metadata().map_err(|e| Error::io(path, e))?;
+    if metadata.is_dir() {
+        return Err(model_error(path, "is a directory, not a model file".into()));
     }
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    if metadata.len() > MAX_MODEL_FILE_BYTES {
+        return Err(too_large());
+    }
+    let mut bytes = Vec::with_capacity(metadata.len() as usize);
+    file.take(MAX_MODEL_FILE_BYTES + 1).read_to_end(&mut bytes).map_err(|e| Error::io(path, e))?;
+    if bytes.len() as u64 > MAX_MODEL_FILE_BYTES {
+        return Err(too_large());
+    }
     from_bytes(&bytes, path)
 }
 
@@ -127,47 +172,60 @@ fn from_safetensors(bytes: &[u8], path: &Path) -> Result<(Network, ModelInfo)> {
     Ok((network, ModelInfo { architecture, test_accuracy }))
 }
 
-/// A `.pt` state_dict is the seed CNN's: PyTorch files carry no architecture.
+/// A `.pt` state_dict is the seed CNN's: PyTorch files carry no architecture. Its names and
+/// shapes are checked before any storage is decompressed.
 fn from_pt(bytes: &[u8], path: &Path) -> Result<(Network, ModelInfo)> {
-    let tensors =
-        super::pt::read_state_dict(bytes).map_err(|reason| model_error(path, format!("PyTorch file: {reason}")))?;
+    let fail = |reason: String| model_error(path, format!("PyTorch file: {reason}"));
+    let state_dict = super::pt::StateDict::parse(bytes).map_err(fail)?;
+    let architecture = Architecture::seed_cnn();
+    let expected = super::parameter_tensors(&architecture).map_err(|e| fail(e.to_string()))?;
+    check_layout(&expected, state_dict.shapes().map(|(name, shape)| (name, "F32", shape))).map_err(fail)?;
+    let tensors = state_dict.read_tensors().map_err(fail)?;
     let file_tensors = tensors
         .into_iter()
         .map(|(name, t)| {
             (name, FileTensor { dtype: "F32".into(), shape: t.shape, values: FileValues::Decoded(t.values) })
         })
         .collect();
-    let architecture = Architecture::seed_cnn();
     let network = assemble(&architecture, file_tensors, path)?;
     Ok((network, ModelInfo { architecture, test_accuracy: None }))
+}
+
+/// Checks that a file's tensors (name, dtype, shape) are exactly the architecture's.
+fn check_layout<'a>(
+    expected: &[super::ParamTensor],
+    found: impl Iterator<Item = (&'a str, &'a str, &'a [usize])>,
+) -> std::result::Result<(), String> {
+    let found: HashMap<&str, (&str, &[usize])> = found.map(|(name, dtype, shape)| (name, (dtype, shape))).collect();
+    for t in expected {
+        let Some(&(dtype, shape)) = found.get(t.name.as_str()) else {
+            return Err(format!("tensor {} is missing (is this a model for this network?)", t.name));
+        };
+        if dtype != "F32" {
+            return Err(format!("tensor {} is {dtype}, expected F32", t.name));
+        }
+        if shape != t.shape.as_slice() {
+            return Err(format!("tensor {} has shape {shape:?}, expected {:?}", t.name, t.shape));
+        }
+    }
+    if let Some(extra) = found.keys().filter(|name| !expected.iter().any(|t| t.name == **name)).min() {
+        return Err(format!("unexpected tensor {extra} (is this a model for this network?)"));
+    }
+    Ok(())
 }
 
 /// Checks a file's tensors against the architecture (names, dtypes, shapes, finite values) and
 /// builds the network. Every tensor is checked before the network is allocated, so an
 /// architecture that asks for more than the file holds is refused, not allocated.
-fn assemble(architecture: &Architecture, mut tensors: Vec<(String, FileTensor)>, path: &Path) -> Result<Network> {
+fn assemble(architecture: &Architecture, tensors: Vec<(String, FileTensor)>, path: &Path) -> Result<Network> {
     let fail = |reason: String| model_error(path, reason);
     let expected = super::parameter_tensors(architecture).map_err(|e| fail(e.to_string()))?;
-    let mut found = Vec::with_capacity(expected.len());
-    for t in &expected {
-        let at = tensors
-            .iter()
-            .position(|(name, _)| *name == t.name)
-            .ok_or_else(|| fail(format!("tensor {} is missing (is this a model for this network?)", t.name)))?;
-        let (_, tensor) = tensors.swap_remove(at);
-        if tensor.dtype != "F32" {
-            return Err(fail(format!("tensor {} is {}, expected F32", t.name, tensor.dtype)));
-        }
-        if tensor.shape != t.shape {
-            return Err(fail(format!("tensor {} has shape {:?}, expected {:?}", t.name, tensor.shape, t.shape)));
-        }
-        found.push(tensor);
-    }
-    if let Some((extra, _)) = tensors.first() {
-        return Err(fail(format!("unexpected tensor {extra} (is this a model for this network?)")));
-    }
+    check_layout(&expected, tensors.iter().map(|(n, t)| (n.as_str(), t.dtype.as_str(), t.shape.as_slice())))
+        .map_err(fail)?;
+    let mut by_name: HashMap<String, FileTensor> = tensors.into_iter().collect();
     let mut network = Network::new(architecture.clone(), 0).map_err(|e| fail(e.to_string()))?;
-    for (t, tensor) in expected.iter().zip(found) {
+    for t in &expected {
+        let tensor = by_name.remove(&t.name).expect("checked by check_layout");
         let params = &mut network.params_mut()[t.range.clone()];
         match tensor.values {
             FileValues::LittleEndian(bytes) => {
@@ -187,6 +245,13 @@ fn assemble(architecture: &Architecture, mut tensors: Vec<(String, FileTensor)>,
 /// The network's parameters as a PyTorch `.pt` state_dict (loadable with
 /// `torch.load(path, weights_only=True)` and `load_state_dict` of the original model).
 pub fn to_pt_bytes(network: &Network) -> Result<Vec<u8>> {
+    // A .pt state_dict carries no architecture, and this tool reads one back as the seed CNN.
+    if network.architecture != Architecture::seed_cnn() {
+        return Err(Error::Invalid(
+            "only the seed CNN can be written as .pt (a PyTorch state_dict carries no architecture); use .safetensors"
+                .into(),
+        ));
+    }
     let tensors: Vec<_> = network
         .tensors()
         .iter()

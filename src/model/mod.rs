@@ -9,6 +9,7 @@ pub mod pt;
 pub use io::{ModelInfo, from_bytes, load, save, to_bytes, to_pt_bytes, write_atomic};
 
 use crate::error::{Error, Result};
+use crate::limits;
 use crate::nn::{Conv2d, Conv2dConfig, Dropout, Flatten, Layer, Linear, MaxPool2d, ParamSpec, Pass, Relu, Tensor};
 use crate::optim::Optimizer;
 use rand_chacha::ChaCha8Rng;
@@ -91,11 +92,10 @@ pub struct ParamTensor {
     pub range: Range<usize>,
 }
 
-/// Limits that keep a hostile architecture (from a model file) from asking for unbounded memory.
-const MAX_LAYERS: usize = 256;
-const MAX_INPUT_SIDE: usize = 4096;
-const MAX_VALUES_PER_SAMPLE: usize = 1 << 26;
-const MAX_PARAMETERS: usize = 1 << 28;
+/// What one sample costs a network of this architecture, without allocating it.
+pub fn sample_cost(architecture: &Architecture) -> Result<SampleCost> {
+    Ok(Plan::new(architecture, 0)?.cost)
+}
 
 /// The named parameter tensors of an architecture, without allocating them.
 pub fn parameter_tensors(architecture: &Architecture) -> Result<Vec<ParamTensor>> {
@@ -110,12 +110,56 @@ struct Plan {
     layer_params: Vec<Range<usize>>,
     total: usize,
     classes: usize,
+    cost: SampleCost,
+}
+
+/// What one sample costs a network, computed from the architecture before anything is
+/// allocated. Values are 4 bytes each.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SampleCost {
+    /// Multiply-adds of a forward pass.
+    pub macs: u64,
+    /// The input and every layer's output.
+    pub activations: usize,
+    /// Scratch kept by forward passes, and further by backward passes.
+    pub scratch: usize,
+    pub backward_scratch: usize,
+}
+
+impl SampleCost {
+    /// Bytes one sample needs while predicting.
+    pub fn inference_bytes(&self) -> usize {
+        self.activations.saturating_add(self.scratch).saturating_mul(4)
+    }
+
+    /// Refuses a training batch whose activations would not fit [`limits::TRAINING_BATCH_BYTES`].
+    pub fn check_training_batch(&self, batch: usize) -> Result<()> {
+        let per_sample = self.training_bytes().max(1);
+        let most = limits::TRAINING_BATCH_BYTES / per_sample;
+        if batch > most {
+            return Err(Error::Invalid(format!(
+                "--batch-size {batch} would need about {} MiB of activations for this network, more than the {} MiB limit; use at most {most}",
+                limits::mib((batch as u64).saturating_mul(per_sample as u64)),
+                limits::mib(limits::TRAINING_BATCH_BYTES as u64)
+            )));
+        }
+        Ok(())
+    }
+
+    /// Bytes one sample needs while training: activations and their gradients, and scratch.
+    pub fn training_bytes(&self) -> usize {
+        let values =
+            self.activations.saturating_mul(2).saturating_add(self.scratch).saturating_add(self.backward_scratch);
+        values.saturating_mul(4)
+    }
 }
 
 impl Plan {
     fn new(architecture: &Architecture, seed: u64) -> Result<Plan> {
         let [c, h, w] = architecture.input;
-        if [c, h, w].iter().any(|&d| d == 0 || d > MAX_INPUT_SIDE) || architecture.layers.len() > MAX_LAYERS {
+        if [c, h, w].iter().any(|&d| d == 0 || d > limits::MAX_INPUT_SIDE)
+            || architecture.layers.len() > limits::MAX_LAYERS
+        {
             return Err(Error::Invalid(format!(
                 "unsupported architecture: input {:?} with {} layers",
                 architecture.input,
@@ -130,18 +174,41 @@ impl Plan {
             layer_params: Vec::new(),
             total: 0,
             classes: 0,
+            cost: SampleCost { activations: c * h * w, ..SampleCost::default() },
         };
+        let mut outputs = Vec::with_capacity(architecture.layers.len());
         for (index, spec) in architecture.layers.iter().enumerate() {
             let layer = Architecture::build_layer(spec, seed.wrapping_add(1000 + index as u64))?;
-            shape = layer.output_shape(&shape).map_err(|e| Error::Invalid(format!("layer {index}: {e}")))?;
-            if shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).is_none_or(|n| n > MAX_VALUES_PER_SAMPLE) {
-                return Err(Error::Invalid(format!("layer {index} output {shape:?} is too large")));
+            let output = layer.output_shape(&shape).map_err(|e| Error::Invalid(format!("layer {index}: {e}")))?;
+            let values = output.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).unwrap_or(usize::MAX);
+            let cost = layer.cost(&shape, &output);
+            plan.cost.macs = plan.cost.macs.saturating_add(cost.macs);
+            // Counted for every layer here (a bound); recounted below for the layers that run.
+            plan.cost.activations = plan.cost.activations.saturating_add(values);
+            outputs.push(values);
+            plan.cost.scratch = plan.cost.scratch.saturating_add(cost.scratch);
+            plan.cost.backward_scratch = plan.cost.backward_scratch.saturating_add(cost.backward_scratch);
+            if plan.cost.inference_bytes() > limits::MAX_BYTES_PER_SAMPLE {
+                return Err(Error::Invalid(format!(
+                    "layer {index} (output {output:?}) takes the network past {} MiB of activations per image, the limit",
+                    limits::mib(limits::MAX_BYTES_PER_SAMPLE as u64)
+                )));
             }
+            if plan.cost.macs > limits::MAX_MACS_PER_SAMPLE {
+                return Err(Error::Invalid(format!(
+                    "layer {index} takes the network past {} million multiply-adds per image, the limit",
+                    limits::MAX_MACS_PER_SAMPLE / 1_000_000
+                )));
+            }
+            shape = output;
             let start = plan.total;
             for ParamSpec { name, shape, .. } in layer.param_specs() {
                 let len = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).unwrap_or(usize::MAX);
-                if len > MAX_PARAMETERS || plan.total + len > MAX_PARAMETERS {
-                    return Err(Error::Invalid(format!("layer {index} has too many parameters")));
+                if len > limits::MAX_PARAMETERS || plan.total + len > limits::MAX_PARAMETERS {
+                    return Err(Error::Invalid(format!(
+                        "layer {index} takes the network past {} parameters, the limit",
+                        limits::MAX_PARAMETERS
+                    )));
                 }
                 plan.tensors.push(ParamTensor {
                     name: format!("model.{index}.{name}"),
@@ -160,6 +227,8 @@ impl Plan {
         }
         plan.classes = shape[0];
         plan.steps = Step::schedule(&architecture.layers, &mut plan.layers);
+        // A fused ReLU and an elided Flatten allocate nothing.
+        plan.cost.activations = c * h * w + plan.steps.iter().map(|step| outputs[step.layer]).sum::<usize>();
         Ok(plan)
     }
 }
@@ -223,6 +292,7 @@ pub struct Network {
     /// Gradients of the activations, indexed as `acts`.
     grad_acts: Vec<Tensor>,
     classes: usize,
+    cost: SampleCost,
 }
 
 impl Network {
@@ -233,6 +303,7 @@ impl Network {
         let n = plan.steps.len();
         let mut network = Network {
             classes: plan.classes,
+            cost: plan.cost,
             params: vec![0.0; plan.total],
             grads: vec![0.0; plan.total],
             params_changed: true,
@@ -309,6 +380,34 @@ impl Network {
     /// Number of output classes.
     pub fn classes(&self) -> usize {
         self.classes
+    }
+
+    /// Refuses a network that does not give one score per digit (predicting and evaluating
+    /// digits need exactly 10).
+    pub fn check_digit_classes(&self) -> Result<()> {
+        if self.classes != 10 {
+            return Err(Error::Invalid(format!(
+                "the model has {} outputs; a digit model has 10 (one per digit)",
+                self.classes
+            )));
+        }
+        Ok(())
+    }
+
+    /// What one sample costs this network (memory and multiply-adds).
+    pub fn sample_cost(&self) -> SampleCost {
+        self.cost
+    }
+
+    /// The largest batch up to `wanted` whose inference activations fit
+    /// [`limits::INFERENCE_BATCH_BYTES`] (at least 1: one sample always fits, see `Plan::new`).
+    pub fn inference_batch(&self, wanted: usize) -> usize {
+        (limits::INFERENCE_BATCH_BYTES / self.cost.inference_bytes().max(1)).clamp(1, wanted.max(1))
+    }
+
+    /// Refuses a training batch whose activations would not fit [`limits::TRAINING_BATCH_BYTES`].
+    pub fn check_training_batch(&self, batch: usize) -> Result<()> {
+        self.cost.check_training_batch(batch)
     }
 
     /// Values in one input image.

@@ -8,8 +8,10 @@
 //! Sizes are checked before anything is allocated, so a hostile file cannot ask for unbounded
 //! memory. The writer produces files that `torch.load(path, weights_only=True)` accepts.
 
+use crate::limits::{MAX_PARAMETERS, MAX_PICKLE_BYTES, MAX_PICKLE_DEPTH, MAX_PICKLE_VALUES};
 use std::collections::HashMap;
 use std::io::{Read, Seek, Write};
+use std::rc::Rc;
 
 /// A tensor from a state_dict: its shape and values, dense in row-major order.
 #[derive(Clone, Debug, PartialEq)]
@@ -18,63 +20,124 @@ pub struct NamedTensor {
     pub values: Vec<f32>,
 }
 
-/// Limits no real seed-CNN state_dict comes near.
-const MAX_PICKLE_BYTES: u64 = 16 << 20;
-const MAX_STORAGE_BYTES: u64 = 1 << 30;
-const MAX_STACK: usize = 1 << 20;
 const MAX_DIMS: usize = 8;
 
 type Fail = String;
 
-/// Reads every tensor of a `.pt` state_dict.
-pub fn read_state_dict(bytes: &[u8]) -> Result<Vec<(String, NamedTensor)>, Fail> {
-    let mut archive =
-        zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(|e| format!("not a valid zip archive ({e})"))?;
-    let pickle_name = archive
-        .file_names()
-        .filter_map(|n| n.ok())
-        .find(|n| n.ends_with("/data.pkl") && n.matches('/').count() == 1)
-        .map(|n| n.into_owned())
-        .ok_or("no data.pkl in the archive: not a torch.save file")?;
-    let prefix = pickle_name.trim_end_matches("data.pkl").to_string();
-    if let Ok(order) = read_entry(&mut archive, &format!("{prefix}byteorder"), 64)
-        && order.trim_ascii() != b"little"
-    {
-        return Err("big-endian tensor storages are not supported".into());
-    }
-    let pickle = read_entry(&mut archive, &pickle_name, MAX_PICKLE_BYTES)?;
-    let root = Unpickler::new(&pickle).run()?;
-    let Value::Dict(items) = root else { return Err("the pickle is not a state_dict (a dict of tensors)".into()) };
-    let mut storages: HashMap<String, Vec<u8>> = HashMap::new();
-    let mut tensors = Vec::new();
-    for (key, value) in items {
-        let Value::Str(name) = key else { return Err("a state_dict key is not a string".into()) };
-        let Value::Tensor(tensor) = value else { return Err(format!("entry {name} is not a tensor")) };
-        if tensor.dtype != "Float" {
-            return Err(format!("tensor {name} is {}Storage; only float32 tensors are supported", tensor.dtype));
-        }
-        if !storages.contains_key(&tensor.storage_key) {
-            let entry = format!("{prefix}data/{}", tensor.storage_key);
-            let data = read_entry(&mut archive, &entry, MAX_STORAGE_BYTES)?;
-            storages.insert(tensor.storage_key.clone(), data);
-        }
-        let values = tensor.materialise(&storages[&tensor.storage_key]).map_err(|e| format!("tensor {name}: {e}"))?;
-        tensors.push((name, NamedTensor { shape: tensor.size.clone(), values }));
-    }
-    Ok(tensors)
+/// A `.pt` state_dict whose pickle has been read: the tensors' names, element types and shapes
+/// are known, their storages not yet read. A caller checks the names and shapes first (against
+/// an architecture), so a file that does not fit is refused before any storage is decompressed.
+pub struct StateDict<'a> {
+    archive: zip::ZipArchive<std::io::Cursor<&'a [u8]>>,
+    prefix: String,
+    entries: Vec<(String, TensorRef)>,
 }
 
+impl<'a> StateDict<'a> {
+    /// Opens the archive and runs the safe unpickler over `data.pkl`.
+    pub fn parse(bytes: &'a [u8]) -> Result<Self, Fail> {
+        let mut archive =
+            zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(|e| format!("not a valid zip archive ({e})"))?;
+        let pickle_name = archive
+            .file_names()
+            .filter_map(|n| n.ok())
+            .find(|n| n.ends_with("/data.pkl") && n.matches('/').count() == 1)
+            .map(|n| n.into_owned())
+            .ok_or("no data.pkl in the archive: not a torch.save file")?;
+        let prefix = pickle_name.trim_end_matches("data.pkl").to_string();
+        if let Ok(order) = read_entry(&mut archive, &format!("{prefix}byteorder"), 64)
+            && order.trim_ascii() != b"little"
+        {
+            return Err("big-endian tensor storages are not supported".into());
+        }
+        let pickle = read_entry(&mut archive, &pickle_name, MAX_PICKLE_BYTES)?;
+        let root = Unpickler::new(&pickle).run()?;
+        let Value::Dict(items) = root else { return Err("the pickle is not a state_dict (a dict of tensors)".into()) };
+        let mut entries = Vec::with_capacity(items.items.len());
+        for (key, value) in &items.items {
+            let Value::Str(name) = key else { return Err("a state_dict key is not a string".into()) };
+            let Value::Tensor(tensor) = value else { return Err(format!("entry {name} is not a tensor")) };
+            entries.push((name.to_string(), TensorRef::clone(tensor)));
+        }
+        Ok(StateDict { archive, prefix, entries })
+    }
+
+    /// Each tensor's name and shape, in the file's order.
+    pub fn shapes(&self) -> impl Iterator<Item = (&str, &[usize])> {
+        self.entries.iter().map(|(name, t)| (name.as_str(), t.size.as_slice()))
+    }
+
+    /// Reads every tensor's values. The total is budgeted before anything is decompressed: at
+    /// most [`MAX_PARAMETERS`] values, and storages of at most twice the tensors' bytes (a
+    /// state_dict's storages are the tensors themselves).
+    pub fn read_tensors(mut self) -> Result<Vec<(String, NamedTensor)>, Fail> {
+        let mut values_total = 0usize;
+        let mut storage_bytes: HashMap<&str, usize> = HashMap::new();
+        for (name, tensor) in &self.entries {
+            if &*tensor.dtype != "Float" {
+                return Err(format!("tensor {name} is {}Storage; only float32 tensors are supported", tensor.dtype));
+            }
+            let count = tensor.count().ok_or_else(|| format!("tensor {name}: its size overflows"))?;
+            values_total = values_total.saturating_add(count);
+            let bytes = tensor.storage_len.checked_mul(4).ok_or_else(|| format!("tensor {name}: storage too large"))?;
+            storage_bytes.insert(&tensor.storage_key, bytes);
+        }
+        if values_total > MAX_PARAMETERS {
+            return Err(format!("the tensors hold {values_total} values, more than the limit of {MAX_PARAMETERS}"));
+        }
+        let stored: usize = storage_bytes.values().fold(0usize, |a, &b| a.saturating_add(b));
+        if stored > values_total.saturating_mul(8).saturating_add(1 << 16) {
+            return Err(format!(
+                "the storages declare {stored} bytes for {values_total} values; refusing to read that much"
+            ));
+        }
+        let mut storages: HashMap<String, Vec<u8>> = HashMap::new();
+        let mut tensors = Vec::with_capacity(self.entries.len());
+        for (name, tensor) in std::mem::take(&mut self.entries) {
+            if !storages.contains_key(&*tensor.storage_key) {
+                let entry = format!("{}data/{}", self.prefix, tensor.storage_key);
+                let data = read_storage(&mut self.archive, &entry, tensor.storage_len * 4)?;
+                storages.insert(tensor.storage_key.to_string(), data);
+            }
+            let values =
+                tensor.materialise(&storages[&*tensor.storage_key]).map_err(|e| format!("tensor {name}: {e}"))?;
+            tensors.push((name, NamedTensor { shape: tensor.size.clone(), values }));
+        }
+        Ok(tensors)
+    }
+}
+
+/// Reads every tensor of a `.pt` state_dict (see [`StateDict`] to check shapes first).
+pub fn read_state_dict(bytes: &[u8]) -> Result<Vec<(String, NamedTensor)>, Fail> {
+    StateDict::parse(bytes)?.read_tensors()
+}
+
+/// Reads a whole zip entry of at most `limit` bytes, never trusting its declared size: at most
+/// `limit + 1` bytes are decompressed, so a zip bomb that lies about its size is caught there.
 fn read_entry<R: Read + Seek>(archive: &mut zip::ZipArchive<R>, name: &str, limit: u64) -> Result<Vec<u8>, Fail> {
     let entry = archive.by_name(name).map_err(|_| format!("the archive has no {name}"))?;
     if entry.size() > limit {
-        return Err(format!("{name} is {} bytes, more than this reader accepts", entry.size()));
+        return Err(format!("{name} is {} bytes, more than the limit of {limit}", entry.size()));
     }
     let declared = entry.size();
     let mut data = Vec::with_capacity(declared as usize);
-    // Read one byte past the declared size: a zip bomb lying about its size is caught there.
-    entry.take(declared + 1).read_to_end(&mut data).map_err(|e| format!("cannot read {name}: {e}"))?;
+    entry.take(limit + 1).read_to_end(&mut data).map_err(|e| format!("cannot read {name}: {e}"))?;
     if data.len() as u64 != declared {
         return Err(format!("{name}: content does not match its declared size"));
+    }
+    Ok(data)
+}
+
+/// Reads the first `needed` bytes of a storage entry (decompressing no more than that).
+fn read_storage<R: Read + Seek>(archive: &mut zip::ZipArchive<R>, name: &str, needed: usize) -> Result<Vec<u8>, Fail> {
+    let entry = archive.by_name(name).map_err(|_| format!("the archive has no {name}"))?;
+    if entry.size() < needed as u64 {
+        return Err(format!("{name} holds {} bytes, its header says {needed}", entry.size()));
+    }
+    let mut data = Vec::with_capacity(needed);
+    entry.take(needed as u64).read_to_end(&mut data).map_err(|e| format!("cannot read {name}: {e}"))?;
+    if data.len() != needed {
+        return Err(format!("{name}: content is shorter than its declared size"));
     }
     Ok(data)
 }
@@ -85,13 +148,13 @@ enum Global {
     RebuildTensor,
     RebuildParameter,
     /// `torch.<Dtype>Storage`: the element type's name.
-    Storage(String),
+    Storage(Rc<str>),
 }
 
 #[derive(Clone, Debug)]
 struct TensorRef {
-    storage_key: String,
-    dtype: String,
+    storage_key: Rc<str>,
+    dtype: Rc<str>,
     storage_len: usize,
     offset: usize,
     size: Vec<usize>,
@@ -99,14 +162,20 @@ struct TensorRef {
 }
 
 impl TensorRef {
+    fn count(&self) -> Option<usize> {
+        self.size.iter().try_fold(1usize, |a, &d| a.checked_mul(d))
+    }
+
+    /// The values, dense; `storage` holds `storage_len` floats (checked by the caller).
     fn materialise(&self, storage: &[u8]) -> Result<Vec<f32>, Fail> {
-        if storage.len() < self.storage_len * 4 {
-            return Err(format!("storage holds {} bytes, its header says {} floats", storage.len(), self.storage_len));
-        }
-        let count = self.size.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).ok_or("size overflows")?;
+        let count = self.count().ok_or("size overflows")?;
         if count > 0 {
-            let last = self.size.iter().zip(&self.stride).map(|(&d, &s)| (d - 1).saturating_mul(s)).sum::<usize>();
-            if self.offset.saturating_add(last) >= self.storage_len {
+            let last = self
+                .size
+                .iter()
+                .zip(&self.stride)
+                .try_fold(self.offset, |a, (&d, &s)| (d - 1).checked_mul(s).and_then(|x| x.checked_add(a)));
+            if last.is_none_or(|last| last >= self.storage_len) {
                 return Err("its size and strides reach past the end of its storage".into());
             }
         }
@@ -128,20 +197,47 @@ impl TensorRef {
     }
 }
 
+/// A list or tuple, and how deeply it nests.
+#[derive(Debug, Default)]
+struct Seq {
+    items: Vec<Value>,
+    depth: u32,
+}
+
+/// A dict as its items in order, and how deeply it nests.
+#[derive(Debug, Default)]
+struct Map {
+    items: Vec<(Value, Value)>,
+    depth: u32,
+}
+
+/// A pickle value. Containers are shared by reference (`Rc`), so the memo and the stack never
+/// copy a subtree, and nesting is bounded ([`MAX_PICKLE_DEPTH`]) so building and dropping a
+/// value never recurses deeply.
 #[derive(Clone, Debug)]
 enum Value {
     None,
     Bool,
     Int(i64),
     Float,
-    Str(String),
-    Tuple(Vec<Value>),
-    List(Vec<Value>),
-    Dict(Vec<(Value, Value)>),
+    Str(Rc<str>),
+    Tuple(Rc<Seq>),
+    List(Rc<Seq>),
+    Dict(Rc<Map>),
     Global(Global),
-    Storage { key: String, dtype: String, len: usize },
-    Tensor(TensorRef),
+    Storage { key: Rc<str>, dtype: Rc<str>, len: usize },
+    Tensor(Rc<TensorRef>),
     Mark,
+}
+
+impl Value {
+    fn depth(&self) -> u32 {
+        match self {
+            Value::Tuple(s) | Value::List(s) => s.depth,
+            Value::Dict(m) => m.depth,
+            _ => 0,
+        }
+    }
 }
 
 struct Unpickler<'a> {
@@ -149,11 +245,22 @@ struct Unpickler<'a> {
     at: usize,
     stack: Vec<Value>,
     memo: HashMap<u32, Value>,
+    /// Values pushed and container elements stored so far, against [`MAX_PICKLE_VALUES`].
+    work: usize,
 }
 
 impl<'a> Unpickler<'a> {
     fn new(data: &'a [u8]) -> Self {
-        Unpickler { data, at: 0, stack: Vec::new(), memo: HashMap::new() }
+        Unpickler { data, at: 0, stack: Vec::new(), memo: HashMap::new(), work: 0 }
+    }
+
+    /// Counts `n` units of work (values or copied elements) against the budget.
+    fn charge(&mut self, n: usize) -> Result<(), Fail> {
+        self.work = self.work.saturating_add(n);
+        if self.work > MAX_PICKLE_VALUES {
+            return Err(format!("the pickle builds more than {MAX_PICKLE_VALUES} values; refusing it"));
+        }
+        Ok(())
     }
 
     fn take(&mut self, n: usize) -> Result<&'a [u8], Fail> {
@@ -180,9 +287,7 @@ impl<'a> Unpickler<'a> {
     }
 
     fn push(&mut self, v: Value) -> Result<(), Fail> {
-        if self.stack.len() >= MAX_STACK {
-            return Err("the pickle's stack grows without bound".into());
-        }
+        self.charge(1)?;
         self.stack.push(v);
         Ok(())
     }
@@ -198,16 +303,21 @@ impl<'a> Unpickler<'a> {
         Ok(items)
     }
 
+    /// A tuple of `items`, refused if it would nest too deeply.
+    fn tuple(&mut self, items: Vec<Value>) -> Result<Value, Fail> {
+        let depth = nested_depth(items.iter().map(Value::depth))?;
+        self.charge(items.len())?;
+        Ok(Value::Tuple(Rc::new(Seq { items, depth })))
+    }
+
     fn string(&mut self, len: usize) -> Result<Value, Fail> {
         let bytes = self.take(len)?;
-        Ok(Value::Str(String::from_utf8(bytes.to_vec()).map_err(|_| "a pickle string is not UTF-8")?))
+        Ok(Value::Str(std::str::from_utf8(bytes).map_err(|_| "a pickle string is not UTF-8")?.into()))
     }
 
     fn memo_put(&mut self, key: u32) -> Result<(), Fail> {
         let top = self.stack.last().ok_or("the pickle memoizes an empty stack")?.clone();
-        if self.memo.len() >= MAX_STACK {
-            return Err("the pickle's memo grows without bound".into());
-        }
+        self.charge(1)?;
         self.memo.insert(key, top);
         Ok(())
     }
@@ -230,9 +340,9 @@ impl<'a> Unpickler<'a> {
                 }
                 b'.' => return self.pop(),
                 b'(' => self.push(Value::Mark)?,
-                b'}' => self.push(Value::Dict(Vec::new()))?,
-                b']' => self.push(Value::List(Vec::new()))?,
-                b')' => self.push(Value::Tuple(Vec::new()))?,
+                b'}' => self.push(Value::Dict(Rc::new(Map { items: Vec::new(), depth: 1 })))?,
+                b']' => self.push(Value::List(Rc::new(Seq { items: Vec::new(), depth: 1 })))?,
+                b')' => self.push(Value::Tuple(Rc::new(Seq { items: Vec::new(), depth: 1 })))?,
                 b'N' => self.push(Value::None)?,
                 0x88 | 0x89 => self.push(Value::Bool)?,
                 b'K' => {
@@ -303,7 +413,8 @@ impl<'a> Unpickler<'a> {
                 }
                 b't' => {
                     let items = self.pop_mark()?;
-                    self.push(Value::Tuple(items))?
+                    let tuple = self.tuple(items)?;
+                    self.push(tuple)?
                 }
                 0x85..=0x87 => {
                     let n = (op - 0x84) as usize;
@@ -311,7 +422,8 @@ impl<'a> Unpickler<'a> {
                         return Err("the pickle pops from an empty stack".into());
                     }
                     let items = self.stack.split_off(self.stack.len() - n);
-                    self.push(Value::Tuple(items))?
+                    let tuple = self.tuple(items)?;
+                    self.push(tuple)?
                 }
                 b'Q' => {
                     let pid = self.pop()?;
@@ -350,26 +462,85 @@ impl<'a> Unpickler<'a> {
         }
     }
 
+    /// Adds key-value pairs to the dict on top of the stack. A dict shared with the memo is
+    /// copied first (its elements are shared, and the copy is charged to the budget).
     fn dict_insert(&mut self, items: Vec<Value>) -> Result<(), Fail> {
         if !items.len().is_multiple_of(2) {
             return Err("a pickle dict has a key without a value".into());
         }
-        let Some(Value::Dict(dict)) = self.stack.last_mut() else {
-            return Err("the pickle sets items on something that is not a dict".into());
+        let depth = nested_depth(items.iter().map(Value::depth))?;
+        let copied = match self.stack.last() {
+            Some(Value::Dict(dict)) => {
+                if Rc::strong_count(dict) > 1 {
+                    dict.items.len()
+                } else {
+                    0
+                }
+            }
+            _ => return Err("the pickle sets items on something that is not a dict".into()),
         };
+        self.charge(copied + items.len())?;
+        let Some(Value::Dict(dict)) = self.stack.last_mut() else { unreachable!("checked above") };
+        let dict = Rc::make_mut_or_clone(dict);
+        dict.depth = dict.depth.max(depth);
         let mut items = items.into_iter();
         while let (Some(k), Some(v)) = (items.next(), items.next()) {
-            dict.push((k, v));
+            dict.items.push((k, v));
         }
         Ok(())
     }
 
+    /// Appends to the list on top of the stack (copied first if the memo shares it).
     fn list_extend(&mut self, items: Vec<Value>) -> Result<(), Fail> {
-        let Some(Value::List(list)) = self.stack.last_mut() else {
-            return Err("the pickle appends to something that is not a list".into());
+        let depth = nested_depth(items.iter().map(Value::depth))?;
+        let copied = match self.stack.last() {
+            Some(Value::List(list)) => {
+                if Rc::strong_count(list) > 1 {
+                    list.items.len()
+                } else {
+                    0
+                }
+            }
+            _ => return Err("the pickle appends to something that is not a list".into()),
         };
-        list.extend(items);
+        self.charge(copied + items.len())?;
+        let Some(Value::List(list)) = self.stack.last_mut() else { unreachable!("checked above") };
+        let list = Rc::make_mut_or_clone(list);
+        list.depth = list.depth.max(depth);
+        list.items.extend(items);
         Ok(())
+    }
+}
+
+/// The depth of a container holding values of these depths, refused past [`MAX_PICKLE_DEPTH`].
+fn nested_depth(depths: impl Iterator<Item = u32>) -> Result<u32, Fail> {
+    let depth = depths.max().unwrap_or(0) + 1;
+    if depth > MAX_PICKLE_DEPTH {
+        return Err(format!("the pickle nests deeper than {MAX_PICKLE_DEPTH} levels; refusing it"));
+    }
+    Ok(depth)
+}
+
+/// `Rc::make_mut` for containers that are not `Clone`: a shallow copy when shared.
+trait MakeMut<T> {
+    fn make_mut_or_clone(this: &mut Rc<T>) -> &mut T;
+}
+
+impl MakeMut<Seq> for Rc<Seq> {
+    fn make_mut_or_clone(this: &mut Rc<Seq>) -> &mut Seq {
+        if Rc::get_mut(this).is_none() {
+            *this = Rc::new(Seq { items: this.items.clone(), depth: this.depth });
+        }
+        Rc::get_mut(this).expect("unique after the copy")
+    }
+}
+
+impl MakeMut<Map> for Rc<Map> {
+    fn make_mut_or_clone(this: &mut Rc<Map>) -> &mut Map {
+        if Rc::get_mut(this).is_none() {
+            *this = Rc::new(Map { items: this.items.clone(), depth: this.depth });
+        }
+        Rc::get_mut(this).expect("unique after the copy")
     }
 }
 
@@ -380,7 +551,7 @@ fn global(module: &str, name: &str) -> Result<Global, Fail> {
         ("torch._utils", "_rebuild_tensor_v2") => Ok(Global::RebuildTensor),
         ("torch._utils", "_rebuild_parameter") => Ok(Global::RebuildParameter),
         ("torch", storage) if storage.ends_with("Storage") && storage.len() < 32 => {
-            Ok(Global::Storage(storage.trim_end_matches("Storage").to_string()))
+            Ok(Global::Storage(storage.trim_end_matches("Storage").into()))
         }
         _ => Err(format!("refusing to load: the pickle names `{module}.{name}`, which a state_dict never needs")),
     }
@@ -388,9 +559,9 @@ fn global(module: &str, name: &str) -> Result<Global, Fail> {
 
 fn persistent_load(pid: Value) -> Result<Value, Fail> {
     let Value::Tuple(items) = pid else { return Err("a persistent id is not a tuple".into()) };
-    match items.as_slice() {
+    match items.items.as_slice() {
         [Value::Str(kind), Value::Global(Global::Storage(dtype)), Value::Str(key), _location, Value::Int(len)]
-            if kind == "storage" && *len >= 0 =>
+            if &**kind == "storage" && *len >= 0 =>
         {
             if !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') || key.is_empty() {
                 return Err(format!("storage key {key:?} is not a plain name"));
@@ -403,10 +574,11 @@ fn persistent_load(pid: Value) -> Result<Value, Fail> {
 
 fn as_dims(v: &Value) -> Result<Vec<usize>, Fail> {
     let Value::Tuple(items) = v else { return Err("tensor size or stride is not a tuple".into()) };
-    if items.len() > MAX_DIMS {
+    if items.items.len() > MAX_DIMS {
         return Err("tensor has too many dimensions".into());
     }
     items
+        .items
         .iter()
         .map(|i| match i {
             Value::Int(n) if *n >= 0 => Ok(*n as usize),
@@ -418,29 +590,41 @@ fn as_dims(v: &Value) -> Result<Vec<usize>, Fail> {
 fn reduce(callable: Value, args: Value) -> Result<Value, Fail> {
     let Value::Tuple(args) = args else { return Err("REDUCE arguments are not a tuple".into()) };
     match callable {
-        Value::Global(Global::OrderedDict) if args.is_empty() => Ok(Value::Dict(Vec::new())),
-        Value::Global(Global::RebuildTensor) => match args.as_slice() {
+        Value::Global(Global::OrderedDict) if args.items.is_empty() => {
+            Ok(Value::Dict(Rc::new(Map { items: Vec::new(), depth: 1 })))
+        }
+        Value::Global(Global::RebuildTensor) => match args.items.as_slice() {
             [Value::Storage { key, dtype, len }, Value::Int(offset), size, stride, ..] if *offset >= 0 => {
                 let (size, stride) = (as_dims(size)?, as_dims(stride)?);
                 if size.len() != stride.len() {
                     return Err("tensor size and stride differ in length".into());
                 }
-                Ok(Value::Tensor(TensorRef {
+                Ok(Value::Tensor(Rc::new(TensorRef {
                     storage_key: key.clone(),
                     dtype: dtype.clone(),
                     storage_len: *len,
                     offset: *offset as usize,
                     size,
                     stride,
-                }))
+                })))
             }
             _ => Err("unexpected arguments to _rebuild_tensor_v2".into()),
         },
-        Value::Global(Global::RebuildParameter) => match args.into_iter().next() {
-            Some(tensor @ Value::Tensor(_)) => Ok(tensor),
+        Value::Global(Global::RebuildParameter) => match args.items.first() {
+            Some(tensor @ Value::Tensor(_)) => Ok(tensor.clone()),
             _ => Err("unexpected arguments to _rebuild_parameter".into()),
         },
-        other => Err(format!("the pickle calls {other:?}, which a state_dict never needs")),
+        other => Err(format!("the pickle calls {}, which a state_dict never needs", describe(&other))),
+    }
+}
+
+/// A short name for a value in messages (never the whole, possibly huge, value).
+fn describe(value: &Value) -> &'static str {
+    match value {
+        Value::Global(_) => "a global with these arguments",
+        Value::Tuple(_) | Value::List(_) | Value::Dict(_) => "a container",
+        Value::Str(_) => "a string",
+        _ => "a value that is not a function",
     }
 }
 

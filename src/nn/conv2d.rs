@@ -12,7 +12,7 @@
 //! (`kernels::winograd`): the same results to rounding, with 2.25x to 4x fewer multiplications.
 //! `DIGITNN_WINOGRAD=0` turns it off, `=2` or `=4` forces a tile size (to measure the difference).
 
-use super::{Layer, ParamSpec, Pass, Tensor, shape_error};
+use super::{Layer, LayerCost, ParamSpec, Pass, Tensor, shape_error};
 use crate::error::Result;
 use crate::kernels::conv::{ConvGeometry, images_per_group, pad_nhwc, unpad_nhwc};
 use crate::kernels::winograd::{TileSize, WinogradGeometry, WinogradPlan};
@@ -317,21 +317,43 @@ impl Conv2d {
 impl Layer for Conv2d {
     fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
         let c = &self.config;
-        let ok = input.len() == 3
-            && input[2] == c.in_channels
-            && c.kernel_size > 0
-            && c.stride > 0
-            && input[0] + 2 * c.padding >= c.kernel_size
-            && input[1] + 2 * c.padding >= c.kernel_size;
-        if !ok {
+        // Checked: a model file may ask for any padding, and `input + 2 * padding` must not wrap.
+        let padded = |n: usize| c.padding.checked_mul(2).and_then(|p| p.checked_add(n));
+        let out = |n: usize| padded(n).filter(|&p| p >= c.kernel_size).map(|p| (p - c.kernel_size) / c.stride + 1);
+        let (oh, ow) = match input {
+            [h, w, ch] if *ch == c.in_channels && c.kernel_size > 0 && c.stride > 0 => (out(*h), out(*w)),
+            _ => (None, None),
+        };
+        let (Some(oh), Some(ow)) = (oh, ow) else {
             let want = format!(
-                "images with {} channels of at least {}x{} pixels",
+                "images with {} channels of at least {}x{} pixels after padding",
                 c.in_channels, c.kernel_size, c.kernel_size
             );
             return Err(shape_error("Conv2d", &want, input));
+        };
+        Ok(vec![oh, ow, c.out_channels])
+    }
+
+    fn cost(&self, input: &[usize], output: &[usize]) -> LayerCost {
+        let c = &self.config;
+        let sat = |a: usize, b: usize| a.saturating_mul(b);
+        let out_pixels = sat(output[0], output[1]);
+        let k_len = sat(sat(c.kernel_size, c.kernel_size), c.in_channels);
+        let padded = |n: usize| n.saturating_add(c.padding.saturating_mul(2));
+        let x_padded = if c.padding == 0 { 0 } else { sat(sat(padded(input[0]), padded(input[1])), input[2]) };
+        // Offset tables: one usize (two values) per output pixel, for windows and dy rows.
+        let tables = sat(out_pixels, 4);
+        let dx = if c.stride == 1 {
+            let grown = |n: usize| n.saturating_add(2 * (c.kernel_size - 1));
+            sat(sat(grown(output[0]), grown(output[1])), c.out_channels)
+        } else {
+            sat(out_pixels, k_len).saturating_add(x_padded)
+        };
+        LayerCost {
+            macs: (out_pixels as u64).saturating_mul(c.out_channels as u64).saturating_mul(k_len as u64),
+            scratch: x_padded.saturating_add(tables),
+            backward_scratch: dx,
         }
-        let out = |n: usize| (n + 2 * c.padding - c.kernel_size) / c.stride + 1;
-        Ok(vec![out(input[0]), out(input[1]), c.out_channels])
     }
 
     fn param_specs(&self) -> Vec<ParamSpec> {

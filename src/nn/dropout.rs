@@ -1,7 +1,7 @@
 //! Dropout: in training, zeroes each value with probability p and scales the rest by 1/(1-p);
 //! at inference, the identity. Masks come from a seeded generator, so runs are reproducible.
 
-use super::{Layer, Pass, Tensor};
+use super::{Layer, LayerCost, Pass, Tensor};
 use crate::error::Result;
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::{Rng, SeedableRng};
@@ -23,6 +23,11 @@ impl Dropout {
 impl Layer for Dropout {
     fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
         Ok(input.to_vec())
+    }
+
+    fn cost(&self, _input: &[usize], output: &[usize]) -> LayerCost {
+        let values = output.iter().product::<usize>();
+        LayerCost { macs: values as u64, scratch: values, ..Default::default() }
     }
 
     fn forward(&mut self, _params: &[f32], x: &Tensor, y: &mut Tensor, pass: Pass) {

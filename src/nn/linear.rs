@@ -12,7 +12,7 @@
 //!           dx[B, in]       = dy[B, out] * weight_hwc[out, in]
 //! ```
 
-use super::{Layer, ParamSpec, Pass, Tensor, shape_error};
+use super::{Layer, LayerCost, ParamSpec, Pass, Tensor, shape_error};
 use crate::error::Result;
 use crate::kernels::{Epilogue, MatRef, gemm, matmul_nt};
 use rayon::prelude::*;
@@ -69,6 +69,10 @@ impl Layer for Linear {
             return Err(shape_error("Linear", &format!("vectors of {} features", self.in_features), input));
         }
         Ok(vec![self.out_features])
+    }
+
+    fn cost(&self, _input: &[usize], _output: &[usize]) -> LayerCost {
+        LayerCost { macs: (self.in_features as u64).saturating_mul(self.out_features as u64), ..Default::default() }
     }
 
     fn param_specs(&self) -> Vec<ParamSpec> {

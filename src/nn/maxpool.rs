@@ -1,7 +1,7 @@
 //! MaxPool2d over NHWC activations (no padding); the gradient goes to the first maximum of each
 //! window, as in PyTorch.
 
-use super::{Layer, Pass, Tensor, shape_error};
+use super::{Layer, LayerCost, Pass, Tensor, shape_error};
 use crate::error::Result;
 
 #[derive(Debug)]
@@ -29,6 +29,17 @@ impl Layer for MaxPool2d {
             return Err(shape_error("MaxPool2d", &format!("images of at least {k}x{k} pixels"), input));
         }
         Ok(vec![self.out_len(input[0]), self.out_len(input[1]), input[2]])
+    }
+
+    fn cost(&self, _input: &[usize], output: &[usize]) -> LayerCost {
+        let values = output.iter().product::<usize>();
+        let window = self.kernel_size.saturating_mul(self.kernel_size) as u64;
+        // The argmax of every output is a usize: two values.
+        LayerCost {
+            macs: (values as u64).saturating_mul(window),
+            scratch: values.saturating_mul(2),
+            ..Default::default()
+        }
     }
 
     fn forward(&mut self, _params: &[f32], x: &Tensor, y: &mut Tensor, _pass: Pass) {

@@ -84,6 +84,17 @@ impl ParamSpec {
     }
 }
 
+/// Per-sample cost of a layer (see [`Layer::cost`]); scratch counts 4-byte values (an 8-byte
+/// index counts twice).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LayerCost {
+    pub macs: u64,
+    /// Scratch kept by a forward pass.
+    pub scratch: usize,
+    /// Further scratch kept by a backward pass.
+    pub backward_scratch: usize,
+}
+
 /// One layer. A layer gets its own slice of the network's flat parameter (and gradient) buffer,
 /// laid out as its `param_specs` in order.
 pub trait Layer: Send {
@@ -92,6 +103,13 @@ pub trait Layer: Send {
 
     fn param_specs(&self) -> Vec<ParamSpec> {
         Vec::new()
+    }
+
+    /// What one sample costs this layer, given its input and output shapes: multiply-adds and the
+    /// scratch values it keeps beyond its output. Used to budget memory and time before anything
+    /// is allocated (see `crate::limits`).
+    fn cost(&self, _input: &[usize], output: &[usize]) -> LayerCost {
+        LayerCost { macs: output.iter().product::<usize>() as u64, ..LayerCost::default() }
     }
 
     /// Asks the layer to apply a following ReLU itself, in its output epilogue. Returns whether it
