@@ -20,7 +20,7 @@ pub mod data;
 pub mod error;
 pub mod eval;
 pub mod files;
-
+pub mod fuzz;
 pub mod kernels;
 pub mod limits;
 pub mod model;

@@ -5,19 +5,10 @@ use digitnn::data::idx::encode_idx;
 use image::{GrayImage, Luma};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
-fn digitnn(args: &[&str]) -> Output {
-    let output = Command::new(env!("CARGO_BIN_EXE_digitnn"))
-        .args(args)
-        .env("DIGITNN_NO_FETCH", "1")
-        .env_remove("DIGITNN_DATA")
-        .output()
-        .expect("the binary runs");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!stderr.contains("panicked"), "digitnn {args:?} panicked: {stderr}");
-    output
-}
+mod common;
+use common::digitnn;
 
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()

@@ -6,8 +6,11 @@ use digitnn::data::Dataset;
 use digitnn::data::image::{ImageLimits, decode, prepare};
 use digitnn::limits;
 use digitnn::model::{self, Architecture, LayerSpec, Network, pt};
-use image::{DynamicImage, GrayImage, ImageFormat, Luma};
+use image::{DynamicImage, GrayImage, Luma};
 use std::io::Write;
+
+mod common;
+use common::{digitnn, png_claiming, pt_file};
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -20,19 +23,6 @@ fn model_refusal(bytes: &[u8]) -> String {
         Ok(_) => panic!("a hostile model file was accepted"),
         Err(e) => e.to_string(),
     }
-}
-
-/// A zip laid out as torch.save writes it, with the given pickle and storages.
-fn pt_file(pickle: &[u8], storages: &[(&str, &[u8])]) -> Vec<u8> {
-    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    let options = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
-    zip.start_file("archive/data.pkl", options).unwrap();
-    zip.write_all(pickle).unwrap();
-    for (name, data) in storages {
-        zip.start_file(format!("archive/data/{name}"), options).unwrap();
-        zip.write_all(data).unwrap();
-    }
-    zip.finish().unwrap().into_inner()
 }
 
 /// Pickle bytes for a non-negative integer (LONG1, 8 bytes).
@@ -230,18 +220,6 @@ fn large_per_batch_activations_shrink_the_batch_and_huge_ones_are_refused() {
     assert!(Network::new(slow, 0).err().expect("refused").to_string().contains("multiply-adds"));
 }
 
-/// A PNG whose header claims `w` x `h` pixels, with the data of a 1x1 image.
-fn png_claiming(w: u32, h: u32) -> Vec<u8> {
-    let mut png = Vec::new();
-    GrayImage::from_pixel(1, 1, Luma([0])).write_to(&mut std::io::Cursor::new(&mut png), ImageFormat::Png).unwrap();
-    png[16..20].copy_from_slice(&w.to_be_bytes());
-    png[20..24].copy_from_slice(&h.to_be_bytes());
-    let mut crc = flate2::Crc::new();
-    crc.update(&png[12..29]);
-    png[29..33].copy_from_slice(&crc.sum().to_be_bytes());
-    png
-}
-
 #[test]
 fn images_are_refused_from_their_header_past_the_pixel_limit() {
     // Finding 9: a 16000x16000 grey PNG took 1.5 GB and 11 s to decode.
@@ -282,18 +260,6 @@ fn only_the_seed_cnn_is_written_as_pt() {
     assert!(model::to_pt_bytes(&network).unwrap_err().to_string().contains("only the seed CNN"));
 }
 
-fn digitnn(args: &[&str]) -> Output {
-    let output = Command::new(env!("CARGO_BIN_EXE_digitnn"))
-        .args(args)
-        .env("DIGITNN_NO_FETCH", "1")
-        .env_remove("DIGITNN_DATA")
-        .output()
-        .expect("the binary runs");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!stderr.contains("panicked"), "digitnn {args:?} panicked: {stderr}");
-    output
-}
-
 fn error_line(o: &Output) -> String {
     assert!(!o.status.success(), "succeeded but should not");
     let err = String::from_utf8_lossy(&o.stderr).into_owned();
@@ -331,4 +297,40 @@ fn the_command_line_refuses_hostile_models_and_flags_early() {
     let c = path("c.safetensors");
     assert!(digitnn(&["convert", &a, &c]).status.success());
     assert!(std::fs::read(&b).unwrap() == std::fs::read(&c).unwrap());
+}
+
+#[test]
+fn an_idx_header_claiming_a_gigabyte_allocates_nothing() {
+    // Found by fuzzing: 16 bytes claiming 1024x1024x1024 values made the reader reserve 1 GiB.
+    // Under a 700 MB address-space limit that aborted; now it is a "truncated" error.
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, dims: &[usize], data: &[u8]| {
+        std::fs::write(dir.path().join(name), digitnn::data::idx::encode_idx(dims, data)).unwrap();
+    };
+    write("train-images-idx3-ubyte", &[1024, 1024, 1024], &[]);
+    write("train-labels-idx1-ubyte", &[1], &[1]);
+    write("t10k-images-idx3-ubyte", &[1, 28, 28], &[0; 784]);
+    write("t10k-labels-idx1-ubyte", &[1], &[1]);
+    let model = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/mnist_model.safetensors");
+    let command = format!(
+        "ulimit -v 700000 && exec '{}' eval --model '{model}' --data '{}'",
+        env!("CARGO_BIN_EXE_digitnn"),
+        dir.path().display()
+    );
+    let o = Command::new("sh").args(["-c", &command]).env("DIGITNN_NO_FETCH", "1").output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("truncated") && !err.contains("memory allocation"), "{err}");
+}
+
+#[test]
+fn an_image_of_width_0_is_refused() {
+    // Found by fuzzing: a PNM of width 0 and height 530 panicked in the pixel iterator.
+    let pnm = b"P6\n0\n530\n530\n";
+    let err = match decode(pnm, Path::new("empty.ppm"), ImageLimits::default()) {
+        Ok(image) => prepare(&image, false, Path::new("empty.ppm")).unwrap_err().to_string(),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains("empty.ppm"), "{err}");
+    let body = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/corpus/request/width-0.ppm")).unwrap();
+    digitnn::fuzz::request(&body);
 }

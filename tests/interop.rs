@@ -6,6 +6,9 @@
 use digitnn::model::{self, Architecture, Network};
 use safetensors::SafeTensors;
 use std::io::Write;
+
+mod common;
+use common::pt_file;
 use std::path::Path;
 use tract_onnx::prelude::*;
 
@@ -57,19 +60,6 @@ fn onnx_export_runs_in_tract_with_pytorchs_logits() {
     let outputs = runnable.run(tvec!(Tensor::from(input).into())).unwrap();
     let logits: Vec<f32> = outputs[0].to_plain_array_view::<f32>().unwrap().iter().copied().collect();
     assert_close("ONNX logits", &logits, &fixture("logits"), 1e-5);
-}
-
-/// A zip laid out as torch.save writes it, with the given pickle and storages.
-fn pt_file(pickle: &[u8], storages: &[(&str, Vec<u8>)]) -> Vec<u8> {
-    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    let options = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
-    zip.start_file("archive/data.pkl", options).unwrap();
-    zip.write_all(pickle).unwrap();
-    for (name, data) in storages {
-        zip.start_file(format!("archive/data/{name}"), options).unwrap();
-        zip.write_all(data).unwrap();
-    }
-    zip.finish().unwrap().into_inner()
 }
 
 /// A one-tensor state_dict pickle: `name` -> FloatStorage `0` of `numel` floats viewed as `size`.
@@ -129,17 +119,17 @@ fn hostile_and_broken_pt_files_are_refused() {
     // A storage shorter than its tensor, and strides that reach past the storage (the reader
     // alone: a one-tensor file is refused by the model loader before storages are read).
     let unpickled = |bytes: &[u8]| model::pt::read_state_dict(bytes).expect_err("refused");
-    let short = pt_file(&tensor_pickle("model.0.bias", 32, &[32], "FloatStorage"), &[("0", vec![0; 31 * 4])]);
+    let short = pt_file(&tensor_pickle("model.0.bias", 32, &[32], "FloatStorage"), &[("0", &[0; 31 * 4])]);
     assert!(unpickled(&short).contains("holds 124 bytes"), "{}", unpickled(&short));
-    let past = pt_file(&tensor_pickle("model.0.bias", 16, &[32], "FloatStorage"), &[("0", vec![0; 16 * 4])]);
+    let past = pt_file(&tensor_pickle("model.0.bias", 16, &[32], "FloatStorage"), &[("0", &[0; 16 * 4])]);
     assert!(unpickled(&past).contains("past the end"), "{}", unpickled(&past));
 
     // Another dtype, a wrong shape for the architecture, a missing tensor.
-    let doubles = pt_file(&tensor_pickle("model.0.bias", 32, &[32], "DoubleStorage"), &[("0", vec![0; 32 * 8])]);
+    let doubles = pt_file(&tensor_pickle("model.0.bias", 32, &[32], "DoubleStorage"), &[("0", &[0; 32 * 8])]);
     assert!(unpickled(&doubles).contains("float32"), "{}", unpickled(&doubles));
-    let wrong_shape = pt_file(&tensor_pickle("model.0.weight", 16, &[16], "FloatStorage"), &[("0", vec![0; 16 * 4])]);
+    let wrong_shape = pt_file(&tensor_pickle("model.0.weight", 16, &[16], "FloatStorage"), &[("0", &[0; 16 * 4])]);
     assert!(refusal(&wrong_shape).contains("shape"), "{}", refusal(&wrong_shape));
-    let only_bias = pt_file(&tensor_pickle("model.0.bias", 32, &[32], "FloatStorage"), &[("0", vec![0; 32 * 4])]);
+    let only_bias = pt_file(&tensor_pickle("model.0.bias", 32, &[32], "FloatStorage"), &[("0", &[0; 32 * 4])]);
     assert!(refusal(&only_bias).contains("missing"), "{}", refusal(&only_bias));
 
     // An opcode a state_dict never uses, and a pickle that only pushes.

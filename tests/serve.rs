@@ -5,6 +5,9 @@
 //! (`digitnn train --epochs 1 --seed 0 --out tests/fixtures/mnist_model.safetensors`).
 
 use image::{GrayImage, Luma};
+
+mod common;
+use common::png_claiming;
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -181,20 +184,6 @@ fn ctrl_c_stops_the_server_cleanly() {
     assert!(interrupted.success());
     let status = server.child.wait().unwrap();
     assert!(status.success(), "exit status after Ctrl-C: {status}");
-}
-
-/// A PNG whose header claims `w` x `h` pixels, with the data of a 1x1 image.
-fn png_claiming(w: u32, h: u32) -> Vec<u8> {
-    let mut png = Vec::new();
-    GrayImage::from_pixel(1, 1, Luma([0]))
-        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
-        .unwrap();
-    png[16..20].copy_from_slice(&w.to_be_bytes());
-    png[20..24].copy_from_slice(&h.to_be_bytes());
-    let mut crc = flate2::Crc::new();
-    crc.update(&png[12..29]);
-    png[29..33].copy_from_slice(&crc.sum().to_be_bytes());
-    png
 }
 
 /// Sends `request` on a new connection and reads until the server answers or closes (at most

@@ -11,7 +11,7 @@ use std::path::Path;
 
 /// No IDX file this tool reads comes near this many data bytes; larger claims are refused before
 /// anything is allocated.
-pub const MAX_IDX_BYTES: usize = 1 << 30;
+pub const MAX_IDX_BYTES: usize = crate::limits::MAX_IDX_BYTES;
 
 /// An array of unsigned bytes from an IDX file.
 #[derive(Debug)]
@@ -61,7 +61,9 @@ pub fn parse_idx(reader: impl Read, path: &Path) -> Result<Idx> {
     let Some(count) = count else {
         return Err(fail(format!("dimensions {dims:?} are larger than any dataset this tool reads")));
     };
-    let mut data = Vec::with_capacity(count);
+    // The header is not trusted with the allocation: the buffer grows as data actually arrives,
+    // so a 16-byte file claiming 1 GiB costs nothing (found by fuzzing).
+    let mut data = Vec::with_capacity(count.min(1 << 20));
     (&mut reader).take(count as u64).read_to_end(&mut data).map_err(read_error)?;
     if data.len() < count {
         return Err(fail(format!("truncated: dimensions {dims:?} need {count} bytes of data, found {}", data.len())));

@@ -108,6 +108,11 @@ fn decode_bounded<R: std::io::BufRead + std::io::Seek>(
 /// by pixel, so a large photo costs one byte per pixel here, not a full RGBA copy.
 pub fn to_gray(image: &DynamicImage) -> GrayImage {
     let (w, h) = image.dimensions();
+    if w == 0 || h == 0 {
+        // The image crate's pixel iterator misbehaves on an empty image (found by fuzzing a PNM
+        // of width 0): there is nothing to convert.
+        return GrayImage::new(w, h);
+    }
     let ink_in_alpha = image.color().has_alpha() && {
         let transparent = image.pixels().filter(|(_, _, p)| p[3] < 128).count() as u64;
         transparent * 10 > w as u64 * h as u64 / 4

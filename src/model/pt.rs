@@ -197,15 +197,16 @@ impl TensorRef {
     }
 }
 
-/// A list or tuple, and how deeply it nests.
-#[derive(Debug, Default)]
+/// A list or tuple, and how deeply it nests. Cloning it copies the items shallowly (they are
+/// `Rc`s), which is what `Rc::make_mut` does to a container the memo shares.
+#[derive(Clone, Debug, Default)]
 struct Seq {
     items: Vec<Value>,
     depth: u32,
 }
 
 /// A dict as its items in order, and how deeply it nests.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 struct Map {
     items: Vec<(Value, Value)>,
     depth: u32,
@@ -481,7 +482,7 @@ impl<'a> Unpickler<'a> {
         };
         self.charge(copied + items.len())?;
         let Some(Value::Dict(dict)) = self.stack.last_mut() else { unreachable!("checked above") };
-        let dict = Rc::make_mut_or_clone(dict);
+        let dict = Rc::make_mut(dict);
         dict.depth = dict.depth.max(depth);
         let mut items = items.into_iter();
         while let (Some(k), Some(v)) = (items.next(), items.next()) {
@@ -505,7 +506,7 @@ impl<'a> Unpickler<'a> {
         };
         self.charge(copied + items.len())?;
         let Some(Value::List(list)) = self.stack.last_mut() else { unreachable!("checked above") };
-        let list = Rc::make_mut_or_clone(list);
+        let list = Rc::make_mut(list);
         list.depth = list.depth.max(depth);
         list.items.extend(items);
         Ok(())
@@ -519,29 +520,6 @@ fn nested_depth(depths: impl Iterator<Item = u32>) -> Result<u32, Fail> {
         return Err(format!("the pickle nests deeper than {MAX_PICKLE_DEPTH} levels; refusing it"));
     }
     Ok(depth)
-}
-
-/// `Rc::make_mut` for containers that are not `Clone`: a shallow copy when shared.
-trait MakeMut<T> {
-    fn make_mut_or_clone(this: &mut Rc<T>) -> &mut T;
-}
-
-impl MakeMut<Seq> for Rc<Seq> {
-    fn make_mut_or_clone(this: &mut Rc<Seq>) -> &mut Seq {
-        if Rc::get_mut(this).is_none() {
-            *this = Rc::new(Seq { items: this.items.clone(), depth: this.depth });
-        }
-        Rc::get_mut(this).expect("unique after the copy")
-    }
-}
-
-impl MakeMut<Map> for Rc<Map> {
-    fn make_mut_or_clone(this: &mut Rc<Map>) -> &mut Map {
-        if Rc::get_mut(this).is_none() {
-            *this = Rc::new(Map { items: this.items.clone(), depth: this.depth });
-        }
-        Rc::get_mut(this).expect("unique after the copy")
-    }
 }
 
 /// The only globals a tensor state_dict needs; anything else is refused by name.

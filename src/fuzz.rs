@@ -1,0 +1,49 @@
+//! The entry points the fuzzers drive (`fuzz/`, with `cargo +nightly fuzz`), one per reader of
+//! untrusted bytes. Each takes any bytes and must return without panicking, aborting, hanging or
+//! allocating past `crate::limits`; errors are the expected outcome for most inputs. The corpora
+//! under `fuzz/corpus/` are replayed through these same functions by an ordinary `cargo test`
+//! (tests/fuzz_corpus.rs), so every crash a fuzzer found stays fixed on stable Rust.
+
+use crate::data::idx::parse_idx;
+use crate::data::image::{ImageLimits, decode, prepare};
+use crate::model::{from_bytes, pt};
+use std::path::Path;
+
+/// An IDX file, raw (gzip is the `flate2` crate's to fuzz).
+pub fn idx(bytes: &[u8]) {
+    let _ = parse_idx(bytes, Path::new("fuzz.idx"));
+}
+
+/// A model file (safetensors with its architecture, or `.pt`); one that loads is also run on one
+/// blank image, as `predict` would run it.
+pub fn model(bytes: &[u8]) {
+    if let Ok((mut network, _)) = from_bytes(bytes, Path::new("fuzz.model")) {
+        let input = vec![0.0; network.input_len()];
+        let logits = network.forward(&input, 1, false);
+        assert_eq!(logits.len(), network.classes());
+    }
+}
+
+/// A PyTorch `.pt` file through the safe unpickler alone (no architecture to check against).
+pub fn pt(bytes: &[u8]) {
+    let _ = pt::read_state_dict(bytes);
+}
+
+/// An image file decoded within the server's limits and prepared as `predict` prepares it.
+pub fn image(bytes: &[u8]) {
+    if let Ok(decoded) = decode(bytes, Path::new("fuzz.img"), ImageLimits::serve()) {
+        let _ = prepare(&decoded, false, Path::new("fuzz.img"));
+    }
+}
+
+/// A request body to `serve`'s predict endpoint: the first byte picks the Content-Type.
+pub fn request(bytes: &[u8]) {
+    let Some((&kind, body)) = bytes.split_first() else { return };
+    let content_type = match kind % 4 {
+        0 => "application/json",
+        1 => "image/png",
+        2 => "image/jpeg",
+        _ => "text/plain",
+    };
+    let _ = crate::predict::prepare_request(content_type, body);
+}
