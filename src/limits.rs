@@ -19,7 +19,7 @@ pub const MAX_LAYERS: usize = 256;
 pub const MAX_INPUT_SIDE: usize = 4096;
 
 /// Activation memory one image may need while predicting, counting every layer's output and its
-/// scratch (see [`inference_bytes_per_sample`]). The seed CNN needs about 0.7 MiB.
+/// scratch (see `model::SampleCost::inference_bytes`). The seed CNN needs about 0.4 MiB.
 pub const MAX_BYTES_PER_SAMPLE: usize = 64 << 20;
 
 /// Multiply-adds of one image's forward pass (the seed CNN's: 29 million). Bounds the time a
@@ -31,7 +31,7 @@ pub const MAX_MACS_PER_SAMPLE: u64 = 4 << 30;
 pub const INFERENCE_BATCH_BYTES: usize = 256 << 20;
 
 /// Activation memory of one training batch: a `--batch-size` that needs more is refused before
-/// the data is loaded. The seed CNN at batch 512 needs about 700 MiB.
+/// the data is loaded. By this estimate the seed CNN needs about 1.2 MB an image (batch 650 at most).
 pub const TRAINING_BATCH_BYTES: usize = 768 << 20;
 
 /// Data bytes in one IDX file (MNIST's training images: 47 MB).
