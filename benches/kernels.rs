@@ -1,19 +1,27 @@
 //! Criterion benchmarks of the kernels and layers at the seed CNN's shapes (batch 32): the GEMM,
 //! each layer forward and backward, and both Winograd tile sizes.
-//! `cargo bench` runs them; `DIGITNN_ISA=avx2 cargo bench` (or `portable`) measures another path.
+//! `cargo bench` runs them; `DIGITNN_ISA=avx2 cargo bench` (or `portable`) measures another path
+//! (this program reads the variable, as the command line does; the library never does).
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use digitnn::kernels::gemm::gemm_indexed_serial_with;
 use digitnn::kernels::winograd::{TileSize, WinogradGeometry, WinogradPlan};
-use digitnn::kernels::{Epilogue, IndexedA, IndexedB, MatRef, gemm, isa};
+use digitnn::kernels::{Epilogue, IndexedA, IndexedB, MatRef, gemm, gemm_indexed_serial};
 use digitnn::nn::{Conv2d, Conv2dConfig, Layer, Linear, Pass, Tensor};
+use digitnn::{EngineConfig, Isa};
 use std::hint::black_box;
+
+/// The engine: the default, or the instruction set `DIGITNN_ISA` names.
+fn engine() -> EngineConfig {
+    let isa = std::env::var("DIGITNN_ISA").ok().and_then(|name| name.parse::<Isa>().ok());
+    EngineConfig { isa: isa.unwrap_or_else(Isa::best), ..EngineConfig::default() }
+}
 
 fn values(len: usize) -> Vec<f32> {
     (0..len).map(|i| ((i * 7919 % 1000) as f32 / 500.0) - 1.0).collect()
 }
 
 fn bench_gemm(c: &mut Criterion) {
+    let isa = engine().isa;
     let mut group = c.benchmark_group("gemm");
     // (name, m, n, k): the seed CNN's convolutions as GEMMs over a batch of 32.
     for (name, m, n, k) in
@@ -24,7 +32,7 @@ fn bench_gemm(c: &mut Criterion) {
         group.throughput(Throughput::Elements((2 * m * n * k) as u64));
         group.bench_function(name, |bench| {
             bench.iter(|| {
-                gemm(MatRef::row_major(&a, m, k), MatRef::row_major(&b, k, n), &mut out, n, Epilogue::OVERWRITE);
+                gemm(isa, MatRef::row_major(&a, m, k), MatRef::row_major(&b, k, n), &mut out, n, Epilogue::OVERWRITE);
                 black_box(&out);
             })
         });
@@ -42,8 +50,8 @@ fn bench_gemm(c: &mut Criterion) {
     group.bench_function("winograd_band_conv3_f4", |bench| {
         bench.iter(|| {
             for xi in 0..points {
-                gemm_indexed_serial_with(
-                    isa::active(),
+                gemm_indexed_serial(
+                    isa,
                     IndexedA { data: &v[xi * tiles * channels..], row: &rows, k_offsets: &k_offsets },
                     IndexedB { data: &u[xi * channels * channels..], k_offsets: &u_rows, n: channels },
                     &mut m[xi * tiles * channels..],
@@ -62,29 +70,30 @@ fn bench_layers(c: &mut Criterion) {
     group.sample_size(20);
     let convs = [("conv1", 1, 32, 28), ("conv2", 32, 64, 26), ("conv3", 64, 64, 24)];
     for (name, cin, cout, side) in convs {
-        let mut conv = Conv2d::new(Conv2dConfig { in_channels: cin, out_channels: cout, ..Default::default() });
+        let mut conv =
+            Conv2d::new(Conv2dConfig { in_channels: cin, out_channels: cout, ..Default::default() }, engine());
         let params = values(cout * cin * 9 + cout);
         let mut grads = vec![0.0; params.len()];
         let x = Tensor::new(&[32, side, side, cin], values(32 * side * side * cin));
         let mut y = Tensor::default();
         conv.forward(&params, &x, &mut y, Pass::TRAIN);
-        let dy = Tensor::new(&y.shape, values(y.data.len()));
+        let mut dy = Tensor::new(&y.shape, values(y.data.len()));
         let mut dx = Tensor::default();
         group.bench_function(format!("{name}_forward"), |b| b.iter(|| conv.forward(&params, &x, &mut y, Pass::TRAIN)));
         group.bench_function(format!("{name}_backward"), |b| {
-            b.iter(|| conv.backward(&params, &mut grads, &x, &y, &dy, if cin > 1 { Some(&mut dx) } else { None }))
+            b.iter(|| conv.backward(&params, &mut grads, &x, &y, &mut dy, if cin > 1 { Some(&mut dx) } else { None }))
         });
     }
-    let mut linear = Linear::new(30976, 10);
+    let mut linear = Linear::new(30976, 10, engine());
     let params = values(30976 * 10 + 10);
     let mut grads = vec![0.0; params.len()];
     let x = Tensor::new(&[32, 30976], values(32 * 30976));
     let (mut y, mut dx) = (Tensor::default(), Tensor::default());
     linear.forward(&params, &x, &mut y, Pass::TRAIN);
-    let dy = Tensor::new(&y.shape, values(y.data.len()));
+    let mut dy = Tensor::new(&y.shape, values(y.data.len()));
     group.bench_function("linear_forward", |b| b.iter(|| linear.forward(&params, &x, &mut y, Pass::TRAIN)));
     group.bench_function("linear_backward", |b| {
-        b.iter(|| linear.backward(&params, &mut grads, &x, &y, &dy, Some(&mut dx)))
+        b.iter(|| linear.backward(&params, &mut grads, &x, &y, &mut dy, Some(&mut dx)))
     });
     group.finish();
 }
@@ -97,7 +106,7 @@ fn bench_winograd(c: &mut Criterion) {
     for (name, cin, cout, side) in [("conv2", 32, 64, 26), ("conv3", 64, 64, 24)] {
         let g = WinogradGeometry { batch: 32, in_h: side, in_w: side, in_c: cin, out_c: cout, pad: 0 };
         for tile in [TileSize::F2, TileSize::F4] {
-            let plan = WinogradPlan::with(g, tile, isa::active());
+            let plan = WinogradPlan::new(g, tile, engine().isa);
             let (x, weight, bias) = (values(32 * side * side * cin), values(cout * cin * 9), values(cout));
             let (mut u, mut ut) = (Vec::new(), Vec::new());
             plan.transform_weight(&weight, &mut u, &mut Vec::new());

@@ -1,10 +1,11 @@
 //! Layer 4: throughput measured the way `pytorch_seed.py` measures PyTorch, on synthetic
 //! MNIST-shaped data: 20 warm-up training steps then 100 timed (batch 32, seed CNN, Adam);
-//! inference on batches of 1000 and on single images.
+//! inference on batches of 1000 and on single images. The architecture and the engine are
+//! part of the configuration.
 
-use crate::error::Result;
-use crate::kernels::isa;
-use crate::model::{Architecture, Network};
+use crate::engine::EngineConfig;
+use crate::error::{Error, Result};
+use crate::model::{self, Architecture, Network};
 use crate::nn::loss::cross_entropy;
 use crate::optim::OptimizerConfig;
 use serde::Serialize;
@@ -15,11 +16,19 @@ pub struct BenchConfig {
     pub batch_size: usize,
     pub warmup_steps: usize,
     pub steps: usize,
+    pub architecture: Architecture,
+    pub engine: EngineConfig,
 }
 
 impl Default for BenchConfig {
     fn default() -> Self {
-        BenchConfig { batch_size: 32, warmup_steps: 20, steps: 100 }
+        BenchConfig {
+            batch_size: 32,
+            warmup_steps: 20,
+            steps: 100,
+            architecture: Architecture::seed_cnn(),
+            engine: EngineConfig::default(),
+        }
     }
 }
 
@@ -27,14 +36,17 @@ impl Default for BenchConfig {
 pub struct BenchReport {
     pub train_images_per_sec: f64,
     pub train_ms_per_step: f64,
-    /// Training FLOPs per second counted as direct convolution (174 MFLOP per image), whatever
-    /// algorithm ran: Winograd needs fewer, so this can pass the machine's fp32 peak.
+    /// Training FLOPs per second counted as direct convolution (3 x 2 x the multiply-adds of the
+    /// layers with weights: 174 MFLOP per image for the seed CNN), whatever algorithm ran:
+    /// Winograd needs fewer, so this can pass the machine's fp32 peak.
     pub train_gflops: f64,
     pub infer_batch_images_per_sec: f64,
     pub infer_single_latency_us: f64,
     pub batch_size: usize,
     pub threads: usize,
+    /// The engine: instruction set and convolution algorithm.
     pub isa: &'static str,
+    pub conv: &'static str,
     /// Milliseconds per training step in each layer: (layer, forward, backward).
     pub layers_ms: Vec<(String, f64, f64)>,
     /// Milliseconds per training step outside the layers (loss, optimizer, batching).
@@ -53,25 +65,22 @@ fn peak_rss_mib() -> Option<f64> {
     Some(kib / 1024.0)
 }
 
-/// Forward multiply-adds of the seed CNN for one image, times 2 for FLOPs: convolutions
-/// (outputs x kernel volume) plus the linear layer. Training costs three times the forward pass.
-pub fn seed_cnn_forward_flops() -> f64 {
-    let conv = |out_pixels: f64, cout: f64, k: f64| 2.0 * out_pixels * cout * k;
-    conv(26.0 * 26.0, 32.0, 9.0)
-        + conv(24.0 * 24.0, 64.0, 288.0)
-        + conv(22.0 * 22.0, 64.0, 576.0)
-        + 2.0 * 30976.0 * 10.0
+/// Forward FLOPs of one image: 2 x the multiply-adds of the convolutions and linear layers
+/// (outputs x kernel volume, inputs x outputs), from the architecture.
+pub fn forward_flops(architecture: &Architecture) -> Result<f64> {
+    Ok(2.0 * model::sample_cost(architecture)?.weight_macs as f64)
 }
 
-/// Synthetic images: a bright random blob in a dark frame, like a digit.
-fn synthetic_images(count: usize) -> Vec<f32> {
+/// Synthetic images of `[channels, height, width]`: a bright random blob in a dark frame, like
+/// a digit.
+fn synthetic_images(count: usize, [channels, height, width]: [usize; 3]) -> Vec<f32> {
     let mut state = 12345u64;
-    let mut images = vec![0.0f32; count * 784];
-    for image in images.chunks_mut(784) {
-        for y in 6..22 {
-            for x in 8..20 {
+    let mut images = vec![0.0f32; count * channels * height * width];
+    for plane in images.chunks_mut(height * width) {
+        for y in height * 3 / 14..height * 11 / 14 {
+            for x in width * 2 / 7..width * 5 / 7 {
                 state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                image[y * 28 + x] = (state >> 40) as f32 / (1u64 << 24) as f32;
+                plane[y * width + x] = (state >> 40) as f32 / (1u64 << 24) as f32;
             }
         }
     }
@@ -80,22 +89,28 @@ fn synthetic_images(count: usize) -> Vec<f32> {
 
 /// Runs the benchmark on the current rayon pool.
 pub fn run(config: &BenchConfig) -> Result<BenchReport> {
-    let mut network = Network::new(Architecture::seed_cnn(), 0)?;
+    let mut network = Network::with_engine(config.architecture.clone(), 0, config.engine)?;
+    network.check_training_batch(config.batch_size)?;
+    let classes = network.classes();
+    if classes > 256 {
+        return Err(Error::Invalid(format!("bench needs at most 256 classes, the network has {classes}")));
+    }
+    let (input, image_len) = (config.architecture.input, network.input_len());
     let mut optimizer = OptimizerConfig::default().build(network.parameter_count());
     let batch = config.batch_size;
     let total_steps = config.warmup_steps + config.steps;
-    let images = synthetic_images(batch * total_steps.min(64));
-    let labels: Vec<u8> = (0..batch).map(|i| (i % 10) as u8).collect();
-    let mut grad = vec![0.0; batch * 10];
+    let images = synthetic_images(batch * total_steps.min(64), input);
+    let labels: Vec<u8> = (0..batch).map(|i| (i % classes) as u8).collect();
+    let mut grad = vec![0.0; batch * classes];
     let mut started = Instant::now();
     for step in 0..total_steps {
         if step == config.warmup_steps {
             started = Instant::now();
             network.set_profiling(true);
         }
-        let at = (step % total_steps.min(64)) * batch * 784;
-        let logits = network.forward(&images[at..at + batch * 784], batch, true);
-        cross_entropy(logits, &labels, 10, &mut grad);
+        let at = (step % total_steps.min(64)) * batch * image_len;
+        let logits = network.forward(&images[at..at + batch * image_len], batch, true);
+        cross_entropy(logits, &labels, classes, &mut grad);
         network.backward(&grad);
         network.apply(optimizer.as_mut());
     }
@@ -107,33 +122,35 @@ pub fn run(config: &BenchConfig) -> Result<BenchReport> {
     let train_peak_rss_mib = peak_rss_mib();
     let train_images_per_sec = (config.steps * batch) as f64 / train_seconds;
 
-    let test = synthetic_images(1000);
-    network.forward(&test, 1000, false);
+    let infer_batch = network.inference_batch(1000);
+    let test = synthetic_images(infer_batch, input);
+    network.forward(&test, infer_batch, false);
     let started = Instant::now();
     for _ in 0..10 {
-        network.forward(&test, 1000, false);
+        network.forward(&test, infer_batch, false);
     }
-    let infer_batch_images_per_sec = 10_000.0 / started.elapsed().as_secs_f64();
+    let infer_batch_images_per_sec = (10 * infer_batch) as f64 / started.elapsed().as_secs_f64();
 
+    let single = |i: usize| &test[(i % infer_batch) * image_len..][..image_len];
     for i in 0..20 {
-        network.forward(&test[i * 784..(i + 1) * 784], 1, false);
+        network.forward(single(i), 1, false);
     }
     let started = Instant::now();
     for i in 0..200 {
-        let at = (i % 1000) * 784;
-        network.forward(&test[at..at + 784], 1, false);
+        network.forward(single(i), 1, false);
     }
     let infer_single_latency_us = started.elapsed().as_secs_f64() / 200.0 * 1e6;
 
     Ok(BenchReport {
         train_images_per_sec,
         train_ms_per_step: train_seconds / config.steps as f64 * 1e3,
-        train_gflops: train_images_per_sec * 3.0 * seed_cnn_forward_flops() / 1e9,
+        train_gflops: train_images_per_sec * 3.0 * forward_flops(&config.architecture)? / 1e9,
         infer_batch_images_per_sec,
         infer_single_latency_us,
         batch_size: batch,
         threads: rayon::current_num_threads(),
-        isa: isa::active().name(),
+        isa: config.engine.isa.name(),
+        conv: config.engine.conv.name(),
         layers_ms,
         other_ms,
         train_peak_rss_mib,

@@ -1,8 +1,8 @@
 //! digitnn: train, evaluate and run a handwritten-digit CNN on the CPU.
 //!
 //! The crate is built in layers, each using only those above it in this list:
-//! `kernels` (GEMM, convolution tables, SIMD dispatch), `nn` and `optim` (layers, loss,
-//! optimizers), `model` and `data` (network definition and files, datasets and images), then
+//! `kernels` (GEMM, convolution tables, the SIMD layer) and `engine` (which kernels a network
+//! runs on: [`EngineConfig`]), `nn` and `optim` (layers, loss, optimizers), `model` and `data` (network definition and files, datasets and images), then
 //! `train`, `eval`, `predict` and `bench`, the library functions the command-line tool is built on.
 //!
 //! ```no_run
@@ -17,6 +17,7 @@
 
 pub mod bench;
 pub mod data;
+pub mod engine;
 pub mod error;
 pub mod eval;
 pub mod files;
@@ -30,6 +31,7 @@ pub mod predict;
 pub mod report;
 pub mod train;
 
+pub use engine::{ConvAlgorithm, EngineConfig, Isa};
 pub use error::{Error, Result};
 
 /// The number of threads `threads` asks for (all cores when `None`), refused when 0 or absurd.

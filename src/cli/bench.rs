@@ -2,6 +2,7 @@
 
 use anyhow::Result;
 use digitnn::bench::{BenchConfig, run as run_bench};
+use digitnn::model::Architecture;
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -13,11 +14,13 @@ pub struct Args {
     /// Worker threads [default: all cores]
     #[arg(long)]
     threads: Option<usize>,
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = BenchConfig::default().batch_size)]
     batch_size: usize,
-    /// Timed training steps (after 20 warm-up steps)
-    #[arg(long, default_value_t = 100)]
+    /// Timed training steps (after the warm-up steps)
+    #[arg(long, default_value_t = BenchConfig::default().steps)]
     steps: usize,
+    #[command(flatten)]
+    engine: super::EngineArgs,
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
@@ -25,14 +28,17 @@ pub fn run(args: Args) -> Result<ExitCode> {
         anyhow::bail!("--batch-size must be 1 to {} and --steps 1 to 100000", digitnn::train::MAX_BATCH);
     }
     digitnn::thread_count(args.threads)?;
-    digitnn::model::sample_cost(&digitnn::model::Architecture::seed_cnn())?.check_training_batch(args.batch_size)?;
-    let config = BenchConfig { batch_size: args.batch_size, steps: args.steps, ..BenchConfig::default() };
+    let engine = args.engine.config()?;
+    let architecture = Architecture::seed_cnn();
+    digitnn::model::sample_cost(&architecture)?.check_training_batch(args.batch_size)?;
+    let config =
+        BenchConfig { batch_size: args.batch_size, steps: args.steps, architecture, engine, ..BenchConfig::default() };
     let report = digitnn::with_threads(args.threads, || run_bench(&config))??;
     let mut out = std::io::stdout().lock();
     if args.json {
         writeln!(out, "{}", serde_json::to_string(&report)?)?;
     } else {
-        writeln!(out, "seed CNN, {} threads, {} kernels", report.threads, report.isa)?;
+        writeln!(out, "seed CNN, {} threads, {} kernels, {} convolutions", report.threads, report.isa, report.conv)?;
         writeln!(
             out,
             "train (batch {}): {:.0} images/s, {:.1} ms/step, {:.0} GFLOP/s (as direct convolution)",

@@ -21,12 +21,12 @@ pub struct Args {
     /// and nesterov use momentum 0.9
     #[arg(long)]
     lr: Option<String>,
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = TrainConfig::default().epochs)]
     epochs: usize,
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = TrainConfig::default().batch_size)]
     batch_size: usize,
     /// Seeds the (shared) initial weights and data order
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = TrainConfig::default().seed)]
     seed: u64,
     /// Directory with the MNIST IDX files [default: $DIGITNN_DATA, else data/mnist]
     #[arg(long)]
@@ -43,6 +43,8 @@ pub struct Args {
     /// One JSON object per epoch (with its optimizer) on stdout, no progress bar
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    engine: super::EngineArgs,
 }
 
 /// Parses the optimizer list and learning rates; every mistake is reported before training.
@@ -87,6 +89,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let base =
         TrainConfig { epochs: args.epochs, batch_size: args.batch_size, seed: args.seed, ..TrainConfig::default() };
     base.validate()?;
+    let engine = args.engine.config()?;
     digitnn::thread_count(args.threads)?;
     digitnn::model::sample_cost(&digitnn::model::Architecture::seed_cnn())?.check_training_batch(base.batch_size)?;
     if args.limit == Some(0) {
@@ -103,7 +106,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         let config = TrainConfig { optimizer, ..base.clone() };
         let name = format!("{} (lr {})", optimizer.kind, optimizer.lr);
         let (_, step_losses, epochs) =
-            super::run_training(&data, &config, args.threads, &format!("{name} "), args.json, |stats| {
+            super::run_training(&data, &config, engine, args.threads, &format!("{name} "), args.json, |stats| {
                 print_epoch(&optimizer, stats, config.epochs, args.json)
             })?;
         runs.push(RunHistory { name, step_losses, epochs });

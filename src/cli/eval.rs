@@ -22,14 +22,17 @@ pub struct Args {
     /// Also draw confusion.png (heat map) and errors.png (misclassified digits) into DIR
     #[arg(long, value_name = "DIR")]
     report: Option<PathBuf>,
+    #[command(flatten)]
+    engine: super::EngineArgs,
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
     digitnn::thread_count(args.threads)?;
+    let engine = args.engine.config()?;
     if let Some(dir) = &args.report {
         super::prepare_output_dir(dir)?;
     }
-    let (mut network, _) = digitnn::model::load(&args.model)?;
+    let (mut network, _) = digitnn::model::load_with(&args.model, engine)?;
     network.check_digit_classes().map_err(|e| anyhow::anyhow!("{}: {e}", args.model.display()))?;
     let data = super::load_data(args.data)?;
     let report = digitnn::with_threads(args.threads, || evaluate(&mut network, &data.test))??;

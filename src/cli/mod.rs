@@ -16,6 +16,7 @@ use digitnn::data::{Checksums, Mnist, mnist};
 use digitnn::model::{Architecture, Network};
 use digitnn::report::{self, RunHistory};
 use digitnn::train::{EpochStats, TrainConfig, TrainEvent, train};
+use digitnn::{ConvAlgorithm, EngineConfig, Isa};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -72,6 +73,39 @@ const DEFAULT_MODEL: &str = "digit_model.safetensors";
 /// The default data directory when neither --data nor $DIGITNN_DATA says otherwise.
 const DEFAULT_DATA: &str = "data/mnist";
 
+/// The engine flags of every subcommand that runs a network. Their defaults come from the
+/// library's `EngineConfig::default()`; the environment variables, if set, replace them.
+#[derive(clap::Args, Clone, Copy, Debug)]
+struct EngineArgs {
+    /// Kernels' instruction set: auto (the best this CPU has), avx512, avx2 or portable
+    #[arg(long, env = "DIGITNN_ISA", default_value = "auto", value_parser = parse_isa)]
+    isa: IsaFlag,
+    /// How 3x3 convolutions with 8+ channels run: auto, direct, winograd2 or winograd4
+    #[arg(long, env = "DIGITNN_CONV", default_value_t = EngineConfig::default().conv)]
+    conv: ConvAlgorithm,
+}
+
+/// `--isa`: a named instruction set, or None for `auto`.
+#[derive(Clone, Copy, Debug)]
+struct IsaFlag(Option<Isa>);
+
+fn parse_isa(name: &str) -> std::result::Result<IsaFlag, String> {
+    if name.trim().eq_ignore_ascii_case("auto") {
+        Ok(IsaFlag(None))
+    } else {
+        name.parse().map(|isa| IsaFlag(Some(isa)))
+    }
+}
+
+impl EngineArgs {
+    /// The configuration, refused if this CPU cannot run it.
+    fn config(&self) -> Result<EngineConfig> {
+        let engine = EngineConfig { isa: self.isa.0.unwrap_or_else(Isa::best), conv: self.conv };
+        engine.check()?;
+        Ok(engine)
+    }
+}
+
 /// The data directory and how strictly to check it: the built-in default must hold MNIST; a
 /// directory the user named may hold another dataset in the same format.
 fn data_dir(arg: Option<PathBuf>) -> (PathBuf, Checksums) {
@@ -118,6 +152,7 @@ fn check_writable(path: &Path) -> Result<()> {
 fn run_training(
     data: &Mnist,
     config: &TrainConfig,
+    engine: EngineConfig,
     threads: Option<usize>,
     prefix: &str,
     json: bool,
@@ -127,7 +162,7 @@ fn run_training(
     let mut step_losses = Vec::new();
     let mut output = Ok(());
     let (network, history) = digitnn::with_threads(threads, || {
-        let mut network = Network::new(Architecture::seed_cnn(), config.seed)?;
+        let mut network = Network::with_engine(Architecture::seed_cnn(), config.seed, engine)?;
         let history = train(&mut network, &data.train, &data.test, config, |event| match event {
             TrainEvent::Step { epoch, step, steps, loss } => {
                 step_losses.push(loss);

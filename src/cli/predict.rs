@@ -24,6 +24,8 @@ pub struct Args {
     /// Worker threads [default: all cores]
     #[arg(long)]
     threads: Option<usize>,
+    #[command(flatten)]
+    engine: super::EngineArgs,
 }
 
 #[derive(Serialize)]
@@ -39,7 +41,8 @@ const CHUNK: usize = 256;
 
 pub fn run(args: Args) -> Result<ExitCode> {
     digitnn::thread_count(args.threads)?;
-    let (mut network, _) = digitnn::model::load(&args.model)?;
+    let engine = args.engine.config()?;
+    let (mut network, _) = digitnn::model::load_with(&args.model, engine)?;
     network.check_digit_classes().map_err(|e| anyhow::anyhow!("{}: {e}", args.model.display()))?;
     let mut failures = 0;
     digitnn::with_threads(args.threads, || -> Result<()> {

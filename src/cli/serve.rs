@@ -16,9 +16,9 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use digitnn::data::image::SIDE;
-use digitnn::limits;
 use digitnn::model::{ModelInfo, Network};
 use digitnn::predict::{predict_pixels, prepare_request};
+use digitnn::{EngineConfig, limits};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -47,6 +47,8 @@ pub struct Args {
     /// Connections held at once; more are closed as soon as they are accepted
     #[arg(long, value_name = "N", default_value_t = limits::SERVE_MAX_CONNECTIONS, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=65536))]
     max_connections: usize,
+    #[command(flatten)]
+    engine: super::EngineArgs,
 }
 
 struct App {
@@ -54,6 +56,7 @@ struct App {
     pool: Mutex<Vec<Network>>,
     weights: Vec<f32>,
     info: ModelInfo,
+    engine: EngineConfig,
     /// Bounds the requests computing at once (the rest wait their turn).
     busy: tokio::sync::Semaphore,
     /// Bounds the request bodies being read at once.
@@ -66,7 +69,8 @@ impl App {
         if let Some(network) = self.pool.lock().map_err(|_| "model pool poisoned")?.pop() {
             return Ok(network);
         }
-        let mut network = Network::new(self.info.architecture.clone(), 0).map_err(|e| e.to_string())?;
+        let mut network =
+            Network::with_engine(self.info.architecture.clone(), 0, self.engine).map_err(|e| e.to_string())?;
         network.params_mut().copy_from_slice(&self.weights);
         Ok(network)
     }
@@ -79,7 +83,8 @@ impl App {
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
-    let (network, info) = digitnn::model::load(&args.model)?;
+    let engine = args.engine.config()?;
+    let (network, info) = digitnn::model::load_with(&args.model, engine)?;
     if network.input_len() != SIDE * SIDE {
         anyhow::bail!("{}: the server needs a model of 28x28 images", args.model.display());
     }
@@ -89,6 +94,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         weights: network.params().to_vec(),
         pool: Mutex::new(vec![network]),
         info,
+        engine,
         busy: tokio::sync::Semaphore::new(workers * 2),
         reading: tokio::sync::Semaphore::new(BODIES_AT_ONCE),
         body_timeout: Duration::from_secs(args.body_timeout),

@@ -14,24 +14,24 @@ pub struct Args {
     /// Directory with the MNIST IDX files [default: $DIGITNN_DATA, else data/mnist]
     #[arg(long)]
     data: Option<PathBuf>,
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = TrainConfig::default().epochs)]
     epochs: usize,
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = TrainConfig::default().batch_size)]
     batch_size: usize,
     /// adam | adamw | sgd | momentum | nesterov
-    #[arg(long, default_value = "adam")]
+    #[arg(long, default_value_t = TrainConfig::default().optimizer.kind)]
     optimizer: OptimizerKind,
     /// Learning rate [default: 1e-3 for adam and adamw, 0.01 for sgd, momentum and nesterov]
     #[arg(long)]
     lr: Option<f32>,
     /// Momentum for momentum and nesterov
-    #[arg(long, default_value_t = 0.9)]
+    #[arg(long, default_value_t = TrainConfig::default().optimizer.momentum)]
     momentum: f32,
     /// Weight decay [default: 0.01 for adamw, as PyTorch; 0 for the others]
     #[arg(long)]
     weight_decay: Option<f32>,
     /// Seeds the initial weights and the shuffling
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = TrainConfig::default().seed)]
     seed: u64,
     /// Keep the files' order every epoch, as the original project did
     #[arg(long)]
@@ -50,6 +50,8 @@ pub struct Args {
     /// Also write loss.png, loss.svg (loss and accuracy curves) and results.csv into DIR
     #[arg(long, value_name = "DIR")]
     report: Option<PathBuf>,
+    #[command(flatten)]
+    engine: super::EngineArgs,
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
@@ -68,6 +70,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         shuffle: !args.no_shuffle,
     };
     config.validate()?;
+    let engine = args.engine.config()?;
     digitnn::thread_count(args.threads)?;
     model::sample_cost(&model::Architecture::seed_cnn())?.check_training_batch(config.batch_size)?;
     if args.limit == Some(0) {
@@ -83,7 +86,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
     }
     let json = args.json;
     let (network, step_losses, history) =
-        super::run_training(&data, &config, args.threads, "", json, |stats| print_epoch(stats, config.epochs, json))?;
+        super::run_training(&data, &config, engine, args.threads, "", json, |stats| {
+            print_epoch(stats, config.epochs, json)
+        })?;
     let accuracy = history.last().map(|s| s.test_accuracy);
     if let Some(dir) = &args.report {
         let run = RunHistory { name: config.optimizer.kind.to_string(), step_losses, epochs: history };

@@ -146,7 +146,7 @@ pub fn conv2d_naive(g: &ConvGeometry, x: &[f32], weight: &[f32], bias: &[f32]) -
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernels::{Epilogue, IndexedA, IndexedB, gemm_indexed};
+    use crate::kernels::{Epilogue, IndexedA, IndexedB, Isa, gemm_indexed};
 
     #[test]
     fn implicit_im2col_gemm_matches_naive_convolution() {
@@ -170,17 +170,20 @@ mod tests {
             g.window_offsets(&mut rows);
             g.tap_offsets(&mut taps);
             let b_k: Vec<usize> = (0..g.k_len()).map(|k| k * 5).collect();
-            let mut y = vec![0.0; rows.len() * 5];
-            gemm_indexed(
-                IndexedA { data: &xp, row: &rows, k_offsets: &taps },
-                IndexedB { data: &w_hwio, k_offsets: &b_k, n: 5 },
-                &mut y,
-                5,
-                Epilogue { bias: Some(&bias), ..Epilogue::OVERWRITE },
-            );
             let want = conv2d_naive(&g, &x, &w, &bias);
-            for (a, b) in y.iter().zip(&want) {
-                assert!((a - b).abs() < 1e-5, "{a} vs {b} (stride {stride}, pad {pad})");
+            for isa in Isa::supported() {
+                let mut y = vec![0.0; rows.len() * 5];
+                gemm_indexed(
+                    isa,
+                    IndexedA { data: &xp, row: &rows, k_offsets: &taps },
+                    IndexedB { data: &w_hwio, k_offsets: &b_k, n: 5 },
+                    &mut y,
+                    5,
+                    Epilogue { bias: Some(&bias), ..Epilogue::OVERWRITE },
+                );
+                for (a, b) in y.iter().zip(&want) {
+                    assert!((a - b).abs() < 1e-5, "{isa:?}: {a} vs {b} (stride {stride}, pad {pad})");
+                }
             }
         }
     }

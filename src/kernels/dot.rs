@@ -2,25 +2,26 @@
 //! the shape of a linear layer over a large input (30976 features into 10 classes), where a GEMM
 //! would spend its time transposing B; here both operands stream through once.
 
+// The dot kernel indexes its register blocks by row and column on purpose: fully unrolled
+// constant loops are what keeps the accumulators in registers.
+#![allow(clippy::needless_range_loop)]
+
 use super::SendPtr;
 use super::gemm::Epilogue;
-use super::isa::{self, Isa};
+use super::isa::Isa;
+use super::simd::{self, Lanes, SimdTask};
 use rayon::prelude::*;
 use std::ops::Range;
-
-/// `c[i * n + j] (+)= dot(a[i * k ..][..k], b[j * k ..][..k])` for i < m, j < n, then the
-/// epilogue. Each dot product is summed in a fixed order, so results do not depend on threads.
-pub fn matmul_nt(a: &[f32], b: &[f32], k: usize, c: &mut [f32], epilogue: Epilogue) {
-    matmul_nt_with(isa::active(), a, b, k, c, epilogue)
-}
 
 /// Rows of A, and at most this many rows of B, that one task multiplies together: every value
 /// loaded then feeds several products, where one dot product at a time is bound by loads.
 const A_BLOCK: usize = 2;
 const MAX_B_BLOCK: usize = 8;
 
-/// [`matmul_nt`] on a chosen instruction set.
-pub fn matmul_nt_with(isa: Isa, a: &[f32], b: &[f32], k: usize, c: &mut [f32], epilogue: Epilogue) {
+/// `c[i * n + j] (+)= dot(a[i * k ..][..k], b[j * k ..][..k])` for i < m, j < n, then the
+/// epilogue, on `isa` (the portable path if this CPU lacks it). Each dot product is summed in a
+/// fixed order, so results do not depend on threads.
+pub fn matmul_nt(isa: Isa, a: &[f32], b: &[f32], k: usize, c: &mut [f32], epilogue: Epilogue) {
     assert!(k > 0 && a.len().is_multiple_of(k) && b.len().is_multiple_of(k), "rows of length k");
     let (m, n) = (a.len() / k, b.len() / k);
     assert_eq!(c.len(), m * n, "C is m x n");
@@ -30,7 +31,6 @@ pub fn matmul_nt_with(isa: Isa, a: &[f32], b: &[f32], k: usize, c: &mut [f32], e
     if m == 0 || n == 0 {
         return;
     }
-    let isa = if isa.is_supported() { isa } else { Isa::Portable };
     // Blocks of B rows of nearly equal size, so that one image's 10 outputs split 5 + 5.
     let b_block = n.div_ceil(n.div_ceil(MAX_B_BLOCK));
     let b_blocks = n.div_ceil(b_block);
@@ -64,94 +64,67 @@ pub fn matmul_nt_with(isa: Isa, a: &[f32], b: &[f32], k: usize, c: &mut [f32], e
 
 /// The dot products of A's `rows` with B's `cols` (at most A_BLOCK x MAX_B_BLOCK).
 fn dots(isa: Isa, a: &[f32], b: &[f32], k: usize, rows: Range<usize>, cols: Range<usize>) -> Sums {
-    let mut sums = [[0.0; MAX_B_BLOCK]; A_BLOCK];
-    match isa {
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => {
-            // Rows and columns past the block repeat its last one; their sums are not used.
-            let a_rows: [&[f32]; A_BLOCK] = std::array::from_fn(|r| &a[(rows.start + r).min(rows.end - 1) * k..][..k]);
-            let b_rows: [&[f32]; MAX_B_BLOCK] =
-                std::array::from_fn(|s| &b[(cols.start + s).min(cols.end - 1) * k..][..k]);
-            // SAFETY: the ISA was checked to be supported by this CPU.
-            match cols.len() {
-                1 => unsafe { x86::dots_avx512::<1>(a_rows, &b_rows, &mut sums) },
-                2 => unsafe { x86::dots_avx512::<2>(a_rows, &b_rows, &mut sums) },
-                3 => unsafe { x86::dots_avx512::<3>(a_rows, &b_rows, &mut sums) },
-                4 => unsafe { x86::dots_avx512::<4>(a_rows, &b_rows, &mut sums) },
-                5 => unsafe { x86::dots_avx512::<5>(a_rows, &b_rows, &mut sums) },
-                6 => unsafe { x86::dots_avx512::<6>(a_rows, &b_rows, &mut sums) },
-                7 => unsafe { x86::dots_avx512::<7>(a_rows, &b_rows, &mut sums) },
-                _ => unsafe { x86::dots_avx512::<8>(a_rows, &b_rows, &mut sums) },
-            }
-        }
-        _ => {
-            for (r, i) in rows.enumerate() {
-                for (s, j) in cols.clone().enumerate() {
-                    sums[r][s] = dot_portable(&a[i * k..][..k], &b[j * k..][..k]);
-                }
-            }
-        }
+    // Rows and columns past the block repeat its last one; their sums are not used.
+    let mut a_rows = [&a[..0]; A_BLOCK];
+    for (r, row) in a_rows.iter_mut().enumerate() {
+        *row = &a[(rows.start + r).min(rows.end - 1) * k..][..k];
     }
-    sums
+    let mut b_rows = [&b[..0]; MAX_B_BLOCK];
+    for (s, row) in b_rows.iter_mut().enumerate() {
+        *row = &b[(cols.start + s).min(cols.end - 1) * k..][..k];
+    }
+    match cols.len() {
+        1 => simd::run(isa, Dots::<1> { a_rows, b_rows }),
+        2 => simd::run(isa, Dots::<2> { a_rows, b_rows }),
+        3 => simd::run(isa, Dots::<3> { a_rows, b_rows }),
+        4 => simd::run(isa, Dots::<4> { a_rows, b_rows }),
+        5 => simd::run(isa, Dots::<5> { a_rows, b_rows }),
+        6 => simd::run(isa, Dots::<6> { a_rows, b_rows }),
+        7 => simd::run(isa, Dots::<7> { a_rows, b_rows }),
+        _ => simd::run(isa, Dots::<8> { a_rows, b_rows }),
+    }
 }
 
 type Sums = [[f32; MAX_B_BLOCK]; A_BLOCK];
 
-/// 16 running sums, added pairwise at the end.
-fn dot_portable(a: &[f32], b: &[f32]) -> f32 {
-    let mut lanes = [0.0f32; 16];
-    let (a_chunks, b_chunks) = (a.chunks_exact(16), b.chunks_exact(16));
-    let tail: f32 = a_chunks.remainder().iter().zip(b_chunks.remainder()).map(|(x, y)| x * y).sum();
-    for (x, y) in a_chunks.zip(b_chunks) {
-        for i in 0..16 {
-            lanes[i] += x[i] * y[i];
-        }
-    }
-    let mut width = 8;
-    while width > 0 {
-        for i in 0..width {
-            lanes[i] += lanes[i + width];
-        }
-        width /= 2;
-    }
-    lanes[0] + tail
+/// A_BLOCK x NB dot products of rows of equal length in one pass: one vector of running sums
+/// each, a masked load for the tail, each sum reduced across lanes at the end.
+struct Dots<'a, const NB: usize> {
+    a_rows: [&'a [f32]; A_BLOCK],
+    b_rows: [&'a [f32]; MAX_B_BLOCK],
 }
 
-#[cfg(target_arch = "x86_64")]
-mod x86 {
-    use super::{A_BLOCK, MAX_B_BLOCK, Sums};
-    use std::arch::x86_64::*;
+impl<const NB: usize> SimdTask for Dots<'_, NB> {
+    type Output = Sums;
 
-    /// A_BLOCK x NB dot products in one pass over k: one 16-lane running sum each, a masked
-    /// load for the tail, each sum reduced across lanes at the end.
-    #[target_feature(enable = "avx512f")]
-    pub unsafe fn dots_avx512<const NB: usize>(
-        a_rows: [&[f32]; A_BLOCK],
-        b_rows: &[&[f32]; MAX_B_BLOCK],
-        sums: &mut Sums,
-    ) {
-        let k = a_rows[0].len();
-        let mut acc = [[_mm512_setzero_ps(); NB]; A_BLOCK];
+    #[inline(always)]
+    fn run<V: Lanes>(self) -> Sums {
+        let k = self.a_rows[0].len();
+        assert!(self.a_rows.iter().chain(&self.b_rows[..NB]).all(|row| row.len() == k), "rows of length k");
+        let mut acc = [[V::zero(); NB]; A_BLOCK];
         let mut i = 0;
-        unsafe {
-            while i < k {
-                let mask = if k - i >= 16 { u16::MAX } else { ((1u32 << (k - i)) - 1) as u16 };
-                let a: [__m512; A_BLOCK] =
-                    std::array::from_fn(|r| _mm512_maskz_loadu_ps(mask, a_rows[r].as_ptr().add(i)));
-                for s in 0..NB {
-                    let b = _mm512_maskz_loadu_ps(mask, b_rows[s].as_ptr().add(i));
-                    for r in 0..A_BLOCK {
-                        acc[r][s] = _mm512_fmadd_ps(a[r], b, acc[r][s]);
-                    }
-                }
-                i += 16;
+        while i < k {
+            let mask = V::mask(k - i);
+            let mut a = [V::zero(); A_BLOCK];
+            // SAFETY: the masked lanes are i..min(i + LANES, k), inside every row (checked above).
+            for r in 0..A_BLOCK {
+                a[r] = unsafe { V::load_masked(self.a_rows[r].as_ptr().add(i), mask) };
             }
+            for s in 0..NB {
+                let b = unsafe { V::load_masked(self.b_rows[s].as_ptr().add(i), mask) };
+                for r in 0..A_BLOCK {
+                    acc[r][s] = a[r].mul_add(b, acc[r][s]);
+                }
+            }
+            i += V::LANES;
         }
+        let mut sums = [[0.0; MAX_B_BLOCK]; A_BLOCK];
         for r in 0..A_BLOCK {
             for s in 0..NB {
-                sums[r][s] = _mm512_reduce_add_ps(acc[r][s]);
+                sums[r][s] = acc[r][s].reduce_add();
             }
         }
+        sums
     }
 }
 
@@ -171,7 +144,7 @@ mod tests {
                 let mut want = vec![0.0; m * n];
                 gemm_naive(MatRef::row_major(&a, m, k), MatRef::row_major(&b, n, k).t(), &mut want, n, epilogue);
                 let mut got = vec![0.0; m * n];
-                matmul_nt_with(isa, &a, &b, k, &mut got, epilogue);
+                matmul_nt(isa, &a, &b, k, &mut got, epilogue);
                 for (g, w) in got.iter().zip(&want) {
                     assert!(
                         (g - w).abs() <= 1e-5 * (k as f32).sqrt() * (1.0 + w.abs()),

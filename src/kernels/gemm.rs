@@ -21,7 +21,8 @@
 #![allow(clippy::needless_range_loop)]
 
 use super::SendPtr;
-use super::isa::{self, Isa};
+use super::isa::Isa;
+use super::simd::{self, Lanes, SimdTask};
 use rayon::prelude::*;
 use std::cell::RefCell;
 
@@ -105,22 +106,18 @@ impl<'a> MatRef<'a> {
     }
 }
 
-/// C (+)= A·B with A and B given through offset tables (see the module docs).
+/// C (+)= A·B with A and B given through offset tables (see the module docs), on `isa` (the
+/// portable path if this CPU lacks it), split between the current rayon pool's threads.
 ///
 /// Panics if an offset would read outside `a` or `b`, or write outside `c`: those are bugs in the
 /// caller, never consequences of user input.
-pub fn gemm_indexed(a: IndexedA, b: IndexedB, c: &mut [f32], ldc: usize, epilogue: Epilogue) {
-    gemm_indexed_with(isa::active(), a, b, c, ldc, epilogue)
-}
-
-/// [`gemm_indexed`] on a chosen instruction set (the tests run every path the CPU has).
-pub fn gemm_indexed_with(isa: Isa, a: IndexedA, b: IndexedB, c: &mut [f32], ldc: usize, epilogue: Epilogue) {
+pub fn gemm_indexed(isa: Isa, a: IndexedA, b: IndexedB, c: &mut [f32], ldc: usize, epilogue: Epilogue) {
     gemm_checked(isa, a, b, c, ldc, epilogue, true)
 }
 
-/// [`gemm_indexed_with`] on the calling thread only, for callers that already split their work
+/// [`gemm_indexed`] on the calling thread only, for callers that already split their work
 /// between threads (each Winograd band runs a small GEMM per transformed position).
-pub fn gemm_indexed_serial_with(isa: Isa, a: IndexedA, b: IndexedB, c: &mut [f32], ldc: usize, epilogue: Epilogue) {
+pub fn gemm_indexed_serial(isa: Isa, a: IndexedA, b: IndexedB, c: &mut [f32], ldc: usize, epilogue: Epilogue) {
     gemm_checked(isa, a, b, c, ldc, epilogue, false)
 }
 
@@ -150,12 +147,7 @@ fn gemm_checked(isa: Isa, a: IndexedA, b: IndexedB, c: &mut [f32], ldc: usize, e
 }
 
 /// C (+)= A·B for plain strided matrices; `c` is row-major with leading dimension `ldc`.
-pub fn gemm(a: MatRef, b: MatRef, c: &mut [f32], ldc: usize, epilogue: Epilogue) {
-    gemm_with(isa::active(), a, b, c, ldc, epilogue)
-}
-
-/// [`gemm`] on a chosen instruction set.
-pub fn gemm_with(isa: Isa, a: MatRef, b: MatRef, c: &mut [f32], ldc: usize, epilogue: Epilogue) {
+pub fn gemm(isa: Isa, a: MatRef, b: MatRef, c: &mut [f32], ldc: usize, epilogue: Epilogue) {
     assert_eq!(a.cols, b.rows, "inner dimensions differ");
     a.check();
     b.check();
@@ -179,7 +171,7 @@ pub fn gemm_with(isa: Isa, a: MatRef, b: MatRef, c: &mut [f32], ldc: usize, epil
     };
     s.b_k.clear();
     s.b_k.extend((0..b.rows).map(|p| p * b_row_stride));
-    gemm_indexed_with(
+    gemm_indexed(
         isa,
         IndexedA { data: a.data, row: &s.a_row, k_offsets: &s.a_k },
         IndexedB { data: b_data, k_offsets: &s.b_k, n: b.cols },
@@ -226,7 +218,10 @@ thread_local! {
     static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
 }
 
-/// Everything a micro-kernel needs for one tile, as raw pointers (bounds were checked up front).
+/// Everything a micro-kernel needs for one tile, as raw pointers. Built only by
+/// `Plan::run_block`, after `gemm_checked` checked every offset against the slices' lengths:
+/// the rows' values at `a_k[p]`, B's row `b_k[p]` for `valid_cols` columns, and C's
+/// `valid_rows` x `valid_cols` block (and as many bias values) are in bounds for every p < k.
 struct Tile {
     rows: [*const f32; MAX_MR],
     a_k: *const usize,
@@ -242,7 +237,8 @@ struct Tile {
     relu: bool,
 }
 
-type KernelFn = unsafe fn(&Tile);
+/// A micro-kernel for one instruction set: runs one tile (see `MicroKernel`).
+type KernelFn = fn(Isa, &Tile);
 
 /// A micro-kernel and the tile it covers.
 #[derive(Clone, Copy)]
@@ -252,31 +248,33 @@ struct Kernel {
     run: KernelFn,
 }
 
-/// Chooses the widest tile that the columns fill, so a narrow C (n = 10, 32) wastes few lanes.
-fn choose_kernel(isa: Isa, n: usize) -> Kernel {
-    match isa {
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => {
-            let vectors = n.div_ceil(16).min(4);
-            let run: KernelFn = match vectors {
-                1 => x86::avx512::<6, 1>,
-                2 => x86::avx512::<6, 2>,
-                3 => x86::avx512::<6, 3>,
-                _ => x86::avx512::<6, 4>,
-            };
-            Kernel { mr: 6, nr: 16 * vectors, run }
-        }
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => {
-            let vectors = n.div_ceil(8).min(2);
-            let run: KernelFn = if vectors == 1 { x86::avx2::<6, 1> } else { x86::avx2::<6, 2> };
-            Kernel { mr: 6, nr: 8 * vectors, run }
-        }
-        _ => Kernel { mr: 4, nr: 16, run: portable::<4, 16> },
-    }
+/// The micro-kernel on `isa` for an MR x (NV vectors) tile.
+fn micro_kernel<const MR: usize, const NV: usize>(isa: Isa, tile: &Tile) {
+    simd::run(isa, MicroKernel::<MR, NV>(tile))
 }
 
+/// Chooses the widest tile that the columns fill, so a narrow C (n = 10, 32) wastes few lanes.
+/// Six rows of accumulators plus the B vectors fit the 16 (AVX2, SSE) or 32 (AVX-512) vector
+/// registers; the portable path's 8-lane vectors take two registers each on SSE2 and NEON.
+fn choose_kernel(isa: Isa, n: usize) -> Kernel {
+    if isa == Isa::Portable {
+        return Kernel { mr: PORTABLE_MR, nr: 8, run: micro_kernel::<PORTABLE_MR, 1> };
+    }
+    let (lanes, max_vectors) = if isa == Isa::Avx512 { (16, 4) } else { (8, 2) };
+    let vectors = n.div_ceil(lanes).clamp(1, max_vectors);
+    let run: KernelFn = match vectors {
+        1 => micro_kernel::<6, 1>,
+        2 => micro_kernel::<6, 2>,
+        3 => micro_kernel::<6, 3>,
+        _ => micro_kernel::<6, 4>,
+    };
+    Kernel { mr: 6, nr: lanes * vectors, run }
+}
+
+const PORTABLE_MR: usize = 4;
+
 struct Plan<'a> {
+    isa: Isa,
     kernel: Kernel,
     a: IndexedA<'a>,
     b: IndexedB<'a>,
@@ -286,7 +284,7 @@ struct Plan<'a> {
 
 impl<'a> Plan<'a> {
     fn new(isa: Isa, a: IndexedA<'a>, b: IndexedB<'a>, ldc: usize, epilogue: Epilogue<'a>) -> Self {
-        Plan { kernel: choose_kernel(isa, b.n), a, b, ldc, epilogue }
+        Plan { isa, kernel: choose_kernel(isa, b.n), a, b, ldc, epilogue }
     }
 
     /// Splits the tiles between rayon's threads when there is enough work to be worth it:
@@ -341,9 +339,8 @@ impl<'a> Plan<'a> {
                     bias: self.epilogue.bias.map_or(std::ptr::null(), |b| b[j0..].as_ptr()),
                     relu: self.epilogue.relu,
                 };
-                // SAFETY: gemm_indexed_with checked every offset against the slices' lengths, and
-                // this task owns rows i0.. of C in its column range.
-                unsafe { run(&tile) };
+                // This task owns rows i0.. of C in its column range.
+                run(self.isa, &tile);
             }
         }
     }
@@ -354,137 +351,54 @@ fn split(len: usize, parts: usize, part: usize) -> std::ops::Range<usize> {
     len * part / parts..len * (part + 1) / parts
 }
 
-/// Plain Rust micro-kernel (no intrinsics): MR rows by NR columns, auto-vectorised where possible.
-unsafe fn portable<const MR: usize, const NR: usize>(t: &Tile) {
-    let mut acc = [[0.0f32; NR]; MR];
-    let cols = t.valid_cols;
-    unsafe {
-        for p in 0..t.k {
-            let a_off = *t.a_k.add(p);
-            let b_row = t.b.add(*t.b_k.add(p));
-            let mut b = [0.0f32; NR];
-            if cols == NR {
-                b.copy_from_slice(std::slice::from_raw_parts(b_row, NR));
-            } else {
-                b[..cols].copy_from_slice(std::slice::from_raw_parts(b_row, cols));
-            }
-            for r in 0..MR {
-                let a = *t.rows[r].add(a_off);
-                for j in 0..NR {
-                    acc[r][j] += a * b[j];
-                }
-            }
-        }
-        for (r, acc_row) in acc.iter().enumerate().take(t.valid_rows) {
-            let c_row = t.c.add(r * t.ldc);
-            for (j, &sum) in acc_row.iter().enumerate().take(cols) {
-                *c_row.add(j) = finish(t, sum, *c_row.add(j), j);
-            }
-        }
-    }
-}
+/// The micro-kernel: keeps an MR x NV-vector tile of C in registers for the whole reduction,
+/// broadcasting one A value per row and loading NV vectors of B per step, masked at the right
+/// edge (a fully masked vector's address may lie past the end of B or C, so it is computed with
+/// `wrapping_add` and never dereferenced).
+struct MicroKernel<'a, const MR: usize, const NV: usize>(&'a Tile);
 
-/// The epilogue for one value (used by the portable kernel and as the reference for the SIMD ones).
-#[inline(always)]
-unsafe fn finish(t: &Tile, mut sum: f32, previous: f32, j: usize) -> f32 {
-    if t.accumulate {
-        sum += previous;
-    }
-    if !t.bias.is_null() {
-        sum += unsafe { *t.bias.add(j) };
-    }
-    if t.relu { sum.max(0.0) } else { sum }
-}
+impl<const MR: usize, const NV: usize> SimdTask for MicroKernel<'_, MR, NV> {
+    type Output = ();
 
-#[cfg(target_arch = "x86_64")]
-mod x86 {
-    use super::Tile;
-    use std::arch::x86_64::*;
-
-    /// AVX-512 micro-kernel: MR rows by NV vectors of 16 columns, masked at the right edge.
-    #[target_feature(enable = "avx512f")]
-    pub unsafe fn avx512<const MR: usize, const NV: usize>(t: &Tile) {
-        let mut masks = [0u16; NV];
+    #[inline(always)]
+    fn run<V: Lanes>(self) {
+        let t = self.0;
+        let mut masks = [V::mask(0); NV];
         for (v, mask) in masks.iter_mut().enumerate() {
-            let cols = t.valid_cols.saturating_sub(v * 16).min(16);
-            *mask = ((1u32 << cols) - 1) as u16;
+            *mask = V::mask(t.valid_cols.saturating_sub(v * V::LANES));
         }
-        let mut acc = [[_mm512_setzero_ps(); NV]; MR];
+        let mut acc = [[V::zero(); NV]; MR];
+        // SAFETY: the tile's offsets were checked (see `Tile`); masked lanes are never accessed.
         unsafe {
             for p in 0..t.k {
                 let a_off = *t.a_k.add(p);
                 let b_row = t.b.add(*t.b_k.add(p));
-                let mut b = [_mm512_setzero_ps(); NV];
+                let mut b = [V::zero(); NV];
                 for v in 0..NV {
-                    b[v] = _mm512_maskz_loadu_ps(masks[v], b_row.add(v * 16));
+                    b[v] = V::load_masked(b_row.wrapping_add(v * V::LANES), masks[v]);
                 }
                 for r in 0..MR {
-                    let a = _mm512_set1_ps(*t.rows[r].add(a_off));
+                    let a = V::splat(*t.rows[r].add(a_off));
                     for v in 0..NV {
-                        acc[r][v] = _mm512_fmadd_ps(a, b[v], acc[r][v]);
+                        acc[r][v] = a.mul_add(b[v], acc[r][v]);
                     }
                 }
             }
-            let zero = _mm512_setzero_ps();
             for (r, acc_row) in acc.iter().enumerate().take(t.valid_rows) {
                 let c_row = t.c.add(r * t.ldc);
                 for v in 0..NV {
+                    let c = c_row.wrapping_add(v * V::LANES);
                     let mut sum = acc_row[v];
                     if t.accumulate {
-                        sum = _mm512_add_ps(sum, _mm512_maskz_loadu_ps(masks[v], c_row.add(v * 16)));
+                        sum = sum.add(V::load_masked(c, masks[v]));
                     }
                     if !t.bias.is_null() {
-                        sum = _mm512_add_ps(sum, _mm512_maskz_loadu_ps(masks[v], t.bias.add(v * 16)));
+                        sum = sum.add(V::load_masked(t.bias.wrapping_add(v * V::LANES), masks[v]));
                     }
                     if t.relu {
-                        sum = _mm512_max_ps(sum, zero);
+                        sum = sum.relu();
                     }
-                    _mm512_mask_storeu_ps(c_row.add(v * 16), masks[v], sum);
-                }
-            }
-        }
-    }
-
-    /// AVX2 + FMA micro-kernel: MR rows by NV vectors of 8 columns, masked at the right edge.
-    #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn avx2<const MR: usize, const NV: usize>(t: &Tile) {
-        let mut masks = [_mm256_setzero_si256(); NV];
-        for (v, mask) in masks.iter_mut().enumerate() {
-            let cols = t.valid_cols.saturating_sub(v * 8).min(8) as i32;
-            let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-            *mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(cols), lanes);
-        }
-        let mut acc = [[_mm256_setzero_ps(); NV]; MR];
-        unsafe {
-            for p in 0..t.k {
-                let a_off = *t.a_k.add(p);
-                let b_row = t.b.add(*t.b_k.add(p));
-                let mut b = [_mm256_setzero_ps(); NV];
-                for v in 0..NV {
-                    b[v] = _mm256_maskload_ps(b_row.add(v * 8), masks[v]);
-                }
-                for r in 0..MR {
-                    let a = _mm256_set1_ps(*t.rows[r].add(a_off));
-                    for v in 0..NV {
-                        acc[r][v] = _mm256_fmadd_ps(a, b[v], acc[r][v]);
-                    }
-                }
-            }
-            let zero = _mm256_setzero_ps();
-            for (r, acc_row) in acc.iter().enumerate().take(t.valid_rows) {
-                let c_row = t.c.add(r * t.ldc);
-                for v in 0..NV {
-                    let mut sum = acc_row[v];
-                    if t.accumulate {
-                        sum = _mm256_add_ps(sum, _mm256_maskload_ps(c_row.add(v * 8), masks[v]));
-                    }
-                    if !t.bias.is_null() {
-                        sum = _mm256_add_ps(sum, _mm256_maskload_ps(t.bias.add(v * 8), masks[v]));
-                    }
-                    if t.relu {
-                        sum = _mm256_max_ps(sum, zero);
-                    }
-                    _mm256_maskstore_ps(c_row.add(v * 8), masks[v], sum);
+                    sum.store_masked(c, masks[v]);
                 }
             }
         }
@@ -524,7 +438,7 @@ mod tests {
                         let mut want = start.clone();
                         let mut got = start.clone();
                         gemm_naive(a, b, &mut want, n + 3, epilogue);
-                        gemm_with(isa, a, b, &mut got, n + 3, epilogue);
+                        gemm(isa, a, b, &mut got, n + 3, epilogue);
                         assert_close(&got, &want, 1e-5 * (k as f32).sqrt().max(1.0));
                     }
                 }
@@ -532,21 +446,27 @@ mod tests {
         }
     }
 
+    /// Large enough to cross PARALLEL_MIN_WORK, so that 2 and 3 threads really split it (by
+    /// rows here, by columns for the wide shape).
     #[test]
     fn threads_do_not_change_results() {
-        let (m, n, k) = (50, 70, 90);
-        let a_data = random(m * k, 5);
-        let b_data = random(k * n, 6);
-        let run = |threads| {
-            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-            let mut c = vec![0.0; m * n];
-            pool.install(|| {
-                gemm(MatRef::row_major(&a_data, m, k), MatRef::row_major(&b_data, k, n), &mut c, n, Epilogue::OVERWRITE)
-            });
-            c
-        };
-        assert_eq!(run(1), run(2));
-        assert_eq!(run(1), run(3));
+        for (m, n, k) in [(100, 70, 200), (6, 700, 300)] {
+            assert!(m * n * k >= PARALLEL_MIN_WORK);
+            let a_data = random(m * k, 5);
+            let b_data = random(k * n, 6);
+            for isa in Isa::supported() {
+                let run = |threads| {
+                    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+                    let mut c = vec![0.0; m * n];
+                    let (a, b) = (MatRef::row_major(&a_data, m, k), MatRef::row_major(&b_data, k, n));
+                    pool.install(|| gemm(isa, a, b, &mut c, n, Epilogue::OVERWRITE));
+                    c
+                };
+                let serial = run(1);
+                assert_eq!(serial, run(2), "{isa:?} {m}x{n}x{k}");
+                assert_eq!(serial, run(3), "{isa:?} {m}x{n}x{k}");
+            }
+        }
     }
 
     #[test]
@@ -555,6 +475,7 @@ mod tests {
         let data = [1.0f32; 4];
         let mut c = [0.0f32; 4];
         gemm_indexed(
+            Isa::Portable,
             IndexedA { data: &data, row: &[0, 3], k_offsets: &[0, 1] },
             IndexedB { data: &data, k_offsets: &[0, 2], n: 2 },
             &mut c,

@@ -1,10 +1,12 @@
-//! Run-time choice of the instruction set the kernels use.
+//! The instruction sets the kernels are written for, and which of them this CPU can run.
 //!
-//! The best path the CPU supports is picked once, at first use. `DIGITNN_ISA=portable|avx2|avx512`
-//! forces a path (for tests and for measuring); asking for one the CPU lacks falls back to the best
-//! available, so a forced setting can never make the program crash on an older CPU.
+//! Nothing here is global: the engine configuration (`crate::EngineConfig`) names the instruction
+//! set, and every kernel takes it as an argument. A kernel asked for one the CPU lacks runs the
+//! portable path instead (see `kernels::simd`), so no setting can make the program execute an
+//! instruction the CPU does not have.
 
-use std::sync::OnceLock;
+use std::fmt;
+use std::str::FromStr;
 
 /// One implementation of the kernels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -18,6 +20,8 @@ pub enum Isa {
 }
 
 impl Isa {
+    pub const ALL: [Isa; 3] = [Isa::Portable, Isa::Avx2, Isa::Avx512];
+
     pub fn name(self) -> &'static str {
         match self {
             Isa::Portable => "portable",
@@ -41,28 +45,28 @@ impl Isa {
 
     /// Every path this CPU can run, best last.
     pub fn supported() -> Vec<Isa> {
-        [Isa::Portable, Isa::Avx2, Isa::Avx512].into_iter().filter(|isa| isa.is_supported()).collect()
+        Isa::ALL.into_iter().filter(|isa| isa.is_supported()).collect()
     }
 
-    fn best() -> Isa {
+    /// The fastest path this CPU can run.
+    pub fn best() -> Isa {
         *Isa::supported().last().unwrap_or(&Isa::Portable)
-    }
-
-    fn from_name(name: &str) -> Option<Isa> {
-        match name.trim().to_ascii_lowercase().as_str() {
-            "portable" => Some(Isa::Portable),
-            "avx2" => Some(Isa::Avx2),
-            "avx512" => Some(Isa::Avx512),
-            _ => None,
-        }
     }
 }
 
-/// The path in use for this process.
-pub fn active() -> Isa {
-    static ACTIVE: OnceLock<Isa> = OnceLock::new();
-    *ACTIVE.get_or_init(|| match std::env::var("DIGITNN_ISA").ok().as_deref().and_then(Isa::from_name) {
-        Some(isa) if isa.is_supported() => isa,
-        _ => Isa::best(),
-    })
+impl fmt::Display for Isa {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Isa {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Isa, String> {
+        Isa::ALL
+            .into_iter()
+            .find(|isa| isa.name().eq_ignore_ascii_case(name.trim()))
+            .ok_or_else(|| format!("unknown instruction set {name:?} (portable, avx2 or avx512)"))
+    }
 }

@@ -1,16 +1,20 @@
 //! Layer 1: pure functions on slices. The GEMM (with implicit im2col through offset tables), the
 //! conv geometry that builds those tables, Winograd convolution for 3x3 kernels, the dot-product
-//! kernel of the linear layer, and run-time SIMD dispatch. Each fast path has a naive
-//! reference beside it and tests comparing the two.
+//! kernel of the linear layer, and the CHW <-> HWC permutations. Every kernel is written once
+//! over the SIMD layer (`simd`) and takes the instruction set (`Isa`) as an argument. Each fast
+//! path has a naive reference beside it and tests comparing the two on every instruction set
+//! this CPU has.
 
 pub mod conv;
 pub mod dot;
 pub mod gemm;
 pub mod isa;
+pub mod layout;
+pub(crate) mod simd;
 pub mod winograd;
 
 pub use dot::matmul_nt;
-pub use gemm::{Epilogue, IndexedA, IndexedB, MatRef, gemm, gemm_indexed, gemm_naive};
+pub use gemm::{Epilogue, IndexedA, IndexedB, MatRef, gemm, gemm_indexed, gemm_indexed_serial, gemm_naive};
 pub use isa::Isa;
 
 /// The base address of an output that parallel tasks share, each writing only its own disjoint

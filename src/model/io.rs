@@ -6,6 +6,7 @@
 //! then renamed over the target, so an interrupted save leaves the previous model intact.
 
 use super::{Architecture, Network};
+use crate::engine::EngineConfig;
 use crate::error::{Error, Result};
 use crate::limits::{MAX_MODEL_FILE_BYTES, mib};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
@@ -114,6 +115,13 @@ pub fn load(path: &Path) -> Result<(Network, ModelInfo)> {
         return Err(too_large());
     }
     from_bytes(&bytes, path)
+}
+
+/// [`load`], with the network on `engine` instead of the default one.
+pub fn load_with(path: &Path, engine: EngineConfig) -> Result<(Network, ModelInfo)> {
+    let (mut network, info) = load(path)?;
+    network.set_engine(engine)?;
+    Ok((network, info))
 }
 
 /// Parses a model file's bytes, safetensors or a PyTorch `.pt` state_dict, recognised by content

@@ -6,15 +6,16 @@ mod io;
 pub mod onnx;
 pub mod pt;
 
-pub use io::{ModelInfo, from_bytes, load, save, to_bytes, to_pt_bytes, write_atomic};
+pub use io::{ModelInfo, from_bytes, load, load_with, save, to_bytes, to_pt_bytes, write_atomic};
 
+use crate::engine::EngineConfig;
 use crate::error::{Error, Result};
+use crate::kernels::layout::chw_to_hwc;
 use crate::limits;
 use crate::nn::{Conv2d, Conv2dConfig, Dropout, Flatten, Layer, Linear, MaxPool2d, ParamSpec, Pass, Relu, Tensor};
 use crate::optim::Optimizer;
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::{Rng, SeedableRng};
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::ops::Range;
 
@@ -56,13 +57,25 @@ impl Architecture {
         }
     }
 
-    fn build_layer(spec: &LayerSpec, seed: u64) -> Result<Box<dyn Layer>> {
+    /// Builds layer `index` with what the planner decided for it: the engine, whether it
+    /// applies the ReLU after it (`fused_relu`), and for a Linear after an elided Flatten, the
+    /// `[h, w, c]` images it reads directly.
+    fn build_layer(
+        &self,
+        index: usize,
+        seed: u64,
+        engine: EngineConfig,
+        reads_images: Option<&[usize]>,
+    ) -> Result<Box<dyn Layer>> {
+        let spec = &self.layers[index];
+        let fused_relu = self.fuses_relu(index);
         Ok(match *spec {
             LayerSpec::Conv2d { in_channels, out_channels, kernel_size, stride, padding } => {
                 if in_channels == 0 || out_channels == 0 || kernel_size == 0 || stride == 0 {
                     return Err(Error::Invalid(format!("invalid convolution {spec:?}")));
                 }
-                Box::new(Conv2d::new(Conv2dConfig { in_channels, out_channels, kernel_size, stride, padding }))
+                let config = Conv2dConfig { in_channels, out_channels, kernel_size, stride, padding };
+                Box::new(Conv2d::new(config, engine).with_fused_relu(fused_relu))
             }
             LayerSpec::Relu => Box::new(Relu),
             LayerSpec::MaxPool2d { kernel_size, stride } => Box::new(MaxPool2d::new(kernel_size, stride)),
@@ -71,7 +84,11 @@ impl Architecture {
                 if in_features == 0 || out_features == 0 {
                     return Err(Error::Invalid(format!("invalid linear layer {spec:?}")));
                 }
-                Box::new(Linear::new(in_features, out_features))
+                let linear = Linear::new(in_features, out_features, engine).with_fused_relu(fused_relu);
+                match reads_images {
+                    Some(&[h, w, c]) if h * w * c == in_features => Box::new(linear.reading_images(h * w, c)),
+                    _ => Box::new(linear),
+                }
             }
             LayerSpec::Dropout { p } => {
                 if !(0.0..1.0).contains(&p) {
@@ -80,6 +97,18 @@ impl Architecture {
                 Box::new(Dropout::new(p, seed))
             }
         })
+    }
+
+    /// Layer `index` applies the ReLU that follows it in its own epilogue (convolutions and
+    /// linear layers do), so the ReLU costs no pass over memory.
+    fn fuses_relu(&self, index: usize) -> bool {
+        matches!(self.layers[index], LayerSpec::Conv2d { .. } | LayerSpec::Linear { .. })
+            && self.layers.get(index + 1) == Some(&LayerSpec::Relu)
+    }
+
+    /// Layer `index` is a Flatten left out because the Linear after it reads NHWC images.
+    fn elides_flatten(&self, index: usize) -> bool {
+        self.layers[index] == LayerSpec::Flatten && matches!(self.layers.get(index + 1), Some(LayerSpec::Linear { .. }))
     }
 }
 
@@ -94,12 +123,12 @@ pub struct ParamTensor {
 
 /// What one sample costs a network of this architecture, without allocating it.
 pub fn sample_cost(architecture: &Architecture) -> Result<SampleCost> {
-    Ok(Plan::new(architecture, 0)?.cost)
+    Ok(Plan::new(architecture, 0, EngineConfig::default())?.cost)
 }
 
 /// The named parameter tensors of an architecture, without allocating them.
 pub fn parameter_tensors(architecture: &Architecture) -> Result<Vec<ParamTensor>> {
-    Ok(Plan::new(architecture, 0)?.tensors)
+    Ok(Plan::new(architecture, 0, EngineConfig::default())?.tensors)
 }
 
 /// The layers of an architecture, checked, with their parameters laid out.
@@ -117,8 +146,11 @@ struct Plan {
 /// allocated. Values are 4 bytes each.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SampleCost {
-    /// Multiply-adds of a forward pass.
+    /// Multiply-adds of a forward pass (every layer's work, elementwise ones included).
     pub macs: u64,
+    /// Multiply-adds of the layers with weights (convolutions, linear layers) as the direct
+    /// method computes them: the usual FLOP count of a network, halved.
+    pub weight_macs: u64,
     /// The input and every layer's output.
     pub activations: usize,
     /// Scratch kept by forward passes, and further by backward passes.
@@ -155,7 +187,7 @@ impl SampleCost {
 }
 
 impl Plan {
-    fn new(architecture: &Architecture, seed: u64) -> Result<Plan> {
+    fn new(architecture: &Architecture, seed: u64, engine: EngineConfig) -> Result<Plan> {
         let [c, h, w] = architecture.input;
         if [c, h, w].iter().any(|&d| d == 0 || d > limits::MAX_INPUT_SIDE)
             || architecture.layers.len() > limits::MAX_LAYERS
@@ -167,6 +199,8 @@ impl Plan {
             )));
         }
         let mut shape = vec![h, w, c];
+        // The shape before the previous layer (what an elided Flatten took in).
+        let mut previous_shape = shape.clone();
         let mut plan = Plan {
             layers: Vec::new(),
             steps: Vec::new(),
@@ -177,12 +211,17 @@ impl Plan {
             cost: SampleCost { activations: c * h * w, ..SampleCost::default() },
         };
         let mut outputs = Vec::with_capacity(architecture.layers.len());
-        for (index, spec) in architecture.layers.iter().enumerate() {
-            let layer = Architecture::build_layer(spec, seed.wrapping_add(1000 + index as u64))?;
+        for index in 0..architecture.layers.len() {
+            let flattened = (index > 0 && architecture.elides_flatten(index - 1)).then_some(&previous_shape[..]);
+            let layer_seed = seed.wrapping_add(1000 + index as u64);
+            let layer = architecture.build_layer(index, layer_seed, engine, flattened)?;
             let output = layer.output_shape(&shape).map_err(|e| Error::Invalid(format!("layer {index}: {e}")))?;
             let values = output.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).unwrap_or(usize::MAX);
             let cost = layer.cost(&shape, &output);
             plan.cost.macs = plan.cost.macs.saturating_add(cost.macs);
+            if !layer.param_specs().is_empty() {
+                plan.cost.weight_macs = plan.cost.weight_macs.saturating_add(cost.macs);
+            }
             // Counted for every layer here (a bound); recounted below for the layers that run.
             plan.cost.activations = plan.cost.activations.saturating_add(values);
             outputs.push(values);
@@ -200,7 +239,7 @@ impl Plan {
                     limits::MAX_MACS_PER_SAMPLE / 1_000_000
                 )));
             }
-            shape = output;
+            previous_shape = std::mem::replace(&mut shape, output);
             let start = plan.total;
             for ParamSpec { name, shape, .. } in layer.param_specs() {
                 let len = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).unwrap_or(usize::MAX);
@@ -226,7 +265,7 @@ impl Plan {
             )));
         }
         plan.classes = shape[0];
-        plan.steps = Step::schedule(&architecture.layers, &mut plan.layers);
+        plan.steps = Step::schedule(architecture);
         // A fused ReLU and an elided Flatten allocate nothing.
         plan.cost.activations = c * h * w + plan.steps.iter().map(|step| outputs[step.layer]).sum::<usize>();
         Ok(plan)
@@ -245,26 +284,26 @@ fn layer_name(index: usize, spec: &LayerSpec) -> String {
     format!("{index}:{kind}")
 }
 
-/// One layer as the network runs it. A ReLU right after a layer that can apply it in its own
-/// epilogue (convolution, linear) is fused into that layer, and a Flatten right before a Linear is
-/// left out (the Linear reads NHWC images directly), so neither costs a pass over memory.
+/// One layer as the network runs it. A ReLU fused into the layer before it, and a Flatten left
+/// out before a Linear (which reads NHWC images directly), get no step: neither costs a pass
+/// over memory (see `Architecture::fuses_relu` and `Architecture::elides_flatten`).
 #[derive(Clone, Copy, Debug)]
 struct Step {
     layer: usize,
+    /// The layer applies the following ReLU itself.
     relu: bool,
 }
 
 impl Step {
-    fn schedule(specs: &[LayerSpec], layers: &mut [Box<dyn Layer>]) -> Vec<Step> {
+    fn schedule(architecture: &Architecture) -> Vec<Step> {
         let mut steps = Vec::new();
         let mut i = 0;
-        while i < layers.len() {
-            let next = specs.get(i + 1);
-            if specs[i] == LayerSpec::Flatten && matches!(next, Some(LayerSpec::Linear { .. })) {
+        while i < architecture.layers.len() {
+            if architecture.elides_flatten(i) {
                 i += 1;
                 continue;
             }
-            let relu = next == Some(&LayerSpec::Relu) && layers[i].fuse_relu();
+            let relu = architecture.fuses_relu(i);
             steps.push(Step { layer: i, relu });
             i += if relu { 2 } else { 1 };
         }
@@ -275,6 +314,9 @@ impl Step {
 /// A network ready to run: layers, parameters, gradients and reusable activations.
 pub struct Network {
     pub architecture: Architecture,
+    engine: EngineConfig,
+    /// The seed the network was built with (dropout's masks depend on it).
+    seed: u64,
     layers: Vec<Box<dyn Layer>>,
     /// Every parameter, layer by layer, in PyTorch's layouts.
     params: Vec<f32>,
@@ -296,12 +338,21 @@ pub struct Network {
 }
 
 impl Network {
-    /// Builds the network and initialises it as PyTorch does by default: every weight and bias
-    /// uniform in +-1/sqrt(fan_in), drawn from a generator seeded with `seed`.
+    /// Builds the network on the default engine (the fastest this CPU supports) and initialises
+    /// it as PyTorch does by default: every weight and bias uniform in +-1/sqrt(fan_in), drawn
+    /// from a generator seeded with `seed`.
     pub fn new(architecture: Architecture, seed: u64) -> Result<Self> {
-        let plan = Plan::new(&architecture, seed)?;
+        Self::with_engine(architecture, seed, EngineConfig::default())
+    }
+
+    /// [`Network::new`] on a chosen engine (refused if this CPU cannot run it).
+    pub fn with_engine(architecture: Architecture, seed: u64, engine: EngineConfig) -> Result<Self> {
+        engine.check()?;
+        let plan = Plan::new(&architecture, seed, engine)?;
         let n = plan.steps.len();
         let mut network = Network {
+            engine,
+            seed,
             classes: plan.classes,
             cost: plan.cost,
             params: vec![0.0; plan.total],
@@ -318,6 +369,21 @@ impl Network {
         };
         network.initialise(seed);
         Ok(network)
+    }
+
+    /// The engine the network runs on.
+    pub fn engine(&self) -> EngineConfig {
+        self.engine
+    }
+
+    /// Moves the network to another engine, keeping its parameters (layers are planned again).
+    pub fn set_engine(&mut self, engine: EngineConfig) -> Result<()> {
+        engine.check()?;
+        let plan = Plan::new(&self.architecture, self.seed, engine)?;
+        self.layers = plan.layers;
+        self.engine = engine;
+        self.params_changed = true;
+        Ok(())
     }
 
     fn initialise(&mut self, seed: u64) {
@@ -433,16 +499,8 @@ impl Network {
         let [c, h, w] = self.architecture.input;
         let input = &mut self.acts[0];
         input.reshape_for(&[batch, h, w, c]);
-        if c == 1 {
-            input.data.copy_from_slice(images);
-        } else {
-            for (b, image) in images.chunks(c * h * w).enumerate() {
-                for ch in 0..c {
-                    for p in 0..h * w {
-                        input.data[(b * h * w + p) * c + ch] = image[ch * h * w + p];
-                    }
-                }
-            }
+        for (chw, hwc) in images.chunks(c * h * w).zip(input.data.chunks_mut(c * h * w)) {
+            chw_to_hwc(chw, hwc, h * w, c);
         }
         for (s, step) in self.steps.iter().enumerate() {
             let (before, after) = self.acts.split_at_mut(s + 1);
@@ -469,17 +527,6 @@ impl Network {
             let range = self.layer_params[step.layer].clone();
             let (grad_before, grad_after) = self.grad_acts.split_at_mut(s + 1);
             let dy = &mut grad_after[0];
-            if step.relu && !self.layers[step.layer].masks_relu_gradient() {
-                // The fused ReLU's backward: the gradient passes where the output is positive.
-                let outputs = &self.acts[s + 1].data;
-                dy.data.par_chunks_mut(1 << 14).zip(outputs.par_chunks(1 << 14)).for_each(|(dy, y)| {
-                    for (d, &y) in dy.iter_mut().zip(y) {
-                        if y <= 0.0 {
-                            *d = 0.0;
-                        }
-                    }
-                });
-            }
             // The first layer's input gradient is never needed.
             let dx = if s > 0 { Some(&mut grad_before[s]) } else { None };
             self.layers[step.layer].backward(

@@ -10,13 +10,17 @@
 //!
 //! 3x3 stride-1 convolutions with enough channels use Winograd F(2x2, 3x3) or F(4x4, 3x3) instead
 //! (`kernels::winograd`): the same results to rounding, with 2.25x to 4x fewer multiplications.
-//! `DIGITNN_WINOGRAD=0` turns it off, `=2` or `=4` forces a tile size (to measure the difference).
+//! The engine configuration's [`ConvAlgorithm`] decides (off, forced tile size, or the best one).
+//!
+//! With a fused ReLU (set when the network is planned) the output epilogue applies it, and the
+//! backward pass masks dy where the output is zero before using it.
 
-use super::{Layer, LayerCost, ParamSpec, Pass, Tensor, shape_error};
+use super::{Layer, LayerCost, ParamSpec, Pass, Tensor, relu, shape_error};
+use crate::engine::{ConvAlgorithm, EngineConfig, WINOGRAD_MIN_CHANNELS};
 use crate::error::Result;
 use crate::kernels::conv::{ConvGeometry, images_per_group, pad_nhwc, unpad_nhwc};
 use crate::kernels::winograd::{TileSize, WinogradGeometry, WinogradPlan};
-use crate::kernels::{Epilogue, IndexedA, IndexedB, MatRef, gemm, gemm_indexed};
+use crate::kernels::{Epilogue, IndexedA, IndexedB, Isa, MatRef, gemm, gemm_indexed};
 use rayon::prelude::*;
 
 /// Hyper-parameters of a convolution (square kernel), PyTorch's defaults.
@@ -39,6 +43,9 @@ impl Default for Conv2dConfig {
 #[derive(Debug)]
 pub struct Conv2d {
     pub config: Conv2dConfig,
+    engine: EngineConfig,
+    /// A following ReLU is applied in the output epilogue (and its mask in the backward pass).
+    relu: bool,
     geometry: Option<ConvGeometry>,
     /// Offset tables for the current geometry (see `kernels::conv`).
     windows: Vec<usize>,
@@ -53,8 +60,6 @@ pub struct Conv2d {
     /// One weight-gradient partial per parallel task, summed in a fixed order for determinism.
     grad_partials: Vec<f32>,
     dx_plan: DxPlan,
-    /// A following ReLU is applied in the GEMM epilogue.
-    relu: bool,
     /// Set for 3x3 stride-1 convolutions with enough channels to pay for the transforms.
     winograd: Option<Winograd>,
 }
@@ -72,27 +77,6 @@ struct Winograd {
     scratch: Vec<f32>,
 }
 
-/// Fewer channels than this and the transforms cost more than the multiplications they save.
-const WINOGRAD_MIN_CHANNELS: usize = 8;
-
-/// What `DIGITNN_WINOGRAD` asks for: None to turn Winograd off, else a forced tile size or
-/// `Auto` (the default, and what any other value means).
-#[derive(Clone, Copy)]
-enum WinogradSetting {
-    Auto,
-    Tile(TileSize),
-}
-
-fn winograd_setting() -> Option<WinogradSetting> {
-    static SETTING: std::sync::OnceLock<Option<WinogradSetting>> = std::sync::OnceLock::new();
-    *SETTING.get_or_init(|| match std::env::var("DIGITNN_WINOGRAD").as_deref().map(str::trim) {
-        Ok("0") => None,
-        Ok("2") => Some(WinogradSetting::Tile(TileSize::F2)),
-        Ok("4") => Some(WinogradSetting::Tile(TileSize::F4)),
-        _ => Some(WinogradSetting::Auto),
-    })
-}
-
 /// Buffers for the input gradient.
 #[derive(Debug, Default)]
 struct DxPlan {
@@ -108,9 +92,11 @@ struct DxPlan {
 }
 
 impl Conv2d {
-    pub fn new(config: Conv2dConfig) -> Self {
+    pub fn new(config: Conv2dConfig, engine: EngineConfig) -> Self {
         Conv2d {
             config,
+            engine,
+            relu: false,
             geometry: None,
             windows: Vec::new(),
             taps: Vec::new(),
@@ -120,9 +106,35 @@ impl Conv2d {
             x_padded: Vec::new(),
             grad_partials: Vec::new(),
             dx_plan: DxPlan::default(),
-            relu: false,
             winograd: None,
         }
+    }
+
+    /// The same layer with a following ReLU applied in its epilogue (`relu`) or not.
+    pub fn with_fused_relu(mut self, relu: bool) -> Self {
+        self.relu = relu;
+        self
+    }
+
+    /// The Winograd tile size the engine's algorithm picks for this convolution on images of
+    /// `in_h` x `in_w` (plus padding), or None for the direct method.
+    pub fn winograd_tile(&self, in_h: usize, in_w: usize) -> Option<TileSize> {
+        let c = &self.config;
+        let fits = c.kernel_size == 3
+            && c.stride == 1
+            && c.in_channels.min(c.out_channels) >= WINOGRAD_MIN_CHANNELS
+            && in_h.min(in_w) + 2 * c.padding >= 3;
+        match self.engine.conv {
+            _ if !fits => None,
+            ConvAlgorithm::Direct => None,
+            ConvAlgorithm::Auto => Some(TileSize::best_for(in_h + 2 * c.padding - 2, in_w + 2 * c.padding - 2)),
+            ConvAlgorithm::WinogradF2 => Some(TileSize::F2),
+            ConvAlgorithm::WinogradF4 => Some(TileSize::F4),
+        }
+    }
+
+    fn isa(&self) -> Isa {
+        self.engine.isa
     }
 
     fn weight_len(&self) -> usize {
@@ -152,8 +164,19 @@ impl Conv2d {
             if g.stride == 1 {
                 self.plan_full_convolution(&g);
             }
-            self.winograd = Self::winograd_plan(&g).map(|plan| Winograd {
-                plan,
+            self.winograd = self.winograd_tile(g.in_h, g.in_w).map(|tile| Winograd {
+                plan: WinogradPlan::new(
+                    WinogradGeometry {
+                        batch: g.batch,
+                        in_h: g.in_h,
+                        in_w: g.in_w,
+                        in_c: g.in_c,
+                        out_c: g.out_c,
+                        pad: g.pad,
+                    },
+                    tile,
+                    self.isa(),
+                ),
                 u: Vec::new(),
                 ut: Vec::new(),
                 ut_stale: true,
@@ -163,17 +186,6 @@ impl Conv2d {
             });
         }
         g
-    }
-
-    fn winograd_plan(g: &ConvGeometry) -> Option<WinogradPlan> {
-        let fits = g.kernel == 3 && g.stride == 1 && g.in_c.min(g.out_c) >= WINOGRAD_MIN_CHANNELS;
-        let setting = winograd_setting().filter(|_| fits)?;
-        let geometry =
-            WinogradGeometry { batch: g.batch, in_h: g.in_h, in_w: g.in_w, in_c: g.in_c, out_c: g.out_c, pad: g.pad };
-        Some(match setting {
-            WinogradSetting::Auto => WinogradPlan::new(geometry),
-            WinogradSetting::Tile(tile) => WinogradPlan::with(geometry, tile, crate::kernels::isa::active()),
-        })
     }
 
     /// Tables for dx as a stride-1 convolution of dy (padded by kernel-1) with the flipped kernel,
@@ -228,13 +240,14 @@ impl Conv2d {
         let tasks = g.batch.div_ceil(images_per_task);
         self.grad_partials.resize(tasks * partial_len, 0.0);
         let x_padded = if g.pad == 0 { &x.data } else { &self.x_padded };
-        let (taps, windows, dy_rows) = (&self.taps, &self.windows, &self.dy_rows);
+        let (taps, windows, dy_rows, isa) = (&self.taps, &self.windows, &self.dy_rows, self.isa());
         self.grad_partials.par_chunks_mut(partial_len).enumerate().for_each(|(task, partial)| {
             partial.fill(0.0);
             let (weight_part, bias_part) = partial.split_at_mut(k_len * cout);
             for b in task * images_per_task..((task + 1) * images_per_task).min(g.batch) {
                 let images = b * pixels..(b + 1) * pixels;
                 gemm_indexed(
+                    isa,
                     IndexedA { data: x_padded, row: taps, k_offsets: &windows[images.clone()] },
                     IndexedB { data: &dy.data, k_offsets: &dy_rows[images], n: cout },
                     weight_part,
@@ -266,7 +279,7 @@ impl Conv2d {
 
     /// Stride 1: dx is a convolution of the padded dy with the flipped, transposed kernel.
     fn backward_input_full(&mut self, g: &ConvGeometry, weight: &[f32], dy: &Tensor, dx: &mut Tensor) {
-        let (k, cin, cout) = (g.kernel, g.in_c, g.out_c);
+        let (k, cin, cout, isa) = (g.kernel, g.in_c, g.out_c, self.isa());
         let plan = &mut self.dx_plan;
         pad_nhwc(&dy.data, g.batch, g.out_h(), g.out_w(), cout, k - 1, &mut plan.dy_padded);
         plan.weight_flipped.resize(weight.len(), 0.0);
@@ -282,6 +295,7 @@ impl Conv2d {
             }
         }
         gemm_indexed(
+            isa,
             IndexedA { data: &plan.dy_padded, row: &plan.rows, k_offsets: &plan.taps },
             IndexedB { data: &plan.weight_flipped, k_offsets: &plan.weight_rows, n: cin },
             &mut dx.data,
@@ -294,9 +308,11 @@ impl Conv2d {
     fn backward_input_scatter(&mut self, g: &ConvGeometry, dy: &Tensor, dx: &mut Tensor) {
         let (k_len, cout) = (g.k_len(), g.out_c);
         let q = self.windows.len();
+        let isa = self.isa();
         let plan = &mut self.dx_plan;
         plan.columns.resize(q * k_len, 0.0);
         gemm(
+            isa,
             MatRef::row_major(&dy.data, q, cout),
             MatRef::row_major(&self.weight_hwio, k_len, cout).t(),
             &mut plan.columns,
@@ -369,15 +385,6 @@ impl Layer for Conv2d {
         ]
     }
 
-    fn fuse_relu(&mut self) -> bool {
-        self.relu = true;
-        true
-    }
-
-    fn masks_relu_gradient(&self) -> bool {
-        self.relu && self.winograd.is_some()
-    }
-
     fn forward(&mut self, params: &[f32], x: &Tensor, y: &mut Tensor, pass: Pass) {
         let g = self.prepare(x);
         let (weight, bias) = params.split_at(self.weight_len());
@@ -397,6 +404,7 @@ impl Layer for Conv2d {
             pad_nhwc(&x.data, g.batch, g.in_h, g.in_w, g.in_c, g.pad, &mut self.x_padded);
         }
         gemm_indexed(
+            self.isa(),
             IndexedA { data: self.padded_input(x), row: &self.windows, k_offsets: &self.taps },
             IndexedB { data: &self.weight_hwio, k_offsets: &self.weight_rows, n: g.out_c },
             &mut y.data,
@@ -411,7 +419,7 @@ impl Layer for Conv2d {
         grads: &mut [f32],
         x: &Tensor,
         y: &Tensor,
-        dy: &Tensor,
+        dy: &mut Tensor,
         dx: Option<&mut Tensor>,
     ) {
         let g = self.prepare(x);
@@ -428,10 +436,14 @@ impl Layer for Conv2d {
                 dx.reshape_for(&x.shape);
                 &mut dx.data[..]
             });
+            // The transform of dy masks it where the fused ReLU's output is zero.
             let relu_output = self.relu.then_some(&y.data[..]);
             w.plan.backward(&x.data, &dy.data, relu_output, Some(&w.ut), &mut w.partials, &mut w.grad_u, grad_bias, dx);
             w.plan.weight_gradient(&w.grad_u, grad_weight);
             return;
+        }
+        if self.relu {
+            relu::mask_gradient(&mut dy.data, &y.data);
         }
         // The forward pass left x_padded and weight_hwio for this x and these weights.
         self.backward_weight(&g, grads, x, dy);
@@ -454,46 +466,88 @@ mod tests {
     #[test]
     fn forward_matches_naive_convolution() {
         let config = Conv2dConfig { in_channels: 3, out_channels: 17, kernel_size: 3, stride: 2, padding: 1 };
-        let mut conv = Conv2d::new(config);
-        let params = test_values(17 * 3 * 9 + 17, 7);
-        let x = Tensor::new(&[2, 9, 8, 3], test_values(2 * 9 * 8 * 3, 8));
-        let mut y = Tensor::default();
-        conv.forward(&params, &x, &mut y, Pass::INFER);
-        let g = conv.geometry.unwrap();
-        let want = conv2d_naive(&g, &x.data, &params[..17 * 27], &params[17 * 27..]);
-        assert_eq!(y.shape, vec![2, 5, 4, 17]);
-        for (a, b) in y.data.iter().zip(&want) {
-            assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+        for engine in EngineConfig::every_supported() {
+            let mut conv = Conv2d::new(config, engine);
+            let params = test_values(17 * 3 * 9 + 17, 7);
+            let x = Tensor::new(&[2, 9, 8, 3], test_values(2 * 9 * 8 * 3, 8));
+            let mut y = Tensor::default();
+            conv.forward(&params, &x, &mut y, Pass::INFER);
+            let g = conv.geometry.unwrap();
+            let want = conv2d_naive(&g, &x.data, &params[..17 * 27], &params[17 * 27..]);
+            assert_eq!(y.shape, vec![2, 5, 4, 17]);
+            for (a, b) in y.data.iter().zip(&want) {
+                assert!((a - b).abs() < 1e-5, "{engine}: {a} vs {b}");
+            }
         }
     }
 
     #[test]
     fn gradient_matches_finite_differences_stride_1() {
         let config = Conv2dConfig { in_channels: 2, out_channels: 3, kernel_size: 3, stride: 1, padding: 0 };
-        check_layer(&mut Conv2d::new(config), &[6, 5, 2], 3);
+        for isa in Isa::supported() {
+            let engine = EngineConfig { isa, ..EngineConfig::default() };
+            check_layer(&mut Conv2d::new(config, engine), &[6, 5, 2], 3);
+        }
     }
 
     #[test]
     fn gradient_matches_finite_differences_padded() {
         let config = Conv2dConfig { in_channels: 2, out_channels: 4, kernel_size: 3, stride: 1, padding: 1 };
-        check_layer(&mut Conv2d::new(config), &[5, 4, 2], 4);
+        check_layer(&mut Conv2d::new(config, EngineConfig::default()), &[5, 4, 2], 4);
     }
 
+    /// Every algorithm on every instruction set: 7x6 inputs give 5x4 outputs (F(4x4,3x3) when
+    /// the algorithm picks), the padded 5x6 ones 5x6 (F(2x2,3x3)).
     #[test]
-    fn gradient_matches_finite_differences_winograd() {
-        // Enough channels for the Winograd path: 5x4 outputs take F(4x4,3x3), the padded 5x6
-        // ones F(2x2,3x3) (unless DIGITNN_WINOGRAD forces a size or turns Winograd off).
+    fn gradient_matches_finite_differences_every_algorithm() {
         let config = Conv2dConfig { in_channels: 8, out_channels: 8, kernel_size: 3, stride: 1, padding: 0 };
-        for (config, shape) in [(config, [7, 6, 8]), (Conv2dConfig { padding: 1, ..config }, [5, 6, 8])] {
-            let mut conv = Conv2d::new(config);
-            check_smooth_layer(&mut conv, &shape, 6);
-            assert_eq!(conv.winograd.is_some(), winograd_setting().is_some());
+        for engine in EngineConfig::every_supported() {
+            for (config, shape) in [(config, [7, 6, 8]), (Conv2dConfig { padding: 1, ..config }, [5, 6, 8])] {
+                let mut conv = Conv2d::new(config, engine);
+                check_smooth_layer(&mut conv, &shape, 6);
+                let want = match engine.conv {
+                    ConvAlgorithm::Direct => None,
+                    ConvAlgorithm::WinogradF2 => Some(TileSize::F2),
+                    ConvAlgorithm::WinogradF4 => Some(TileSize::F4),
+                    ConvAlgorithm::Auto => Some(if config.padding == 0 { TileSize::F4 } else { TileSize::F2 }),
+                };
+                assert_eq!(conv.winograd_tile(shape[0], shape[1]), want, "{engine}");
+                assert_eq!(conv.winograd.is_some(), want.is_some(), "{engine}");
+            }
         }
     }
 
     #[test]
     fn gradient_matches_finite_differences_strided() {
         let config = Conv2dConfig { in_channels: 3, out_channels: 2, kernel_size: 3, stride: 2, padding: 1 };
-        check_layer(&mut Conv2d::new(config), &[7, 6, 3], 5);
+        check_layer(&mut Conv2d::new(config, EngineConfig::default()), &[7, 6, 3], 5);
+    }
+
+    /// A fused ReLU: forward equals conv then ReLU, backward equals ReLU's backward then conv's,
+    /// on the direct and the Winograd path.
+    #[test]
+    fn fused_relu_equals_conv_then_relu() {
+        let config = Conv2dConfig { in_channels: 8, out_channels: 9, kernel_size: 3, stride: 1, padding: 1 };
+        let params = test_values(9 * 8 * 9 + 9, 21);
+        let x = Tensor::new(&[2, 6, 5, 8], test_values(2 * 6 * 5 * 8, 22));
+        for engine in EngineConfig::every_supported() {
+            let (mut plain, mut fused) =
+                (Conv2d::new(config, engine), Conv2d::new(config, engine).with_fused_relu(true));
+            let (mut y, mut y_fused, mut relu_y) = (Tensor::default(), Tensor::default(), Tensor::default());
+            plain.forward(&params, &x, &mut y, Pass::TRAIN);
+            fused.forward(&params, &x, &mut y_fused, Pass::TRAIN);
+            super::super::Relu.forward(&[], &y, &mut relu_y, Pass::TRAIN);
+            assert_eq!(y_fused, relu_y, "{engine}");
+            let dy = Tensor::new(&y.shape, test_values(y.data.len(), 23));
+            let mut dy_through_relu = Tensor::default();
+            super::super::Relu.backward(&[], &mut [], &y, &relu_y, &mut dy.clone(), Some(&mut dy_through_relu));
+            let (mut grads, mut grads_fused) = (vec![0.0; params.len()], vec![0.0; params.len()]);
+            let (mut dx, mut dx_fused) = (Tensor::default(), Tensor::default());
+            plain.backward(&params, &mut grads, &x, &y, &mut dy_through_relu, Some(&mut dx));
+            fused.backward(&params, &mut grads_fused, &x, &y_fused, &mut dy.clone(), Some(&mut dx_fused));
+            for (a, b) in grads.iter().zip(&grads_fused).chain(dx.data.iter().zip(&dx_fused.data)) {
+                assert!((a - b).abs() <= 1e-5 * (1.0 + b.abs()), "{engine}: {a} vs {b}");
+            }
+        }
     }
 }

@@ -52,7 +52,7 @@ impl Layer for Dropout {
         _grads: &mut [f32],
         _x: &Tensor,
         y: &Tensor,
-        dy: &Tensor,
+        dy: &mut Tensor,
         dx: Option<&mut Tensor>,
     ) {
         let Some(dx) = dx else { return };
@@ -77,7 +77,7 @@ mod tests {
         layer.forward(&[], &x, &mut y, Pass::TRAIN);
         let dy = Tensor::new(&[1, 1000], vec![1.0; 1000]);
         let mut dx = Tensor::default();
-        layer.backward(&[], &mut [], &x, &y, &dy, Some(&mut dx));
+        layer.backward(&[], &mut [], &x, &y, &mut dy.clone(), Some(&mut dx));
         let dropped = y.data.iter().filter(|&&v| v == 0.0).count();
         assert!((400..600).contains(&dropped), "dropped {dropped} of 1000");
         for i in 0..1000 {

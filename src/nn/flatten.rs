@@ -3,6 +3,7 @@
 
 use super::{Layer, Pass, Tensor};
 use crate::error::Result;
+use crate::kernels::layout::{chw_to_hwc, hwc_to_chw};
 
 #[derive(Debug, Default)]
 pub struct Flatten;
@@ -20,14 +21,9 @@ impl Layer for Flatten {
             y.data.copy_from_slice(&x.data);
             return;
         }
-        let (h, w, c) = (x.shape[1], x.shape[2], x.shape[3]);
-        for b in 0..batch {
-            let (src, dst) = (&x.data[b * features..][..features], &mut y.data[b * features..][..features]);
-            for p in 0..h * w {
-                for ch in 0..c {
-                    dst[ch * h * w + p] = src[p * c + ch];
-                }
-            }
+        let (pixels, channels) = (x.shape[1] * x.shape[2], x.shape[3]);
+        for (hwc, chw) in x.data.chunks(features).zip(y.data.chunks_mut(features)) {
+            hwc_to_chw(hwc, chw, pixels, channels);
         }
     }
 
@@ -37,7 +33,7 @@ impl Layer for Flatten {
         _grads: &mut [f32],
         x: &Tensor,
         _y: &Tensor,
-        dy: &Tensor,
+        dy: &mut Tensor,
         dx: Option<&mut Tensor>,
     ) {
         let Some(dx) = dx else { return };
@@ -46,15 +42,10 @@ impl Layer for Flatten {
             dx.data.copy_from_slice(&dy.data);
             return;
         }
-        let (h, w, c) = (x.shape[1], x.shape[2], x.shape[3]);
-        let features = h * w * c;
-        for b in 0..x.batch() {
-            let (src, dst) = (&dy.data[b * features..][..features], &mut dx.data[b * features..][..features]);
-            for p in 0..h * w {
-                for ch in 0..c {
-                    dst[p * c + ch] = src[ch * h * w + p];
-                }
-            }
+        let (pixels, channels) = (x.shape[1] * x.shape[2], x.shape[3]);
+        let features = pixels * channels;
+        for (chw, hwc) in dy.data.chunks(features).zip(dx.data.chunks_mut(features)) {
+            chw_to_hwc(chw, hwc, pixels, channels);
         }
     }
 }

@@ -53,10 +53,10 @@ fn check_layer_with_step(layer: &mut dyn Layer, sample_shape: &[usize], seed: u6
     let mut y = Tensor::default();
     layer.forward(&params, &x, &mut y, Pass::TRAIN);
     let r = test_values(y.data.len(), seed + 2);
-    let dy = Tensor::new(&y.shape, r.clone());
+    let mut dy = Tensor::new(&y.shape, r.clone());
     let mut grads = vec![0.0f32; n_params];
     let mut dx = Tensor::default();
-    layer.backward(&params, &mut grads, &x, &y, &dy, Some(&mut dx));
+    layer.backward(&params, &mut grads, &x, &y, &mut dy, Some(&mut dx));
     assert_eq!(dx.shape, x.shape, "dx has the input's shape");
 
     let eps = x_step.unwrap_or((0.5 / len as f32).min(1e-2));

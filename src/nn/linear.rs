@@ -1,9 +1,9 @@
 //! Linear: y = x W^T + b, with W in PyTorch's [out, in] layout.
 //!
-//! The input may be a batch of vectors or, when the network leaves out the Flatten before this
-//! layer, a batch of NHWC images. PyTorch flattens in (C, H, W) order, so W's columns are
-//! permuted once per pass into the (H, W, C) order of the data instead of moving the (much
-//! larger) activations:
+//! The input is a batch of vectors or, when the network leaves out the Flatten before this
+//! layer (decided when it is planned: [`Linear::reading_images`]), a batch of NHWC images.
+//! PyTorch flattens in (C, H, W) order, so W's columns are permuted once per pass into the
+//! (H, W, C) order of the data instead of moving the (much larger) activations:
 //!
 //! ```text
 //! forward   y[b, o]         = dot(x[b], weight_hwc[o]) + b[o]     weight_hwc = W, columns permuted
@@ -12,8 +12,10 @@
 //!           dx[B, in]       = dy[B, out] * weight_hwc[out, in]
 //! ```
 
-use super::{Layer, LayerCost, ParamSpec, Pass, Tensor, shape_error};
+use super::{Layer, LayerCost, ParamSpec, Pass, Tensor, relu, shape_error};
+use crate::engine::EngineConfig;
 use crate::error::Result;
+use crate::kernels::layout::{add_hwc_to_chw, chw_to_hwc};
 use crate::kernels::{Epilogue, MatRef, gemm, matmul_nt};
 use rayon::prelude::*;
 
@@ -21,7 +23,11 @@ use rayon::prelude::*;
 pub struct Linear {
     pub in_features: usize,
     pub out_features: usize,
+    engine: EngineConfig,
+    /// A following ReLU is applied in the output epilogue (and its mask in the backward pass).
     relu: bool,
+    /// (pixels, channels) of the NHWC images this layer reads, or (1, in_features) for vectors.
+    input: (usize, usize),
     /// W with its columns in the data's order: [out, in].
     weight_hwc: Vec<f32>,
     grad_hwc: Vec<f32>,
@@ -30,35 +36,40 @@ pub struct Linear {
 }
 
 impl Linear {
-    pub fn new(in_features: usize, out_features: usize) -> Self {
+    /// A layer reading vectors of `in_features`.
+    pub fn new(in_features: usize, out_features: usize, engine: EngineConfig) -> Self {
         Linear {
             in_features,
             out_features,
+            engine,
             relu: false,
+            input: (1, in_features),
             weight_hwc: Vec::new(),
             grad_hwc: Vec::new(),
             permuted_for: None,
         }
     }
 
-    /// (pixels, channels) of an NHWC input; a plain vector is one pixel with `in` channels.
-    fn layout(&self, x: &Tensor) -> (usize, usize) {
-        match x.shape.len() {
-            4 => (x.shape[1] * x.shape[2], x.shape[3]),
-            _ => (1, self.in_features),
-        }
+    /// The same layer with a following ReLU applied in its epilogue (`relu`) or not.
+    pub fn with_fused_relu(mut self, relu: bool) -> Self {
+        self.relu = relu;
+        self
+    }
+
+    /// The same layer reading NHWC images of `pixels` x `channels` (= `in_features`) values
+    /// directly, as if a Flatten (to PyTorch's CHW order) came first.
+    pub fn reading_images(mut self, pixels: usize, channels: usize) -> Self {
+        assert_eq!(pixels * channels, self.in_features, "images of in_features values");
+        self.input = (pixels, channels);
+        self
     }
 
     /// Fills `weight_hwc` from W (PyTorch's column order c * pixels + p), one output row a task.
-    fn permute_weight(&mut self, weight: &[f32], pixels: usize, channels: usize) {
-        let i = self.in_features;
+    fn permute_weight(&mut self, weight: &[f32]) {
+        let (i, (pixels, channels)) = (self.in_features, self.input);
         self.weight_hwc.resize(weight.len(), 0.0);
         self.weight_hwc.par_chunks_mut(i).zip(weight.par_chunks(i)).for_each(|(hwc, chw)| {
-            for p in 0..pixels {
-                for c in 0..channels {
-                    hwc[p * channels + c] = chw[c * pixels + p];
-                }
-            }
+            chw_to_hwc(chw, hwc, pixels, channels);
         });
     }
 }
@@ -83,22 +94,17 @@ impl Layer for Linear {
         ]
     }
 
-    fn fuse_relu(&mut self) -> bool {
-        self.relu = true;
-        true
-    }
-
     fn forward(&mut self, params: &[f32], x: &Tensor, y: &mut Tensor, pass: Pass) {
         let (batch, i, o) = (x.batch(), self.in_features, self.out_features);
         assert_eq!(x.data.len(), batch * i, "Linear input size");
         let (weight, bias) = params.split_at(o * i);
-        let (pixels, channels) = self.layout(x);
-        if pass.params_changed || self.permuted_for != Some((pixels, channels)) {
-            self.permute_weight(weight, pixels, channels);
-            self.permuted_for = Some((pixels, channels));
+        if pass.params_changed || self.permuted_for != Some(self.input) {
+            self.permute_weight(weight);
+            self.permuted_for = Some(self.input);
         }
         y.reshape_for(&[batch, o]);
         matmul_nt(
+            self.engine.isa,
             &x.data,
             &self.weight_hwc,
             i,
@@ -112,23 +118,22 @@ impl Layer for Linear {
         _params: &[f32],
         grads: &mut [f32],
         x: &Tensor,
-        _y: &Tensor,
-        dy: &Tensor,
+        y: &Tensor,
+        dy: &mut Tensor,
         dx: Option<&mut Tensor>,
     ) {
+        if self.relu {
+            relu::mask_gradient(&mut dy.data, &y.data);
+        }
         // weight_hwc is the forward pass's permuted W, still current.
-        let (batch, i, o) = (x.batch(), self.in_features, self.out_features);
-        let (pixels, channels) = self.layout(x);
+        let (batch, i, o, isa) = (x.batch(), self.in_features, self.out_features, self.engine.isa);
+        let (pixels, channels) = self.input;
         let (grad_weight, grad_bias) = grads.split_at_mut(o * i);
         let dy_matrix = MatRef::row_major(&dy.data, batch, o);
         self.grad_hwc.resize(o * i, 0.0);
-        gemm(dy_matrix.t(), MatRef::row_major(&x.data, batch, i), &mut self.grad_hwc, i, Epilogue::OVERWRITE);
+        gemm(isa, dy_matrix.t(), MatRef::row_major(&x.data, batch, i), &mut self.grad_hwc, i, Epilogue::OVERWRITE);
         grad_weight.par_chunks_mut(i).zip(self.grad_hwc.par_chunks(i)).for_each(|(chw, hwc)| {
-            for c in 0..channels {
-                for p in 0..pixels {
-                    chw[c * pixels + p] += hwc[p * channels + c];
-                }
-            }
+            add_hwc_to_chw(hwc, chw, pixels, channels);
         });
         for row in dy.data.chunks(o) {
             for (gb, &d) in grad_bias.iter_mut().zip(row) {
@@ -137,7 +142,7 @@ impl Layer for Linear {
         }
         if let Some(dx) = dx {
             dx.reshape_for(&x.shape);
-            gemm(dy_matrix, MatRef::row_major(&self.weight_hwc, o, i), &mut dx.data, i, Epilogue::OVERWRITE);
+            gemm(isa, dy_matrix, MatRef::row_major(&self.weight_hwc, o, i), &mut dx.data, i, Epilogue::OVERWRITE);
         }
     }
 }
@@ -150,7 +155,7 @@ mod tests {
 
     #[test]
     fn forward_is_x_times_w_transpose_plus_bias() {
-        let mut layer = Linear::new(2, 3);
+        let mut layer = Linear::new(2, 3, EngineConfig::default());
         // W = [[1, 2], [3, 4], [5, 6]], b = [0.5, -1, 0]
         let params = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 0.5, -1.0, 0.0];
         let x = Tensor::new(&[1, 2], vec![1.0, -1.0]);
@@ -161,7 +166,9 @@ mod tests {
 
     #[test]
     fn gradient_matches_finite_differences() {
-        check_layer(&mut Linear::new(13, 5), &[13], 6);
+        for isa in crate::kernels::Isa::supported() {
+            check_layer(&mut Linear::new(13, 5, EngineConfig { isa, ..EngineConfig::default() }), &[13], 6);
+        }
     }
 
     /// Reading NHWC images directly must equal Flatten (to PyTorch's CHW order) then Linear.
@@ -172,9 +179,9 @@ mod tests {
         let x = Tensor::new(&[2, h, w, c], test_values(2 * h * w * c, 12));
         let (mut flat, mut want, mut got) = (Tensor::default(), Tensor::default(), Tensor::default());
         Flatten.forward(&[], &x, &mut flat, Pass::INFER);
-        let mut via_flatten = Linear::new(h * w * c, o);
+        let mut via_flatten = Linear::new(h * w * c, o, EngineConfig::default());
         via_flatten.forward(&params, &flat, &mut want, Pass::INFER);
-        let mut direct = Linear::new(h * w * c, o);
+        let mut direct = Linear::new(h * w * c, o, EngineConfig::default()).reading_images(h * w, c);
         direct.forward(&params, &x, &mut got, Pass::INFER);
         assert_eq!(got.shape, want.shape);
         for (a, b) in got.data.iter().zip(&want.data) {
@@ -184,9 +191,9 @@ mod tests {
         let dy = Tensor::new(&want.shape, test_values(want.data.len(), 13));
         let (mut grads_flat, mut grads_direct) = (vec![0.0; params.len()], vec![0.0; params.len()]);
         let (mut dflat, mut dx_flat, mut dx_direct) = (Tensor::default(), Tensor::default(), Tensor::default());
-        via_flatten.backward(&params, &mut grads_flat, &flat, &want, &dy, Some(&mut dflat));
-        Flatten.backward(&[], &mut [], &x, &flat, &dflat, Some(&mut dx_flat));
-        direct.backward(&params, &mut grads_direct, &x, &got, &dy, Some(&mut dx_direct));
+        via_flatten.backward(&params, &mut grads_flat, &flat, &want, &mut dy.clone(), Some(&mut dflat));
+        Flatten.backward(&[], &mut [], &x, &flat, &mut dflat, Some(&mut dx_flat));
+        direct.backward(&params, &mut grads_direct, &x, &got, &mut dy.clone(), Some(&mut dx_direct));
         for (a, b) in grads_direct.iter().zip(&grads_flat).chain(dx_direct.data.iter().zip(&dx_flat.data)) {
             assert!((a - b).abs() < 1e-6);
         }
@@ -194,6 +201,7 @@ mod tests {
 
     #[test]
     fn gradient_matches_finite_differences_on_images() {
-        check_layer(&mut Linear::new(2 * 3 * 2, 3), &[2, 3, 2], 14);
+        let mut layer = Linear::new(2 * 3 * 2, 3, EngineConfig::default()).reading_images(2 * 3, 2);
+        check_layer(&mut layer, &[2, 3, 2], 14);
     }
 }

@@ -76,7 +76,7 @@ impl Layer for MaxPool2d {
         _grads: &mut [f32],
         x: &Tensor,
         _y: &Tensor,
-        dy: &Tensor,
+        dy: &mut Tensor,
         dx: Option<&mut Tensor>,
     ) {
         let Some(dx) = dx else { return };

@@ -5,6 +5,11 @@
 //! convolution window's values for one tap are contiguous and the GEMM can read them in place.
 //! Parameters keep PyTorch's layouts (OIHW convolution weights, `[out, in]` linear weights), so
 //! model files, optimizers and reference values need no conversion.
+//!
+//! What the network's planner decides for a layer is given to it when it is built, and kept in
+//! its fields: the engine configuration (instruction set, convolution algorithm), whether it
+//! applies the following ReLU itself (`with_fused_relu` on Conv2d and Linear), and for a Linear
+//! right after an elided Flatten, that it reads NHWC images (`Linear::reading_images`).
 
 mod conv2d;
 mod dropout;
@@ -12,7 +17,7 @@ mod flatten;
 mod linear;
 pub mod loss;
 mod maxpool;
-mod relu;
+pub(crate) mod relu;
 
 #[cfg(test)]
 pub(crate) mod gradcheck;
@@ -112,31 +117,19 @@ pub trait Layer: Send {
         LayerCost { macs: output.iter().product::<usize>() as u64, ..LayerCost::default() }
     }
 
-    /// Asks the layer to apply a following ReLU itself, in its output epilogue. Returns whether it
-    /// will; if so the network skips the ReLU layer and masks the output gradient before calling
-    /// `backward` (unless the layer does that itself, see `masks_relu_gradient`).
-    fn fuse_relu(&mut self) -> bool {
-        false
-    }
-
-    /// Whether `backward` applies the fused ReLU's mask to dy itself (reading the output y), so
-    /// the network need not mask dy first.
-    fn masks_relu_gradient(&self) -> bool {
-        false
-    }
-
     /// y = layer(x).
     fn forward(&mut self, params: &[f32], x: &Tensor, y: &mut Tensor, pass: Pass);
 
     /// Adds the parameter gradients into `grads` and, when `dx` is given, writes dL/dx there.
-    /// `x` and `y` are the input and output of the last forward pass.
+    /// `x` and `y` are the input and output of the last forward pass. The layer may overwrite
+    /// `dy` (a layer with a fused ReLU masks it in place).
     fn backward(
         &mut self,
         params: &[f32],
         grads: &mut [f32],
         x: &Tensor,
         y: &Tensor,
-        dy: &Tensor,
+        dy: &mut Tensor,
         dx: Option<&mut Tensor>,
     );
 }

@@ -2,6 +2,20 @@
 
 use super::{Layer, Pass, Tensor};
 use crate::error::Result;
+use rayon::prelude::*;
+
+/// The backward pass of a ReLU fused into the layer before it: dy is kept where that layer's
+/// output y is positive and zeroed elsewhere, in place.
+pub(crate) fn mask_gradient(dy: &mut [f32], y: &[f32]) {
+    assert_eq!(dy.len(), y.len(), "gradient and output sizes");
+    dy.par_chunks_mut(1 << 14).zip(y.par_chunks(1 << 14)).for_each(|(dy, y)| {
+        for (d, &y) in dy.iter_mut().zip(y) {
+            if y <= 0.0 {
+                *d = 0.0;
+            }
+        }
+    });
+}
 
 #[derive(Debug, Default)]
 pub struct Relu;
@@ -24,7 +38,7 @@ impl Layer for Relu {
         _grads: &mut [f32],
         _x: &Tensor,
         y: &Tensor,
-        dy: &Tensor,
+        dy: &mut Tensor,
         dx: Option<&mut Tensor>,
     ) {
         let Some(dx) = dx else { return };

@@ -1,0 +1,519 @@
+//! Winograd convolution F(m x m, 3x3) for m = 2 or 4: 3x3 stride-1 convolutions over NHWC images
+//! with fewer multiplications than the direct method (per output pixel 9 become 4 for m = 2,
+//! 2.25 for m = 4).
+//!
+//! Each m x m block of output pixels (a *tile*) comes from the a x a input patch under it
+//! (a = m + 2):
+//!
+//! ```text
+//!   Y = Aᵀ [ (G g Gᵀ) ⊙ (Bᵀ d B) ] A        g: 3x3 kernel, d: a x a patch, Y: m x m outputs
+//! ```
+//!
+//! Summed over channels, every one of the a² transformed positions ξ is one GEMM:
+//! `M[ξ](tile, o) = Σ_i V[ξ](tile, i) · U[ξ](i, o)` with `V = Bᵀ d B` and `U = G g Gᵀ`.
+//! The backward pass is that formula differentiated, not a second convolution, so the weight
+//! and input gradients share one transform of dy:
+//!
+//! ```text
+//!   dM = A dY Aᵀ                   (a x a per tile and output channel)
+//!   dU[ξ] = V[ξ]ᵀ · dM[ξ]          summed over tiles;  dg = Gᵀ dU G
+//!   dV[ξ] = dM[ξ] · U[ξ]ᵀ          dd = B dV Bᵀ, added into the (overlapping) input patches
+//! ```
+//!
+//! Tiles are processed in bands of about 1024 / a² tiles so that a band's V, M and the
+//! weights stay in the core's caches. Layouts: `U` is `[ξ][in][out]`, `Uᵀ` is `[ξ][out][in]`,
+//! band buffers are `[ξ][tile][channel]`.
+//!
+//! The files: this one plans a convolution and runs its passes band by band; `algorithm.rs`
+//! holds F(2x2,3x3) and F(4x4,3x3) (the matrices and their 1-D transforms); `transforms.rs` the
+//! 2-D transforms of a band, written once over the SIMD layer's vector type
+//! (`kernels::simd`); `tests.rs` compares everything with the direct convolution.
+
+// Tile positions are indexed by number on purpose: fixed-length loops are what the compiler
+// unrolls.
+#![allow(clippy::needless_range_loop)]
+
+mod algorithm;
+#[cfg(test)]
+mod tests;
+mod transforms;
+
+use super::conv::images_per_group;
+use super::gemm::{Epilogue, IndexedA, IndexedB, gemm_indexed_serial};
+use super::isa::Isa;
+use algorithm::{Algorithm, F2, F4, kernel_gradient, transform_kernel};
+use rayon::prelude::*;
+use std::cell::RefCell;
+use std::ops::Range;
+use transforms::{GradOutput, Output, grad_input_transform, grad_output_transform, input_transform, output_transform};
+
+/// About how many transformed values (tiles x a²) a forward band holds: V and M of a band then
+/// take ~0.25 MiB each at 64 channels, and one image has bands enough for two cores.
+const BAND_POINTS: usize = 1024;
+/// The same for the backward pass, which runs whole images per task: its weight-gradient GEMMs
+/// sum over the band's tiles, and a short sum spends its time loading and storing the result.
+const BACKWARD_BAND_POINTS: usize = 2048;
+
+/// The output tile size m: 2 or 4.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TileSize {
+    F2,
+    F4,
+}
+
+impl TileSize {
+    pub fn m(self) -> usize {
+        match self {
+            TileSize::F2 => 2,
+            TileSize::F4 => 4,
+        }
+    }
+    fn a(self) -> usize {
+        self.m() + 2
+    }
+
+    /// The tile with fewer multiplications per output pixel, counting those of tiles that stick
+    /// out past the image (22 outputs are 11 tiles of 2 but 6 tiles of 4, two outputs wasted).
+    pub fn best_for(out_h: usize, out_w: usize) -> TileSize {
+        let cost = |t: TileSize| out_h.div_ceil(t.m()) * out_w.div_ceil(t.m()) * t.a() * t.a();
+        if cost(TileSize::F4) < cost(TileSize::F2) { TileSize::F4 } else { TileSize::F2 }
+    }
+}
+
+/// The shape of one 3x3 stride-1 convolution over a batch of NHWC images.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WinogradGeometry {
+    pub batch: usize,
+    pub in_h: usize,
+    pub in_w: usize,
+    pub in_c: usize,
+    pub out_c: usize,
+    /// Zeros on every side of the input.
+    pub pad: usize,
+}
+
+impl WinogradGeometry {
+    pub fn out_h(&self) -> usize {
+        self.in_h + 2 * self.pad - 2
+    }
+    pub fn out_w(&self) -> usize {
+        self.in_w + 2 * self.pad - 2
+    }
+    fn in_len(&self) -> usize {
+        self.in_h * self.in_w * self.in_c
+    }
+    fn out_len(&self) -> usize {
+        self.out_h() * self.out_w() * self.out_c
+    }
+
+    /// Where each value of tile (ty, tx)'s A x A input patch sits in its image (None: padding).
+    /// (Loops rather than `array::from_fn`, whose closures were not inlined: a call per value.)
+    #[inline(always)]
+    fn patch<const M: usize, const A: usize>(&self, ty: usize, tx: usize) -> [[Option<usize>; A]; A] {
+        let mut patch = [[None; A]; A];
+        for r in 0..A {
+            let Some(y) = (M * ty + r).checked_sub(self.pad).filter(|&y| y < self.in_h) else { continue };
+            for c in 0..A {
+                if let Some(x) = (M * tx + c).checked_sub(self.pad).filter(|&x| x < self.in_w) {
+                    patch[r][c] = Some((y * self.in_w + x) * self.in_c);
+                }
+            }
+        }
+        patch
+    }
+
+    /// The output pixels of tile (ty, tx) as (row, column), None past the right or bottom edge.
+    #[inline(always)]
+    fn outputs<const M: usize>(&self, ty: usize, tx: usize) -> [[Option<(usize, usize)>; M]; M] {
+        let mut outputs = [[None; M]; M];
+        for i in 0..M {
+            for j in 0..M {
+                let (y, x) = (M * ty + i, M * tx + j);
+                if y < self.out_h() && x < self.out_w() {
+                    outputs[i][j] = Some((y, x));
+                }
+            }
+        }
+        outputs
+    }
+}
+
+/// A convolution shape with its tile size, bands and the offset tables its GEMMs read through.
+#[derive(Debug)]
+pub struct WinogradPlan {
+    geometry: WinogradGeometry,
+    isa: Isa,
+    tile: TileSize,
+    /// Transformed positions per tile (a²).
+    points: usize,
+    /// Tiles per row and column of the output.
+    tiles_w: usize,
+    tiles_h: usize,
+    /// How the forward and the backward pass cut an image into bands of tile rows.
+    forward_bands: Bands,
+    backward_bands: Bands,
+    /// `t * in_c` and `t * out_c` for each tile of the larger band.
+    tiles_in: Vec<usize>,
+    tiles_out: Vec<usize>,
+    /// `0..in_c` and `0..out_c`.
+    in_channels: Vec<usize>,
+    out_channels: Vec<usize>,
+    /// `i * out_c` (rows of U[ξ]) and `o * in_c` (rows of Uᵀ[ξ]).
+    rows_of_u: Vec<usize>,
+    rows_of_ut: Vec<usize>,
+}
+
+impl WinogradPlan {
+    /// A plan with a tile size (see [`TileSize::best_for`]) and instruction set (the portable path
+    /// if this CPU lacks it).
+    pub fn new(geometry: WinogradGeometry, tile: TileSize, isa: Isa) -> Self {
+        let g = geometry;
+        assert!(g.in_h + 2 * g.pad >= 3 && g.in_w + 2 * g.pad >= 3, "image smaller than the kernel");
+        let (m, points) = (tile.m(), tile.a() * tile.a());
+        let (tiles_h, tiles_w) = (g.out_h().div_ceil(m), g.out_w().div_ceil(m));
+        let forward_bands = Bands::new(tiles_h, tiles_w, BAND_POINTS / points);
+        let backward_bands = Bands::new(tiles_h, tiles_w, BACKWARD_BAND_POINTS / points);
+        let band_tiles = forward_bands.tiles.max(backward_bands.tiles);
+        WinogradPlan {
+            geometry,
+            isa: if isa.is_supported() { isa } else { Isa::Portable },
+            tile,
+            points,
+            tiles_w,
+            tiles_h,
+            forward_bands,
+            backward_bands,
+            tiles_in: (0..band_tiles).map(|t| t * g.in_c).collect(),
+            tiles_out: (0..band_tiles).map(|t| t * g.out_c).collect(),
+            in_channels: (0..g.in_c).collect(),
+            out_channels: (0..g.out_c).collect(),
+            rows_of_u: (0..g.in_c).map(|i| i * g.out_c).collect(),
+            rows_of_ut: (0..g.out_c).map(|o| o * g.in_c).collect(),
+        }
+    }
+
+    /// Length of U, Uᵀ and their gradient.
+    pub fn transformed_weight_len(&self) -> usize {
+        self.points * self.geometry.in_c * self.geometry.out_c
+    }
+
+    /// `U[ξ][i][o] = (G g Gᵀ)[ξ]` for the PyTorch-layout (OIHW) 3x3 kernel. `scratch` holds the
+    /// kernels transformed in OIHW order (one output channel per task) before they are laid out.
+    pub fn transform_weight(&self, weight: &[f32], u: &mut Vec<f32>, scratch: &mut Vec<f32>) {
+        let g = self.geometry;
+        let (plane, points) = (g.in_c * g.out_c, self.points);
+        assert_eq!(weight.len(), g.out_c * g.in_c * 9, "3x3 kernel size");
+        scratch.resize(self.transformed_weight_len(), 0.0);
+        scratch.par_chunks_mut(g.in_c * points).zip(weight.par_chunks(g.in_c * 9)).for_each(|(out, kernels)| {
+            for (out, kernel) in out.chunks_mut(points).zip(kernels.chunks(9)) {
+                match self.tile {
+                    TileSize::F2 => transform_kernel::<F2, 2, 4>(kernel, out),
+                    TileSize::F4 => transform_kernel::<F4, 4, 6>(kernel, out),
+                }
+            }
+        });
+        u.resize(self.transformed_weight_len(), 0.0);
+        u.par_chunks_mut(plane).enumerate().for_each(|(xi, u)| {
+            for i in 0..g.in_c {
+                for o in 0..g.out_c {
+                    u[i * g.out_c + o] = scratch[(o * g.in_c + i) * points + xi];
+                }
+            }
+        });
+    }
+
+    /// Uᵀ from U: the `[in][out]` matrices transposed to `[out][in]`.
+    pub fn transpose_transformed(&self, u: &[f32], ut: &mut Vec<f32>) {
+        let (cin, cout) = (self.geometry.in_c, self.geometry.out_c);
+        assert_eq!(u.len(), self.transformed_weight_len(), "transformed weight size");
+        ut.resize(u.len(), 0.0);
+        for (u, ut) in u.chunks(cin * cout).zip(ut.chunks_mut(cin * cout)) {
+            for i in 0..cin {
+                for o in 0..cout {
+                    ut[o * cin + i] = u[i * cout + o];
+                }
+            }
+        }
+    }
+
+    /// grad_weight (OIHW) += Gᵀ dU G, the kernel's gradient from the transformed one; one
+    /// output channel per task.
+    pub fn weight_gradient(&self, grad_u: &[f32], grad_weight: &mut [f32]) {
+        let g = self.geometry;
+        let (plane, points) = (g.in_c * g.out_c, self.points);
+        assert_eq!(grad_u.len(), self.transformed_weight_len(), "transformed weight gradient size");
+        assert_eq!(grad_weight.len(), g.out_c * g.in_c * 9, "3x3 kernel size");
+        grad_weight.par_chunks_mut(g.in_c * 9).enumerate().for_each(|(o, grads)| {
+            for (i, grad) in grads.chunks_mut(9).enumerate() {
+                let mut transformed = [0.0f32; 36];
+                for (xi, value) in transformed[..points].iter_mut().enumerate() {
+                    *value = grad_u[xi * plane + i * g.out_c + o];
+                }
+                match self.tile {
+                    TileSize::F2 => kernel_gradient::<F2, 2, 4>(&transformed[..points], grad),
+                    TileSize::F4 => kernel_gradient::<F4, 4, 6>(&transformed[..points], grad),
+                }
+            }
+        });
+    }
+
+    /// y = relu?(conv(x, g) + bias) with `u` from [`WinogradPlan::transform_weight`]; x and y
+    /// are NHWC.
+    pub fn forward(&self, x: &[f32], u: &[f32], bias: &[f32], relu: bool, y: &mut [f32]) {
+        let g = self.geometry;
+        assert_eq!(x.len(), g.batch * g.in_len(), "input size");
+        assert_eq!(y.len(), g.batch * g.out_len(), "output size");
+        assert_eq!(u.len(), self.transformed_weight_len(), "transformed weight size");
+        assert_eq!(bias.len(), g.out_c, "bias size");
+        match self.tile {
+            TileSize::F2 => self.forward_with::<F2, 2, 4>(x, u, bias, relu, y),
+            TileSize::F4 => self.forward_with::<F4, 4, 6>(x, u, bias, relu, y),
+        }
+    }
+
+    fn forward_with<T: Algorithm<M, A>, const M: usize, const A: usize>(
+        &self,
+        x: &[f32],
+        u: &[f32],
+        bias: &[f32],
+        relu: bool,
+        y: &mut [f32],
+    ) {
+        let g = self.geometry;
+        let bands = self.forward_bands;
+        let (cin, cout, stride) = (g.in_c, g.out_c, bands.tiles);
+        let band_len = M * bands.rows * g.out_w() * cout;
+        // Bands write disjoint rows of the output, so images and their bands run in parallel.
+        y.par_chunks_mut(g.out_len()).zip(x.par_chunks(g.in_len())).for_each(|(y_image, x_image)| {
+            y_image.par_chunks_mut(band_len).enumerate().for_each(|(band, y_band)| {
+                with_scratch(|s| {
+                    let rows = bands.range(band, self.tiles_h);
+                    let tiles = rows.len() * self.tiles_w;
+                    s.v.resize(self.points * stride * cin, 0.0);
+                    s.m.resize(self.points * stride * cout, 0.0);
+                    input_transform::<T, M, A>(self.isa, &g, x_image, rows.clone(), stride, &mut s.v);
+                    for xi in 0..self.points {
+                        gemm_indexed_serial(
+                            self.isa,
+                            IndexedA {
+                                data: &s.v[xi * stride * cin..],
+                                row: &self.tiles_in[..tiles],
+                                k_offsets: &self.in_channels,
+                            },
+                            IndexedB { data: &u[xi * cin * cout..], k_offsets: &self.rows_of_u, n: cout },
+                            &mut s.m[xi * stride * cout..],
+                            cout,
+                            Epilogue::OVERWRITE,
+                        );
+                    }
+                    let out = Output { bias, relu, y: y_band };
+                    output_transform::<T, M, A>(self.isa, &g, &s.m, rows, stride, out);
+                })
+            });
+        });
+    }
+
+    /// The gradients of [`WinogradPlan::forward`] given dy. With `relu_output` (the y of a
+    /// forward pass with ReLU) dy counts only where y > 0, so the ReLU's backward costs no pass.
+    ///
+    /// Writes dLoss/dU into `grad_u` (`[ξ][in][out]`, turn it into the kernel's gradient with
+    /// [`WinogradPlan::weight_gradient`]) and adds the bias gradient into `grad_bias`; with `ut`
+    /// (from [`WinogradPlan::transpose_transformed`]) also writes dx. The weight gradient is
+    /// summed per group of images (a parallel task each) into its own part of `partials`, and
+    /// the parts are added in order: the groups depend on the batch size only, so results do
+    /// not depend on threads.
+    #[allow(clippy::too_many_arguments)]
+    pub fn backward(
+        &self,
+        x: &[f32],
+        dy: &[f32],
+        relu_output: Option<&[f32]>,
+        ut: Option<&[f32]>,
+        partials: &mut Vec<f32>,
+        grad_u: &mut [f32],
+        grad_bias: &mut [f32],
+        dx: Option<&mut [f32]>,
+    ) {
+        let g = self.geometry;
+        let u_len = self.transformed_weight_len();
+        assert_eq!(x.len(), g.batch * g.in_len(), "input size");
+        assert_eq!(dy.len(), g.batch * g.out_len(), "output gradient size");
+        assert!(relu_output.is_none_or(|y| y.len() == dy.len()), "output size");
+        assert_eq!(grad_u.len(), u_len, "transformed weight gradient size");
+        assert_eq!(grad_bias.len(), g.out_c, "bias gradient size");
+        let part_len = u_len + g.out_c;
+        let images_per_task = images_per_group(g.batch);
+        let tasks = g.batch.div_ceil(images_per_task);
+        partials.resize(tasks * part_len, 0.0);
+        let task = |(task, (part, dx_part)): (usize, (&mut [f32], Option<&mut [f32]>))| {
+            let first = task * images_per_task;
+            let images = first..(first + images_per_task).min(g.batch);
+            let inputs = BackwardInputs { x, dy, relu_output, ut };
+            match self.tile {
+                TileSize::F2 => self.backward_images::<F2, 2, 4>(inputs, images, part, dx_part),
+                TileSize::F4 => self.backward_images::<F4, 4, 6>(inputs, images, part, dx_part),
+            }
+        };
+        match dx {
+            Some(dx) => {
+                assert_eq!(dx.len(), x.len(), "input gradient size");
+                let ut = ut.expect("the input gradient needs the transposed transformed weight");
+                assert_eq!(ut.len(), u_len, "transposed transformed weight size");
+                let dx_parts = dx.par_chunks_mut(images_per_task * g.in_len()).map(Some);
+                partials.par_chunks_mut(part_len).zip(dx_parts).enumerate().for_each(task);
+            }
+            None => {
+                partials.par_chunks_mut(part_len).map(|part| (part, None)).enumerate().for_each(task);
+            }
+        }
+        // The parts are added in task order for every value, in parallel over the values.
+        let parts = &*partials;
+        grad_u.par_chunks_mut(1 << 12).enumerate().for_each(|(chunk, sum)| {
+            let start = chunk << 12;
+            sum.copy_from_slice(&parts[start..start + sum.len()]);
+            for part in parts.chunks(part_len).skip(1) {
+                add_into(sum, &part[start..start + sum.len()]);
+            }
+        });
+        for part in parts.chunks(part_len) {
+            add_into(grad_bias, &part[u_len..]);
+        }
+    }
+
+    /// One task of [`WinogradPlan::backward`]: `images` summed into `part` (dU then dbias).
+    fn backward_images<T: Algorithm<M, A>, const M: usize, const A: usize>(
+        &self,
+        inputs: BackwardInputs,
+        images: Range<usize>,
+        part: &mut [f32],
+        mut dx: Option<&mut [f32]>,
+    ) {
+        let g = self.geometry;
+        let bands = self.backward_bands;
+        let (cin, cout, stride) = (g.in_c, g.out_c, bands.tiles);
+        if let Some(dx) = dx.as_deref_mut() {
+            dx.fill(0.0);
+        }
+        let (grad_u, grad_bias) = part.split_at_mut(self.points * cin * cout);
+        grad_bias.fill(0.0);
+        // The first band's GEMMs overwrite the task's dU, the later ones add to it.
+        let mut first_band = true;
+        with_scratch(|s| {
+            s.v.resize(self.points * stride * cin, 0.0);
+            s.m.resize(self.points * stride * cout, 0.0);
+            for (n, image) in images.enumerate() {
+                let x_image = image_of(inputs.x, image, g.in_len());
+                let dy = GradOutput {
+                    dy: image_of(inputs.dy, image, g.out_len()),
+                    relu_output: inputs.relu_output.map(|y| image_of(y, image, g.out_len())),
+                };
+                for band in 0..bands.count(self.tiles_h) {
+                    let rows = bands.range(band, self.tiles_h);
+                    let tiles = rows.len() * self.tiles_w;
+                    input_transform::<T, M, A>(self.isa, &g, x_image, rows.clone(), stride, &mut s.v);
+                    grad_output_transform::<T, M, A>(self.isa, &g, dy, rows.clone(), stride, &mut s.m, grad_bias);
+                    for xi in 0..self.points {
+                        // dU[ξ] (in x out) += V[ξ]ᵀ · dM[ξ], the reduction running over tiles.
+                        gemm_indexed_serial(
+                            self.isa,
+                            IndexedA {
+                                data: &s.v[xi * stride * cin..],
+                                row: &self.in_channels,
+                                k_offsets: &self.tiles_in[..tiles],
+                            },
+                            IndexedB { data: &s.m[xi * stride * cout..], k_offsets: &self.tiles_out[..tiles], n: cout },
+                            &mut grad_u[xi * cin * cout..],
+                            cout,
+                            if first_band { Epilogue::OVERWRITE } else { Epilogue::ACCUMULATE },
+                        );
+                    }
+                    first_band = false;
+                    let (Some(ut), Some(dx)) = (inputs.ut, dx.as_deref_mut()) else { continue };
+                    // dV overwrites V, which this band no longer needs.
+                    for xi in 0..self.points {
+                        gemm_indexed_serial(
+                            self.isa,
+                            IndexedA {
+                                data: &s.m[xi * stride * cout..],
+                                row: &self.tiles_out[..tiles],
+                                k_offsets: &self.out_channels,
+                            },
+                            IndexedB { data: &ut[xi * cout * cin..], k_offsets: &self.rows_of_ut, n: cin },
+                            &mut s.v[xi * stride * cin..],
+                            cin,
+                            Epilogue::OVERWRITE,
+                        );
+                    }
+                    let dx_image = &mut dx[n * g.in_len()..(n + 1) * g.in_len()];
+                    grad_input_transform::<T, M, A>(self.isa, &g, &s.v, rows, stride, dx_image);
+                }
+            }
+        });
+    }
+}
+
+/// Image `image` of a batch of images of `len` values each.
+fn image_of(data: &[f32], image: usize, len: usize) -> &[f32] {
+    &data[image * len..(image + 1) * len]
+}
+
+/// A cut of an image's tile rows into bands of nearly equal height (so that one image's bands
+/// even out between cores).
+#[derive(Clone, Copy, Debug)]
+struct Bands {
+    /// Tile rows per band, and the most tiles a band holds (the stride between ξ blocks).
+    rows: usize,
+    tiles: usize,
+}
+
+impl Bands {
+    fn new(tiles_h: usize, tiles_w: usize, target_tiles: usize) -> Bands {
+        let bands = tiles_h.div_ceil(target_tiles.div_ceil(tiles_w).max(1));
+        let rows = tiles_h.div_ceil(bands);
+        Bands { rows, tiles: rows * tiles_w }
+    }
+
+    fn count(&self, tiles_h: usize) -> usize {
+        tiles_h.div_ceil(self.rows)
+    }
+
+    fn range(&self, band: usize, tiles_h: usize) -> Range<usize> {
+        let start = band * self.rows;
+        start..(start + self.rows).min(tiles_h)
+    }
+}
+
+/// What the backward pass reads: the forward input, dy, the fused ReLU's output, Uᵀ.
+#[derive(Clone, Copy)]
+struct BackwardInputs<'a> {
+    x: &'a [f32],
+    dy: &'a [f32],
+    relu_output: Option<&'a [f32]>,
+    ut: Option<&'a [f32]>,
+}
+
+fn add_into(sum: &mut [f32], values: &[f32]) {
+    for (s, &v) in sum.iter_mut().zip(values) {
+        *s += v;
+    }
+}
+
+/// Per-thread band buffers, kept between calls so that steady-state training allocates nothing.
+#[derive(Default)]
+struct Scratch {
+    v: Vec<f32>,
+    m: Vec<f32>,
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
+
+/// Runs `f` with this thread's scratch, taken out of its cell so that a nested call on the same
+/// thread (rayon may steal work while waiting) gets a fresh one instead of a borrow panic.
+fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
+    let mut scratch = SCRATCH.with(|cell| cell.take());
+    let result = f(&mut scratch);
+    SCRATCH.with(|cell| cell.replace(scratch));
+    result
+}
