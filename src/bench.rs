@@ -3,6 +3,8 @@
 //! inference on batches of 1000 and on single images. The architecture and the engine are
 //! part of the configuration.
 
+use crate::data::Dataset;
+use crate::data::augment::{AugmentConfig, augment_batch};
 use crate::engine::EngineConfig;
 use crate::error::{Error, Result};
 use crate::model::{self, Architecture, Network};
@@ -18,6 +20,8 @@ pub struct BenchConfig {
     pub steps: usize,
     pub architecture: Architecture,
     pub engine: EngineConfig,
+    /// Augment every training image every step, as `train --augment` does (to measure its cost).
+    pub augment: Option<AugmentConfig>,
 }
 
 impl Default for BenchConfig {
@@ -28,6 +32,7 @@ impl Default for BenchConfig {
             steps: 100,
             architecture: Architecture::seed_cnn(),
             engine: EngineConfig::default(),
+            augment: None,
         }
     }
 }
@@ -100,6 +105,17 @@ pub fn run(config: &BenchConfig) -> Result<BenchReport> {
     let batch = config.batch_size;
     let total_steps = config.warmup_steps + config.steps;
     let images = synthetic_images(batch * total_steps.min(64), input);
+    // The same images as 8-bit pixels, which augmentation samples from.
+    let source = Dataset {
+        images: images.iter().map(|&v| (v * 255.0).round() as u8).collect(),
+        labels: (0..batch * total_steps.min(64)).map(|i| (i % classes) as u8).collect(),
+        rows: input[1],
+        cols: input[2],
+    };
+    if config.augment.is_some() && input[0] != 1 {
+        return Err(Error::Invalid("augmentation works on one-channel images".into()));
+    }
+    let (mut augmented, mut indices) = (Vec::new(), Vec::new());
     let labels: Vec<u8> = (0..batch).map(|i| (i % classes) as u8).collect();
     let mut grad = vec![0.0; batch * classes];
     let mut started = Instant::now();
@@ -108,8 +124,17 @@ pub fn run(config: &BenchConfig) -> Result<BenchReport> {
             started = Instant::now();
             network.set_profiling(true);
         }
-        let at = (step % total_steps.min(64)) * batch * image_len;
-        let logits = network.forward(&images[at..at + batch * image_len], batch, true);
+        let first = (step % total_steps.min(64)) * batch;
+        let inputs = match &config.augment {
+            Some(augment) => {
+                indices.clear();
+                indices.extend(first..first + batch);
+                augment_batch(&source, &indices, augment, 0, step, &mut augmented);
+                &augmented[..]
+            }
+            None => &images[first * image_len..(first + batch) * image_len],
+        };
+        let logits = network.forward(inputs, batch, true);
         cross_entropy(logits, &labels, classes, &mut grad);
         network.backward(&grad);
         network.apply(optimizer.as_mut());

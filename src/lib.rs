@@ -28,6 +28,7 @@ pub mod model;
 pub mod nn;
 pub mod optim;
 pub mod predict;
+pub mod presets;
 pub mod report;
 pub mod train;
 

@@ -2,6 +2,7 @@
 //! DejaVu Sans font embedded so PNGs need no system fonts).
 
 use crate::data::Dataset;
+use crate::data::augment::{AugmentConfig, augment_batch};
 use crate::error::{Error, Result};
 use crate::eval::EvalReport;
 use crate::train::EpochStats;
@@ -269,6 +270,44 @@ pub fn errors_png(report: &EvalReport, data: &Dataset, path: &Path, limit: usize
     draw().map_err(|e| draw_error(path, e))?;
     root.present().map_err(|e| draw_error(path, e))?;
     Ok(errors.len())
+}
+
+/// augment.png: what `--augment` shows the network. Each column is one training image (the
+/// first of each digit); the top row is the image as it is, the rows below it are what epochs 1
+/// to 8 make of it. Dark ink on white, 3x enlarged.
+pub fn augment_png(data: &Dataset, config: &AugmentConfig, seed: u64, path: &Path) -> Result<()> {
+    const EPOCHS: usize = 8;
+    const SCALE: usize = 3;
+    let mut columns: Vec<usize> = (0..10u8).filter_map(|d| data.labels.iter().position(|&l| l == d)).collect();
+    if columns.is_empty() {
+        columns = (0..data.len().min(10)).collect();
+    }
+    let (cell_w, cell_h) = (data.cols * SCALE + 4, data.rows * SCALE + 4);
+    let (width, height) = (columns.len().max(1) * cell_w, (EPOCHS + 1) * cell_h);
+    let mut canvas = image::GrayImage::from_pixel(width as u32, height as u32, image::Luma([255]));
+    let mut paint = |column: usize, row: usize, pixels: &[f32]| {
+        for (p, &v) in pixels.iter().enumerate() {
+            let shade = 255 - (v.clamp(0.0, 1.0) * 255.0).round() as u8;
+            let (x, y) = (column * cell_w + 2 + (p % data.cols) * SCALE, row * cell_h + 2 + (p / data.cols) * SCALE);
+            for dy in 0..SCALE {
+                for dx in 0..SCALE {
+                    canvas.put_pixel((x + dx) as u32, (y + dy) as u32, image::Luma([shade]));
+                }
+            }
+        }
+    };
+    let mut augmented = Vec::new();
+    for (column, &index) in columns.iter().enumerate() {
+        let original: Vec<f32> = data.image(index).iter().map(|&v| crate::data::pixel_value(v)).collect();
+        paint(column, 0, &original);
+        for epoch in 1..=EPOCHS {
+            augment_batch(data, &[index], config, seed, epoch, &mut augmented);
+            paint(column, epoch, &augmented);
+        }
+    }
+    let mut bytes = std::io::Cursor::new(Vec::new());
+    canvas.write_to(&mut bytes, image::ImageFormat::Png).map_err(|e| draw_error(path, e))?;
+    crate::model::write_atomic(path, &bytes.into_inner())
 }
 
 #[cfg(test)]

@@ -1,11 +1,12 @@
 //! Layer 4: training as a library function. The seed recipe is `TrainConfig::default()`.
 
 use crate::data::Dataset;
+use crate::data::augment::{AugmentConfig, augment_batch};
 use crate::error::{Error, Result};
 use crate::eval::evaluate;
 use crate::model::Network;
-use crate::nn::loss::cross_entropy;
-use crate::optim::OptimizerConfig;
+use crate::nn::loss::cross_entropy_smoothed;
+use crate::optim::{OptimizerConfig, Schedule};
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::{Rng, SeedableRng};
 use serde::Serialize;
@@ -24,11 +25,31 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Shuffle the training set every epoch; `false` keeps the files' order, as the original did.
     pub shuffle: bool,
+    /// A fresh random transform of every training image every epoch; None trains on the images
+    /// as they are (the seed recipe).
+    pub augment: Option<AugmentConfig>,
+    /// How the learning rate (the optimizer's `lr` is its peak) changes over the steps.
+    pub schedule: Schedule,
+    /// Part of the target probability spread over all classes (0: plain cross-entropy).
+    pub label_smoothing: f32,
+    /// Keep an exponential moving average of the weights with this decay, evaluate and return
+    /// it instead of the last weights; None: off.
+    pub ema: Option<f32>,
 }
 
 impl Default for TrainConfig {
     fn default() -> Self {
-        TrainConfig { epochs: 10, batch_size: 32, optimizer: OptimizerConfig::default(), seed: 0, shuffle: true }
+        TrainConfig {
+            epochs: 10,
+            batch_size: 32,
+            optimizer: OptimizerConfig::default(),
+            seed: 0,
+            shuffle: true,
+            augment: None,
+            schedule: Schedule::default(),
+            label_smoothing: 0.0,
+            ema: None,
+        }
     }
 }
 
@@ -40,6 +61,16 @@ impl TrainConfig {
         if self.batch_size == 0 || self.batch_size > MAX_BATCH {
             return Err(Error::Invalid(format!("--batch-size {} must be between 1 and {MAX_BATCH}", self.batch_size)));
         }
+        if !(self.label_smoothing.is_finite() && (0.0..1.0).contains(&self.label_smoothing)) {
+            return Err(Error::Invalid(format!("--label-smoothing {} must be in [0, 1)", self.label_smoothing)));
+        }
+        if self.ema.is_some_and(|decay| !(decay.is_finite() && (0.0..1.0).contains(&decay))) {
+            return Err(Error::Invalid(format!("--ema {} must be a decay in [0, 1)", self.ema.unwrap_or(0.0))));
+        }
+        if let Some(augment) = &self.augment {
+            augment.validate()?;
+        }
+        self.schedule.validate()?;
         self.optimizer.validate()
     }
 }
@@ -93,6 +124,8 @@ pub fn train(
     let mut order: Vec<usize> = (0..train.len()).collect();
     let (mut images, mut labels, mut grad_logits) = (Vec::new(), Vec::new(), Vec::new());
     let steps = train.len().div_ceil(config.batch_size);
+    let total_steps = steps * config.epochs;
+    let mut ema = Ema::new(config.ema, network.params());
     let mut history = Vec::new();
     for epoch in 1..=config.epochs {
         if config.shuffle {
@@ -101,26 +134,34 @@ pub fn train(
         let started = Instant::now();
         let (mut loss_sum, mut last_loss) = (0.0f64, 0.0f32);
         for (step, indices) in order.chunks(config.batch_size).enumerate() {
-            train.batch_into(indices, &mut images);
+            match &config.augment {
+                Some(augment) => augment_batch(train, indices, augment, config.seed, epoch, &mut images),
+                None => train.batch_into(indices, &mut images),
+            }
             labels.clear();
             labels.extend(indices.iter().map(|&i| train.labels[i]));
             let classes = network.classes();
             let logits = network.forward(&images, indices.len(), true);
             grad_logits.resize(logits.len(), 0.0);
-            let loss = cross_entropy(logits, &labels, classes, &mut grad_logits);
+            let loss = cross_entropy_smoothed(logits, &labels, classes, config.label_smoothing, &mut grad_logits);
             if !loss.is_finite() {
                 return Err(Error::Invalid(format!(
                     "training diverged (loss {loss}) in epoch {epoch}; try a smaller --lr"
                 )));
             }
             network.backward(&grad_logits);
+            if config.schedule != Schedule::default() {
+                let done = (epoch - 1) * steps + step;
+                optimizer.set_lr(config.optimizer.lr * config.schedule.factor(done, total_steps));
+            }
             network.apply(optimizer.as_mut());
+            ema.update(network.params());
             loss_sum += loss as f64;
             last_loss = loss;
             on_event(TrainEvent::Step { epoch, step: step + 1, steps, loss });
         }
         let seconds = started.elapsed().as_secs_f64();
-        let test_accuracy = evaluate(network, test)?.accuracy;
+        let test_accuracy = ema.with_average(network, |network| evaluate(network, test))?.accuracy;
         let stats = EpochStats {
             epoch,
             train_loss: loss_sum / steps as f64,
@@ -132,7 +173,51 @@ pub fn train(
         on_event(TrainEvent::Epoch(&stats));
         history.push(stats);
     }
+    ema.keep_average(network);
     Ok(history)
+}
+
+/// The exponential moving average of the weights, when asked for: after step t,
+/// `average = d * average + (1 - d) * weights` with `d = min(decay, (1 + t) / (10 + t))`, so that
+/// the first steps' random weights fade quickly (timm's ModelEmaV2 warm-up).
+struct Ema {
+    decay: Option<f32>,
+    average: Vec<f32>,
+    steps: u32,
+}
+
+impl Ema {
+    fn new(decay: Option<f32>, params: &[f32]) -> Ema {
+        Ema { decay, average: if decay.is_some() { params.to_vec() } else { Vec::new() }, steps: 0 }
+    }
+
+    fn update(&mut self, params: &[f32]) {
+        let Some(decay) = self.decay else { return };
+        self.steps += 1;
+        let d = decay.min((1.0 + self.steps as f32) / (10.0 + self.steps as f32));
+        for (a, &p) in self.average.iter_mut().zip(params) {
+            *a = d * *a + (1.0 - d) * p;
+        }
+    }
+
+    /// Runs `f` on the network with the averaged weights, then puts the trained ones back.
+    fn with_average<R>(&mut self, network: &mut Network, f: impl FnOnce(&mut Network) -> R) -> R {
+        if self.decay.is_none() {
+            return f(network);
+        }
+        let trained = network.params().to_vec();
+        network.params_mut().copy_from_slice(&self.average);
+        let result = f(network);
+        network.params_mut().copy_from_slice(&trained);
+        result
+    }
+
+    /// Leaves the averaged weights in the network (what is saved).
+    fn keep_average(&self, network: &mut Network) {
+        if self.decay.is_some() {
+            network.params_mut().copy_from_slice(&self.average);
+        }
+    }
 }
 
 /// Fisher-Yates with an unbiased bounded draw.

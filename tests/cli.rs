@@ -108,6 +108,22 @@ fn train_eval_predict_end_to_end() {
         .collect();
     assert_eq!(digits, vec![2, 7, 9]);
 
+    // Every engine the flags can name gives the same digits (and the portable path exists on
+    // every CPU); the environment variable is the flag's default.
+    for engine in [["--isa", "portable"], ["--conv", "direct"], ["--conv", "winograd2"]] {
+        let paths: Vec<&str> = paths.iter().map(String::as_str).collect();
+        let args = [&["predict", "--model", &model][..], &engine[..], &paths[..]].concat();
+        let o = digitnn(&args);
+        assert!(o.status.success(), "{engine:?}: {}", stderr(&o));
+        assert_eq!(stdout(&o).lines().count(), 3, "{engine:?}");
+    }
+    let by_env = std::process::Command::new(env!("CARGO_BIN_EXE_digitnn"))
+        .args(["predict", "--model", &model, &paths[1]])
+        .env("DIGITNN_ISA", "portable")
+        .output()
+        .unwrap();
+    assert!(stdout(&by_env).contains(": 7 ("), "{}{}", stdout(&by_env), stderr(&by_env));
+
     // One unreadable image among good ones: reported, the others still predicted, exit non-zero.
     let junk = s.path("junk.png");
     std::fs::write(&junk, b"this is not a png").unwrap();
@@ -194,6 +210,10 @@ fn bad_input_is_a_clear_error() {
     assert!(!o.status.success() && stderr(&o).contains("blank"));
     let o = digitnn(&["predict", "--model", &model, &s.path("nope.png")]);
     assert!(!o.status.success() && stderr(&o).contains("nope.png"));
+    for (flag, value) in [("--isa", "sse9"), ("--conv", "fft")] {
+        let o = digitnn(&["predict", "--model", &model, flag, value, &s.path("nope.png")]);
+        assert!(!o.status.success() && stderr(&o).contains(value), "{flag} {value}: {}", stderr(&o));
+    }
 }
 
 #[test]
@@ -205,6 +225,11 @@ fn bench_reports_json() {
         assert!(report[key].as_f64().is_some_and(|v| v > 0.0), "{key} in {report}");
     }
     assert_eq!(report["threads"], 1);
+    assert_eq!(report["isa"], digitnn::Isa::best().name());
+    // (The slow paths are left to the predict test: bench's inference part runs 10,000 images.)
+    let winograd2 = digitnn(&["bench", "--json", "--steps", "1", "--threads", "1", "--conv", "winograd2", "--augment"]);
+    let report: Value = serde_json::from_str(stdout(&winograd2).trim()).unwrap();
+    assert_eq!(report["conv"].as_str(), Some("winograd2"));
 }
 
 #[test]
@@ -297,5 +322,61 @@ fn compare_refuses_bad_arguments_before_training() {
         assert!(!o.status.success(), "{all:?}");
         assert!(stderr(&o).contains(needle), "{all:?}: {}", stderr(&o));
         assert!(stdout(&o).is_empty(), "no training ran: {}", stdout(&o));
+    }
+}
+
+/// The recipe flags beyond the original: augmentation (with elastic distortion), a schedule with
+/// warm-up, label smoothing and a weight average; seeded, so thread counts give the same bits;
+/// `augment.png` drawn; the seed-plus preset runs; bad values refused before training.
+#[test]
+fn augmented_training_is_seeded_and_reported() {
+    let s = Setup::new();
+    let recipe = [
+        "--epochs",
+        "2",
+        "--limit",
+        "96",
+        "--augment",
+        "--elastic",
+        "--schedule",
+        "onecycle",
+        "--warmup",
+        "0.2",
+        "--label-smoothing",
+        "0.1",
+        "--ema",
+        "0.9",
+    ];
+    let report = s.path("augmented");
+    let mut first = recipe.to_vec();
+    first.extend(["--report", &report]);
+    let o = s.train("a.safetensors", &first);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let grid = image::open(Path::new(&report).join("augment.png")).unwrap();
+    assert!(grid.width() > 100 && grid.height() > 100);
+    // The same recipe on one thread (Setup::train uses two).
+    let (data, out) = (s.path("data"), s.path("b.safetensors"));
+    let mut one_thread = vec!["train", "--data", &data, "--batch-size", "16", "--threads", "1", "--out", &out];
+    one_thread.extend(recipe);
+    let o = digitnn(&one_thread);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let weights = |name: &str| digitnn::model::load(Path::new(&s.path(name))).unwrap().0.params().to_vec();
+    assert!(weights("a.safetensors") == weights("b.safetensors"), "augmented training depends on threads");
+
+    let o = s.train("plus.safetensors", &["--preset", "seed-plus", "--epochs", "1", "--limit", "64"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    for (flag, value) in [
+        ("--label-smoothing", "1.5"),
+        ("--ema", "2"),
+        ("--schedule", "linear"),
+        ("--warmup", "1"),
+        ("--rotation", "500"),
+        ("--preset", "best-ever"),
+    ] {
+        let o = s.train("bad.safetensors", &["--augment", flag, value]);
+        assert!(!o.status.success(), "{flag} {value}");
+        assert!(stderr(&o).contains(flag.trim_start_matches("--")) || stderr(&o).contains(value), "{}", stderr(&o));
+        assert!(stdout(&o).is_empty(), "no training ran for {flag} {value}");
     }
 }

@@ -2,6 +2,7 @@
 
 use anyhow::Result;
 use digitnn::bench::{BenchConfig, run as run_bench};
+use digitnn::data::augment::AugmentConfig;
 use digitnn::model::Architecture;
 use std::io::Write;
 use std::process::ExitCode;
@@ -19,6 +20,12 @@ pub struct Args {
     /// Timed training steps (after the warm-up steps)
     #[arg(long, default_value_t = BenchConfig::default().steps)]
     steps: usize,
+    /// Augment every training image every step (affine), as `train --augment` does
+    #[arg(long)]
+    augment: bool,
+    /// With --augment: also the elastic distortion
+    #[arg(long)]
+    elastic: bool,
     #[command(flatten)]
     engine: super::EngineArgs,
 }
@@ -31,14 +38,30 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let engine = args.engine.config()?;
     let architecture = Architecture::seed_cnn();
     digitnn::model::sample_cost(&architecture)?.check_training_batch(args.batch_size)?;
-    let config =
-        BenchConfig { batch_size: args.batch_size, steps: args.steps, architecture, engine, ..BenchConfig::default() };
+    let augment = match (args.augment, args.elastic) {
+        (_, true) => Some(AugmentConfig::with_elastic()),
+        (true, false) => Some(AugmentConfig::default()),
+        (false, false) => None,
+    };
+    let config = BenchConfig {
+        batch_size: args.batch_size,
+        steps: args.steps,
+        architecture,
+        engine,
+        augment,
+        ..BenchConfig::default()
+    };
     let report = digitnn::with_threads(args.threads, || run_bench(&config))??;
     let mut out = std::io::stdout().lock();
     if args.json {
         writeln!(out, "{}", serde_json::to_string(&report)?)?;
     } else {
-        writeln!(out, "seed CNN, {} threads, {} kernels, {} convolutions", report.threads, report.isa, report.conv)?;
+        let augmented = if config.augment.is_some() { ", augmented images" } else { "" };
+        writeln!(
+            out,
+            "seed CNN, {} threads, {} kernels, {} convolutions{augmented}",
+            report.threads, report.isa, report.conv
+        )?;
         writeln!(
             out,
             "train (batch {}): {:.0} images/s, {:.1} ms/step, {:.0} GFLOP/s (as direct convolution)",

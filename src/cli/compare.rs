@@ -21,13 +21,8 @@ pub struct Args {
     /// and nesterov use momentum 0.9
     #[arg(long)]
     lr: Option<String>,
-    #[arg(long, default_value_t = TrainConfig::default().epochs)]
-    epochs: usize,
-    #[arg(long, default_value_t = TrainConfig::default().batch_size)]
-    batch_size: usize,
-    /// Seeds the (shared) initial weights and data order
-    #[arg(long, default_value_t = TrainConfig::default().seed)]
-    seed: u64,
+    #[command(flatten)]
+    recipe: super::recipe::RecipeArgs,
     /// Directory with the MNIST IDX files [default: $DIGITNN_DATA, else data/mnist]
     #[arg(long)]
     data: Option<PathBuf>,
@@ -86,8 +81,8 @@ fn configs(args: &Args) -> Result<Vec<OptimizerConfig>> {
 
 pub fn run(args: Args) -> Result<ExitCode> {
     let optimizers = configs(&args)?;
-    let base =
-        TrainConfig { epochs: args.epochs, batch_size: args.batch_size, seed: args.seed, ..TrainConfig::default() };
+    // The same seed gives every optimizer the same initial weights, data order and augmentation.
+    let base = args.recipe.config();
     base.validate()?;
     let engine = args.engine.config()?;
     digitnn::thread_count(args.threads)?;
@@ -114,9 +109,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
     super::write_run_report(&args.out, &runs)?;
     let summary = format!(
         "# Optimizer comparison\n\nSeed CNN, {} epochs, batch {}, seed {}, same initial weights and data order for every optimizer.\n\n{}",
-        args.epochs,
-        args.batch_size,
-        args.seed,
+        base.epochs,
+        base.batch_size,
+        base.seed,
         report::summary_markdown(&runs)
     );
     write_atomic(&args.out.join("summary.md"), summary.as_bytes())?;

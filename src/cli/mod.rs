@@ -7,6 +7,7 @@ mod convert;
 mod data;
 mod eval;
 mod predict;
+mod recipe;
 mod serve;
 mod train;
 

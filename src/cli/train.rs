@@ -14,14 +14,11 @@ pub struct Args {
     /// Directory with the MNIST IDX files [default: $DIGITNN_DATA, else data/mnist]
     #[arg(long)]
     data: Option<PathBuf>,
-    #[arg(long, default_value_t = TrainConfig::default().epochs)]
-    epochs: usize,
-    #[arg(long, default_value_t = TrainConfig::default().batch_size)]
-    batch_size: usize,
-    /// adam | adamw | sgd | momentum | nesterov
-    #[arg(long, default_value_t = TrainConfig::default().optimizer.kind)]
-    optimizer: OptimizerKind,
-    /// Learning rate [default: 1e-3 for adam and adamw, 0.01 for sgd, momentum and nesterov]
+    /// adam | adamw | sgd | momentum | nesterov [default: the preset's; seed: adam]
+    #[arg(long)]
+    optimizer: Option<OptimizerKind>,
+    /// Learning rate, the peak of a schedule [default: the preset's; seed: 1e-3 for adam and
+    /// adamw, 0.01 for sgd, momentum and nesterov]
     #[arg(long)]
     lr: Option<f32>,
     /// Momentum for momentum and nesterov
@@ -30,12 +27,8 @@ pub struct Args {
     /// Weight decay [default: 0.01 for adamw, as PyTorch; 0 for the others]
     #[arg(long)]
     weight_decay: Option<f32>,
-    /// Seeds the initial weights and the shuffling
-    #[arg(long, default_value_t = TrainConfig::default().seed)]
-    seed: u64,
-    /// Keep the files' order every epoch, as the original project did
-    #[arg(long)]
-    no_shuffle: bool,
+    #[command(flatten)]
+    recipe: super::recipe::RecipeArgs,
     /// Worker threads [default: all cores]
     #[arg(long)]
     threads: Option<usize>,
@@ -47,32 +40,38 @@ pub struct Args {
     /// One JSON object per epoch on stdout, no progress bar
     #[arg(long)]
     json: bool,
-    /// Also write loss.png, loss.svg (loss and accuracy curves) and results.csv into DIR
+    /// Also write loss.png, loss.svg (loss and accuracy curves), results.csv and, when
+    /// augmenting, augment.png (a grid of augmented training images) into DIR
     #[arg(long, value_name = "DIR")]
     report: Option<PathBuf>,
     #[command(flatten)]
     engine: super::EngineArgs,
 }
 
+impl Args {
+    /// The recipe with the optimizer flags applied.
+    fn config(&self) -> TrainConfig {
+        let recipe = self.recipe.config();
+        let kind = self.optimizer.unwrap_or(recipe.optimizer.kind);
+        // Another optimizer than the preset's starts from its own recommended settings.
+        let base = if kind == recipe.optimizer.kind { recipe.optimizer } else { OptimizerConfig::recommended(kind) };
+        let optimizer = OptimizerConfig {
+            lr: self.lr.unwrap_or(base.lr),
+            momentum: self.momentum,
+            weight_decay: self.weight_decay.unwrap_or(base.weight_decay),
+            ..base
+        };
+        TrainConfig { optimizer, ..recipe }
+    }
+}
+
 pub fn run(args: Args) -> Result<ExitCode> {
-    let defaults = OptimizerConfig::recommended(args.optimizer);
-    let optimizer = OptimizerConfig {
-        lr: args.lr.unwrap_or(defaults.lr),
-        momentum: args.momentum,
-        weight_decay: args.weight_decay.unwrap_or(defaults.weight_decay),
-        ..defaults
-    };
-    let config = TrainConfig {
-        epochs: args.epochs,
-        batch_size: args.batch_size,
-        optimizer,
-        seed: args.seed,
-        shuffle: !args.no_shuffle,
-    };
+    let config = args.config();
     config.validate()?;
     let engine = args.engine.config()?;
     digitnn::thread_count(args.threads)?;
-    model::sample_cost(&model::Architecture::seed_cnn())?.check_training_batch(config.batch_size)?;
+    let architecture = args.recipe.preset.architecture();
+    model::sample_cost(&architecture)?.check_training_batch(config.batch_size)?;
     if args.limit == Some(0) {
         anyhow::bail!("--limit must be at least 1");
     }
@@ -93,7 +92,12 @@ pub fn run(args: Args) -> Result<ExitCode> {
     if let Some(dir) = &args.report {
         let run = RunHistory { name: config.optimizer.kind.to_string(), step_losses, epochs: history };
         super::write_run_report(dir, &[run])?;
-        eprintln!("wrote loss.png, loss.svg and results.csv in {}", dir.display());
+        let mut written = "loss.png, loss.svg and results.csv".to_string();
+        if let Some(augment) = &config.augment {
+            digitnn::report::augment_png(&data.train, augment, config.seed, &dir.join("augment.png"))?;
+            written = "loss.png, loss.svg, results.csv and augment.png".into();
+        }
+        eprintln!("wrote {written} in {}", dir.display());
     }
     model::save(&network, &args.out, accuracy)?;
     eprintln!("saved {} (test accuracy {:.2}%)", args.out.display(), accuracy.unwrap_or(0.0) * 100.0);

@@ -62,4 +62,8 @@ impl Optimizer for Adam {
             *p += (-step_size * *m) / denom;
         }
     }
+
+    fn set_lr(&mut self, lr: f32) {
+        self.lr = lr;
+    }
 }

@@ -3,9 +3,11 @@
 //! They work on the network's flat parameter and gradient buffers.
 
 mod adam;
+pub mod schedule;
 mod sgd;
 
 pub use adam::Adam;
+pub use schedule::{Schedule, ScheduleKind};
 pub use sgd::Sgd;
 
 use crate::error::{Error, Result};
@@ -15,6 +17,8 @@ use std::str::FromStr;
 /// Updates parameters from their gradients.
 pub trait Optimizer: Send {
     fn step(&mut self, params: &mut [f32], grads: &[f32]);
+    /// Sets the learning rate of the following steps (a schedule calls it before each step).
+    fn set_lr(&mut self, lr: f32);
 }
 
 /// The optimizers the command line offers.

@@ -41,4 +41,8 @@ impl Optimizer for Sgd {
         }
         self.started = true;
     }
+
+    fn set_lr(&mut self, lr: f32) {
+        self.lr = lr;
+    }
 }

@@ -1,0 +1,90 @@
+//! The training-recipe flags shared by `train` and `compare`: a preset and what overrides it.
+
+use digitnn::data::augment::AugmentConfig;
+use digitnn::optim::{Schedule, ScheduleKind};
+use digitnn::presets::Preset;
+use digitnn::train::TrainConfig;
+
+#[derive(clap::Args)]
+pub struct RecipeArgs {
+    /// A named recipe (seed, seed-plus); the flags below override its settings
+    #[arg(long, default_value_t = Preset::default())]
+    pub preset: Preset,
+    /// [default: the preset's; seed: 10]
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// [default: the preset's; seed: 32]
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// constant | onecycle | cosine | step [default: the preset's; seed: constant]
+    #[arg(long)]
+    schedule: Option<ScheduleKind>,
+    /// Fraction of the steps spent warming the learning rate up [default: the preset's: 0]
+    #[arg(long)]
+    warmup: Option<f32>,
+    /// A fresh random affine transform of every training image every epoch
+    #[arg(long)]
+    augment: bool,
+    /// Turn the preset's augmentation off
+    #[arg(long, conflicts_with = "augment")]
+    no_augment: bool,
+    /// Also an elastic distortion (Simard et al. 2003) of every training image (implies --augment)
+    #[arg(long)]
+    elastic: bool,
+    /// Largest rotation of --augment, degrees
+    #[arg(long, value_name = "DEG", default_value_t = AugmentConfig::default().rotation)]
+    rotation: f32,
+    /// Largest relative change of size of --augment
+    #[arg(long, value_name = "FRACTION", default_value_t = AugmentConfig::default().scale)]
+    scale: f32,
+    /// Largest shift of --augment, pixels
+    #[arg(long, value_name = "PIXELS", default_value_t = AugmentConfig::default().translation)]
+    translate: f32,
+    /// Largest shear of --augment, degrees
+    #[arg(long, value_name = "DEG", default_value_t = AugmentConfig::default().shear)]
+    shear: f32,
+    /// Part of the target spread over all classes [default: the preset's; seed: 0]
+    #[arg(long)]
+    label_smoothing: Option<f32>,
+    /// Evaluate and save an exponential moving average of the weights with this decay (0.999)
+    #[arg(long, value_name = "DECAY")]
+    ema: Option<f32>,
+    /// Seeds the initial weights, the shuffling and the augmentation
+    #[arg(long, default_value_t = TrainConfig::default().seed)]
+    seed: u64,
+    /// Keep the files' order every epoch, as the original project did
+    #[arg(long)]
+    no_shuffle: bool,
+}
+
+impl RecipeArgs {
+    /// The preset's recipe with every explicit flag applied (the optimizer is the preset's).
+    pub fn config(&self) -> TrainConfig {
+        let preset = self.preset.train_config();
+        let ranges = AugmentConfig {
+            rotation: self.rotation,
+            scale: self.scale,
+            translation: self.translate,
+            shear: self.shear,
+            elastic: if self.elastic { AugmentConfig::with_elastic().elastic } else { None },
+        };
+        let augment = match (self.no_augment, self.augment || self.elastic || preset.augment.is_some()) {
+            (false, true) => Some(ranges),
+            _ => None,
+        };
+        TrainConfig {
+            epochs: self.epochs.unwrap_or(preset.epochs),
+            batch_size: self.batch_size.unwrap_or(preset.batch_size),
+            seed: self.seed,
+            shuffle: !self.no_shuffle,
+            augment,
+            schedule: Schedule {
+                kind: self.schedule.unwrap_or(preset.schedule.kind),
+                warmup: self.warmup.unwrap_or(preset.schedule.warmup),
+            },
+            label_smoothing: self.label_smoothing.unwrap_or(preset.label_smoothing),
+            ema: self.ema.or(preset.ema),
+            optimizer: preset.optimizer,
+        }
+    }
+}

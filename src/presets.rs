@@ -1,0 +1,82 @@
+//! Layer 4: named training recipes, each an architecture and a [`TrainConfig`]. The command
+//! line's `--preset NAME` starts from one and its explicit flags override it.
+//!
+//! | preset      | what |
+//! |-------------|------|
+//! | `seed`      | the original project's recipe, exactly (`digitnn train` with no flags) |
+//! | `seed-plus` | the same network trained to generalise: augmentation, OneCycle, label smoothing |
+
+use crate::data::augment::AugmentConfig;
+use crate::error::{Error, Result};
+use crate::model::Architecture;
+use crate::optim::{OptimizerConfig, Schedule, ScheduleKind};
+use crate::train::TrainConfig;
+use std::fmt;
+use std::str::FromStr;
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Preset {
+    #[default]
+    Seed,
+    SeedPlus,
+}
+
+impl Preset {
+    pub const ALL: [Preset; 2] = [Preset::Seed, Preset::SeedPlus];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Preset::Seed => "seed",
+            Preset::SeedPlus => "seed-plus",
+        }
+    }
+
+    pub fn architecture(self) -> Architecture {
+        Architecture::seed_cnn()
+    }
+
+    pub fn train_config(self) -> TrainConfig {
+        match self {
+            Preset::Seed => TrainConfig::default(),
+            Preset::SeedPlus => TrainConfig {
+                batch_size: 64,
+                optimizer: OptimizerConfig { lr: 2e-3, ..OptimizerConfig::default() },
+                augment: Some(AugmentConfig::default()),
+                schedule: Schedule { kind: ScheduleKind::OneCycle, warmup: 0.0 },
+                label_smoothing: 0.1,
+                ..TrainConfig::default()
+            },
+        }
+    }
+}
+
+impl fmt::Display for Preset {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Preset {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Preset::ALL
+            .into_iter()
+            .find(|p| p.name().eq_ignore_ascii_case(s.trim()))
+            .ok_or_else(|| Error::Invalid(format!("unknown preset '{s}' (seed or seed-plus)")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seed_is_the_original_recipe_and_every_preset_is_valid() {
+        assert_eq!(Preset::default().train_config().augment, None);
+        assert_eq!(Preset::Seed.train_config().schedule, Schedule::default());
+        for preset in Preset::ALL {
+            preset.train_config().validate().unwrap();
+            assert_eq!(preset.name().parse::<Preset>().unwrap(), preset);
+        }
+    }
+}
