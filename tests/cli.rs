@@ -380,3 +380,31 @@ fn augmented_training_is_seeded_and_reported() {
         assert!(stdout(&o).is_empty(), "no training ran for {flag} {value}");
     }
 }
+
+/// With no --model: digit_model.safetensors in the working directory if there is one, else the
+/// built-in model; either way the command says which.
+#[test]
+fn predict_and_eval_use_the_builtin_model_on_a_fresh_checkout() {
+    let s = Setup::new();
+    let seven = s.path("seven.png");
+    GrayImage::from_raw(28, 28, synthetic_digit(7, 3)).unwrap().save(&seven).unwrap();
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_digitnn"))
+            .args(args)
+            .current_dir(&s.root)
+            .env("DIGITNN_NO_FETCH", "1")
+            .env_remove("DIGITNN_DATA")
+            .output()
+            .unwrap()
+    };
+    let o = run(&["predict", &seven]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("model: the built-in seed-plus model"), "{}", stderr(&o));
+    let o = run(&["eval", "--data", &s.path("data"), "--json"]);
+    assert!(o.status.success() && stderr(&o).contains("built-in"), "{}", stderr(&o));
+
+    assert!(s.train("digit_model.safetensors", &["--epochs", "1", "--limit", "32"]).status.success());
+    let o = run(&["predict", &seven]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("model: digit_model.safetensors"), "{}", stderr(&o));
+}

@@ -68,17 +68,31 @@ fn canvas(digit: u8) -> Vec<u8> {
     png
 }
 
-#[test]
-fn photos_and_canvas_drawings_are_read_correctly() {
-    let (mut network, _) = digitnn::model::load(Path::new(MODEL)).unwrap();
+/// Every photo and canvas drawing, prepared like MNIST, read by `network` as its digit.
+fn reads_every_picture(network: &mut digitnn::model::Network, model: &str) {
     for digit in [0u8, 1, 4, 7] {
         for (kind, bytes) in [("photo", photo(digit)), ("canvas", canvas(digit))] {
             let name = format!("{kind} of {digit}");
             let decoded = decode(&bytes, Path::new(&name), Default::default()).unwrap();
             let (pixels, how) = prepare(&decoded, false, Path::new(&name)).unwrap();
             assert!(matches!(how, Preparation::MnistStyle { .. }), "{name}: {how:?}");
-            let p = predict_pixels(&mut network, &[pixels]).unwrap().remove(0);
-            assert_eq!(p.digit, digit as usize, "{name}: read as {} ({:.2})", p.digit, p.confidence);
+            let p = predict_pixels(network, &[pixels]).unwrap().remove(0);
+            assert_eq!(p.digit, digit as usize, "{model}, {name}: read as {} ({:.2})", p.digit, p.confidence);
         }
     }
+}
+
+#[test]
+fn photos_and_canvas_drawings_are_read_correctly() {
+    let (mut network, _) = digitnn::model::load(Path::new(MODEL)).unwrap();
+    reads_every_picture(&mut network, "one-epoch model");
+}
+
+/// The model built into the binary (models/seed-plus.safetensors) loads, records its accuracy,
+/// and reads the same pictures.
+#[test]
+fn the_builtin_model_reads_photos_and_drawings() {
+    let (mut network, info) = digitnn::model::builtin().unwrap();
+    assert!(info.test_accuracy.is_some_and(|a| a > 0.99), "{:?}", info.test_accuracy);
+    reads_every_picture(&mut network, digitnn::model::BUILTIN_NAME);
 }

@@ -8,8 +8,10 @@ use std::process::ExitCode;
 
 #[derive(clap::Args)]
 pub struct Args {
-    #[arg(long, default_value = super::DEFAULT_MODEL)]
-    model: PathBuf,
+    /// A model file, safetensors or PyTorch .pt [default: digit_model.safetensors if it is in the
+    /// working directory, else the built-in seed-plus model]
+    #[arg(long)]
+    model: Option<PathBuf>,
     /// Directory with the MNIST IDX files [default: $DIGITNN_DATA, else data/mnist]
     #[arg(long)]
     data: Option<PathBuf>,
@@ -32,8 +34,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     if let Some(dir) = &args.report {
         super::prepare_output_dir(dir)?;
     }
-    let (mut network, _) = digitnn::model::load_with(&args.model, engine)?;
-    network.check_digit_classes().map_err(|e| anyhow::anyhow!("{}: {e}", args.model.display()))?;
+    let (mut network, _, _) = super::load_model(args.model.as_deref(), engine)?;
     let data = super::load_data(args.data)?;
     let report = digitnn::with_threads(args.threads, || evaluate(&mut network, &data.test))??;
     if let Some(dir) = &args.report {

@@ -14,7 +14,7 @@ mod train;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 use digitnn::data::{Checksums, Mnist, mnist};
-use digitnn::model::{Architecture, Network};
+use digitnn::model::{self, Architecture, ModelInfo, Network};
 use digitnn::report::{self, RunHistory};
 use digitnn::train::{EpochStats, TrainConfig, TrainEvent, train};
 use digitnn::{ConvAlgorithm, EngineConfig, Isa};
@@ -105,6 +105,28 @@ impl EngineArgs {
         engine.check()?;
         Ok(engine)
     }
+}
+
+/// The model a command runs: `--model` if given, else `digit_model.safetensors` if it is in the
+/// working directory, else the built-in one; on `engine`, checked to read digits. Says which on
+/// stderr, and returns its name for messages.
+fn load_model(arg: Option<&Path>, engine: EngineConfig) -> Result<(Network, ModelInfo, String)> {
+    let path = arg.map(Path::to_path_buf).or_else(|| Some(PathBuf::from(DEFAULT_MODEL)).filter(|p| p.exists()));
+    let (mut network, info, name) = match path {
+        Some(path) => {
+            let (network, info) = model::load(&path)?;
+            (network, info, path.display().to_string())
+        }
+        None => {
+            let (network, info) = model::builtin()?;
+            (network, info, model::BUILTIN_NAME.to_string())
+        }
+    };
+    network.set_engine(engine)?;
+    network.check_digit_classes().map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+    let accuracy = info.test_accuracy.map(|a| format!(" ({:.2}% on its test set)", a * 100.0)).unwrap_or_default();
+    eprintln!("model: {name}{accuracy}");
+    Ok((network, info, name))
 }
 
 /// The data directory and how strictly to check it: the built-in default must hold MNIST; a

@@ -10,8 +10,10 @@ use std::process::ExitCode;
 
 #[derive(clap::Args)]
 pub struct Args {
-    #[arg(long, default_value = super::DEFAULT_MODEL)]
-    model: PathBuf,
+    /// A model file, safetensors or PyTorch .pt [default: digit_model.safetensors if it is in the
+    /// working directory, else the built-in seed-plus model]
+    #[arg(long)]
+    model: Option<PathBuf>,
     /// Image files (any format the `image` crate reads)
     #[arg(required = true)]
     images: Vec<PathBuf>,
@@ -42,8 +44,7 @@ const CHUNK: usize = 256;
 pub fn run(args: Args) -> Result<ExitCode> {
     digitnn::thread_count(args.threads)?;
     let engine = args.engine.config()?;
-    let (mut network, _) = digitnn::model::load_with(&args.model, engine)?;
-    network.check_digit_classes().map_err(|e| anyhow::anyhow!("{}: {e}", args.model.display()))?;
+    let (mut network, _, _) = super::load_model(args.model.as_deref(), engine)?;
     let mut failures = 0;
     digitnn::with_threads(args.threads, || -> Result<()> {
         let mut out = std::io::stdout().lock();

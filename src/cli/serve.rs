@@ -21,7 +21,7 @@ use digitnn::predict::{predict_pixels, prepare_request};
 use digitnn::{EngineConfig, limits};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -32,9 +32,10 @@ const BODIES_AT_ONCE: usize = 64;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// A model file, safetensors or PyTorch .pt
-    #[arg(long, default_value = super::DEFAULT_MODEL)]
-    model: PathBuf,
+    /// A model file, safetensors or PyTorch .pt [default: digit_model.safetensors if it is in the
+    /// working directory, else the built-in seed-plus model]
+    #[arg(long)]
+    model: Option<PathBuf>,
     /// Address to listen on (port 0 picks a free port)
     #[arg(long, default_value = "127.0.0.1:8080")]
     addr: SocketAddr,
@@ -84,11 +85,10 @@ impl App {
 
 pub fn run(args: Args) -> Result<ExitCode> {
     let engine = args.engine.config()?;
-    let (network, info) = digitnn::model::load_with(&args.model, engine)?;
+    let (network, info, name) = super::load_model(args.model.as_deref(), engine)?;
     if network.input_len() != SIDE * SIDE {
-        anyhow::bail!("{}: the server needs a model of 28x28 images", args.model.display());
+        anyhow::bail!("{name}: the server needs a model of 28x28 images");
     }
-    network.check_digit_classes().map_err(|e| anyhow::anyhow!("{}: {e}", args.model.display()))?;
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
     let app = Arc::new(App {
         weights: network.params().to_vec(),
@@ -102,7 +102,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let connections =
         Connections { header_timeout: Duration::from_secs(args.header_timeout), max: args.max_connections };
-    runtime.block_on(serve(app, args.addr, &args.model, connections))?;
+    runtime.block_on(serve(app, args.addr, &name, connections))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -112,7 +112,7 @@ struct Connections {
     max: usize,
 }
 
-async fn serve(app: Arc<App>, addr: SocketAddr, model: &Path, limits: Connections) -> Result<()> {
+async fn serve(app: Arc<App>, addr: SocketAddr, model: &str, limits: Connections) -> Result<()> {
     let router = Router::new()
         .route("/", get(|| async { Html(include_str!("serve/index.html")) }))
         .route("/healthz", get(|| async { "ok\n" }))
@@ -127,7 +127,7 @@ async fn serve(app: Arc<App>, addr: SocketAddr, model: &Path, limits: Connection
         );
     }
     // Scripts and tests read this line to learn the port.
-    println!("serving {} on http://{bound}/", model.display());
+    println!("serving {model} on http://{bound}/");
     let connections = Arc::new(tokio::sync::Semaphore::new(limits.max));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let ctrl_c = tokio::signal::ctrl_c();

@@ -2,10 +2,12 @@
 //! [`Network`]: the layers, one flat parameter buffer, one flat gradient buffer, and the
 //! activation buffers reused from step to step. The seed CNN is [`Architecture::seed_cnn`].
 
+mod builtin;
 mod io;
 pub mod onnx;
 pub mod pt;
 
+pub use builtin::{BUILTIN_NAME, builtin};
 pub use io::{ModelInfo, from_bytes, load, load_with, save, to_bytes, to_pt_bytes, write_atomic};
 
 use crate::engine::EngineConfig;
