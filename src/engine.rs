@@ -13,8 +13,8 @@
 
 use crate::error::{Error, Result};
 pub use crate::kernels::Isa;
+use crate::names::named_enum;
 use std::fmt;
-use std::str::FromStr;
 
 /// How 3x3 stride-1 convolutions with at least [`WINOGRAD_MIN_CHANNELS`] input and output
 /// channels are computed. Every other convolution is direct (an implicit-im2col GEMM).
@@ -35,36 +35,12 @@ pub enum ConvAlgorithm {
 /// save.
 pub const WINOGRAD_MIN_CHANNELS: usize = 8;
 
-impl ConvAlgorithm {
-    pub const ALL: [ConvAlgorithm; 4] =
-        [ConvAlgorithm::Auto, ConvAlgorithm::Direct, ConvAlgorithm::WinogradF2, ConvAlgorithm::WinogradF4];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            ConvAlgorithm::Auto => "auto",
-            ConvAlgorithm::Direct => "direct",
-            ConvAlgorithm::WinogradF2 => "winograd2",
-            ConvAlgorithm::WinogradF4 => "winograd4",
-        }
-    }
-}
-
-impl fmt::Display for ConvAlgorithm {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for ConvAlgorithm {
-    type Err = String;
-
-    fn from_str(name: &str) -> std::result::Result<ConvAlgorithm, String> {
-        ConvAlgorithm::ALL
-            .into_iter()
-            .find(|algorithm| algorithm.name().eq_ignore_ascii_case(name.trim()))
-            .ok_or_else(|| format!("unknown convolution algorithm {name:?} (auto, direct, winograd2 or winograd4)"))
-    }
-}
+named_enum!(ConvAlgorithm, "convolution algorithm", [
+    Auto => "auto",
+    Direct => "direct",
+    WinogradF2 => "winograd2",
+    WinogradF4 => "winograd4",
+]);
 
 /// Which kernels a network runs on. `Default` is the fastest this CPU supports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -25,6 +25,7 @@ pub mod fuzz;
 pub mod kernels;
 pub mod limits;
 pub mod model;
+mod names;
 pub mod nn;
 pub mod optim;
 pub mod predict;

@@ -7,12 +7,10 @@
 //! | `seed-plus` | the same network trained to generalise: augmentation, OneCycle, label smoothing |
 
 use crate::data::augment::AugmentConfig;
-use crate::error::{Error, Result};
 use crate::model::Architecture;
+use crate::names::named_enum;
 use crate::optim::{OptimizerConfig, Schedule, ScheduleKind};
 use crate::train::TrainConfig;
-use std::fmt;
-use std::str::FromStr;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Preset {
@@ -21,16 +19,9 @@ pub enum Preset {
     SeedPlus,
 }
 
+named_enum!(Preset, "preset", [Seed => "seed", SeedPlus => "seed-plus"]);
+
 impl Preset {
-    pub const ALL: [Preset; 2] = [Preset::Seed, Preset::SeedPlus];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Preset::Seed => "seed",
-            Preset::SeedPlus => "seed-plus",
-        }
-    }
-
     pub fn architecture(self) -> Architecture {
         Architecture::seed_cnn()
     }
@@ -47,22 +38,6 @@ impl Preset {
                 ..TrainConfig::default()
             },
         }
-    }
-}
-
-impl fmt::Display for Preset {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for Preset {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        Preset::ALL
-            .into_iter()
-            .find(|p| p.name().eq_ignore_ascii_case(s.trim()))
-            .ok_or_else(|| Error::Invalid(format!("unknown preset '{s}' (seed or seed-plus)")))
     }
 }
 

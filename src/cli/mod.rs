@@ -94,7 +94,7 @@ fn parse_isa(name: &str) -> std::result::Result<IsaFlag, String> {
     if name.trim().eq_ignore_ascii_case("auto") {
         Ok(IsaFlag(None))
     } else {
-        name.parse().map(|isa| IsaFlag(Some(isa)))
+        name.parse().map(|isa| IsaFlag(Some(isa))).map_err(|e: digitnn::Error| e.to_string())
     }
 }
 

@@ -5,8 +5,7 @@
 //! portable path instead (see `kernels::simd`), so no setting can make the program execute an
 //! instruction the CPU does not have.
 
-use std::fmt;
-use std::str::FromStr;
+use crate::names::named_enum;
 
 /// One implementation of the kernels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -19,17 +18,9 @@ pub enum Isa {
     Avx512,
 }
 
+named_enum!(Isa, "instruction set", [Portable => "portable", Avx2 => "avx2", Avx512 => "avx512"]);
+
 impl Isa {
-    pub const ALL: [Isa; 3] = [Isa::Portable, Isa::Avx2, Isa::Avx512];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Isa::Portable => "portable",
-            Isa::Avx2 => "avx2",
-            Isa::Avx512 => "avx512",
-        }
-    }
-
     /// Whether this CPU can run the path.
     pub fn is_supported(self) -> bool {
         match self {
@@ -51,22 +42,5 @@ impl Isa {
     /// The fastest path this CPU can run.
     pub fn best() -> Isa {
         *Isa::supported().last().unwrap_or(&Isa::Portable)
-    }
-}
-
-impl fmt::Display for Isa {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for Isa {
-    type Err = String;
-
-    fn from_str(name: &str) -> Result<Isa, String> {
-        Isa::ALL
-            .into_iter()
-            .find(|isa| isa.name().eq_ignore_ascii_case(name.trim()))
-            .ok_or_else(|| format!("unknown instruction set {name:?} (portable, avx2 or avx512)"))
     }
 }

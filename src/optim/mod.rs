@@ -11,8 +11,7 @@ pub use schedule::{Schedule, ScheduleKind};
 pub use sgd::Sgd;
 
 use crate::error::{Error, Result};
-use std::fmt;
-use std::str::FromStr;
+use crate::names::named_enum;
 
 /// Updates parameters from their gradients.
 pub trait Optimizer: Send {
@@ -31,15 +30,15 @@ pub enum OptimizerKind {
     AdamW,
 }
 
-impl OptimizerKind {
-    pub const ALL: [OptimizerKind; 5] = [
-        OptimizerKind::Adam,
-        OptimizerKind::Nesterov,
-        OptimizerKind::Momentum,
-        OptimizerKind::Sgd,
-        OptimizerKind::AdamW,
-    ];
+named_enum!(OptimizerKind, "optimizer", [
+    Adam => "adam",
+    Nesterov => "nesterov",
+    Momentum => "momentum",
+    Sgd => "sgd",
+    AdamW => "adamw",
+]);
 
+impl OptimizerKind {
     /// The learning rate used unless told otherwise: Adam's 1e-3 is the original project's; plain
     /// and momentum SGD need a larger step to learn as much in the same epochs.
     pub fn default_lr(self) -> f32 {
@@ -52,31 +51,6 @@ impl OptimizerKind {
     /// PyTorch's default weight decay: 0.01 for AdamW (its point), none for the others.
     pub fn default_weight_decay(self) -> f32 {
         if self == OptimizerKind::AdamW { 1e-2 } else { 0.0 }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            OptimizerKind::Sgd => "sgd",
-            OptimizerKind::Momentum => "momentum",
-            OptimizerKind::Nesterov => "nesterov",
-            OptimizerKind::Adam => "adam",
-            OptimizerKind::AdamW => "adamw",
-        }
-    }
-}
-
-impl fmt::Display for OptimizerKind {
-    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for OptimizerKind {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        OptimizerKind::ALL.into_iter().find(|k| k.name() == s.trim().to_ascii_lowercase()).ok_or_else(|| {
-            Error::Invalid(format!("unknown optimizer '{s}' (expected one of: adam, adamw, sgd, momentum, nesterov)"))
-        })
     }
 }
 

@@ -11,9 +11,8 @@
 //! rise is a cosine.
 
 use crate::error::{Error, Result};
+use crate::names::named_enum;
 use std::f32::consts::PI;
-use std::fmt;
-use std::str::FromStr;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum ScheduleKind {
@@ -25,35 +24,12 @@ pub enum ScheduleKind {
     Step,
 }
 
-impl ScheduleKind {
-    pub const ALL: [ScheduleKind; 4] =
-        [ScheduleKind::Constant, ScheduleKind::OneCycle, ScheduleKind::Cosine, ScheduleKind::Step];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            ScheduleKind::Constant => "constant",
-            ScheduleKind::OneCycle => "onecycle",
-            ScheduleKind::Cosine => "cosine",
-            ScheduleKind::Step => "step",
-        }
-    }
-}
-
-impl fmt::Display for ScheduleKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for ScheduleKind {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        ScheduleKind::ALL
-            .into_iter()
-            .find(|k| k.name().eq_ignore_ascii_case(s.trim()))
-            .ok_or_else(|| Error::Invalid(format!("unknown schedule '{s}' (constant, onecycle, cosine or step)")))
-    }
-}
+named_enum!(ScheduleKind, "schedule", [
+    Constant => "constant",
+    OneCycle => "onecycle",
+    Cosine => "cosine",
+    Step => "step",
+]);
 
 /// A schedule and its warm-up.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
