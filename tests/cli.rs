@@ -365,6 +365,15 @@ fn augmented_training_is_seeded_and_reported() {
 
     let o = s.train("plus.safetensors", &["--preset", "seed-plus", "--epochs", "1", "--limit", "64"]);
     assert!(o.status.success(), "{}", stderr(&o));
+    let o = s.train("fast.safetensors", &["--preset", "fast", "--limit", "64"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let arch = s.path("tiny.json");
+    std::fs::write(&arch, r#"[{"type": "flatten"}, {"type": "linear", "in_features": 784, "out_features": 10}]"#)
+        .unwrap();
+    let o = s.train("tiny.safetensors", &["--arch", &arch, "--epochs", "1", "--limit", "64"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let tiny = digitnn::model::load(Path::new(&s.path("tiny.safetensors"))).unwrap().0;
+    assert_eq!(tiny.parameter_count(), 7850);
 
     for (flag, value) in [
         ("--label-smoothing", "1.5"),
@@ -373,6 +382,7 @@ fn augmented_training_is_seeded_and_reported() {
         ("--warmup", "1"),
         ("--rotation", "500"),
         ("--preset", "best-ever"),
+        ("--arch", "no-such-architecture.json"),
     ] {
         let o = s.train("bad.safetensors", &["--augment", flag, value]);
         assert!(!o.status.success(), "{flag} {value}");

@@ -86,7 +86,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
     base.validate()?;
     let engine = args.engine.config()?;
     digitnn::thread_count(args.threads)?;
-    digitnn::model::sample_cost(&digitnn::model::Architecture::seed_cnn())?.check_training_batch(base.batch_size)?;
+    let architecture = args.recipe.architecture()?;
+    digitnn::model::sample_cost(&architecture)?.check_training_batch(base.batch_size)?;
     if args.limit == Some(0) {
         bail!("--limit must be at least 1");
     }
@@ -100,10 +101,16 @@ pub fn run(args: Args) -> Result<ExitCode> {
         // The same seed gives every optimizer the same initial weights and data order.
         let config = TrainConfig { optimizer, ..base.clone() };
         let name = format!("{} (lr {})", optimizer.kind, optimizer.lr);
-        let (_, step_losses, epochs) =
-            super::run_training(&data, &config, engine, args.threads, &format!("{name} "), args.json, |stats| {
-                print_epoch(&optimizer, stats, config.epochs, args.json)
-            })?;
+        let (_, step_losses, epochs) = super::run_training(
+            &data,
+            &architecture,
+            &config,
+            engine,
+            args.threads,
+            &format!("{name} "),
+            args.json,
+            |stats| print_epoch(&optimizer, stats, config.epochs, args.json),
+        )?;
         runs.push(RunHistory { name, step_losses, epochs });
     }
     super::write_run_report(&args.out, &runs)?;

@@ -174,6 +174,7 @@ fn check_writable(path: &Path) -> Result<()> {
 /// `prefix`) and `print` called after every epoch; returns the network and the run for reports.
 fn run_training(
     data: &Mnist,
+    architecture: &Architecture,
     config: &TrainConfig,
     engine: EngineConfig,
     threads: Option<usize>,
@@ -185,7 +186,7 @@ fn run_training(
     let mut step_losses = Vec::new();
     let mut output = Ok(());
     let (network, history) = digitnn::with_threads(threads, || {
-        let mut network = Network::with_engine(Architecture::seed_cnn(), config.seed, engine)?;
+        let mut network = Network::with_engine(architecture.clone(), config.seed, engine)?;
         let history = train(&mut network, &data.train, &data.test, config, |event| match event {
             TrainEvent::Step { epoch, step, steps, loss } => {
                 step_losses.push(loss);

@@ -1,6 +1,7 @@
 //! The training-recipe flags shared by `train` and `compare`: a preset and what overrides it.
 
 use digitnn::data::augment::AugmentConfig;
+use digitnn::model::Architecture;
 use digitnn::optim::{Schedule, ScheduleKind};
 use digitnn::presets::Preset;
 use digitnn::train::TrainConfig;
@@ -10,6 +11,10 @@ pub struct RecipeArgs {
     /// A named recipe (seed, seed-plus); the flags below override its settings
     #[arg(long, default_value_t = Preset::default())]
     pub preset: Preset,
+    /// seed | fast | FILE.json (a list of layers, or {"input": [c, h, w], "layers": [...]})
+    /// [default: the preset's]
+    #[arg(long)]
+    arch: Option<String>,
     /// [default: the preset's; seed: 10]
     #[arg(long)]
     epochs: Option<usize>,
@@ -58,6 +63,21 @@ pub struct RecipeArgs {
 }
 
 impl RecipeArgs {
+    /// The architecture: `--arch` (a name or a JSON file), else the preset's.
+    pub fn architecture(&self) -> anyhow::Result<Architecture> {
+        let Some(arch) = &self.arch else { return Ok(self.preset.architecture()) };
+        if let Some(named) = Architecture::named(arch) {
+            return Ok(named);
+        }
+        let path = std::path::Path::new(arch);
+        let text = std::fs::read(path)
+            .map_err(|e| anyhow::anyhow!("--arch {arch}: not seed or fast, and cannot read it as a file: {e}"))?;
+        if text.len() > 1 << 20 {
+            anyhow::bail!("--arch {arch}: larger than 1 MiB, not an architecture");
+        }
+        Architecture::from_json(&String::from_utf8_lossy(&text)).map_err(|e| anyhow::anyhow!("--arch {arch}: {e}"))
+    }
+
     /// The preset's recipe with every explicit flag applied (the optimizer is the preset's).
     pub fn config(&self) -> TrainConfig {
         let preset = self.preset.train_config();

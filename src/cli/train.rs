@@ -70,7 +70,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     config.validate()?;
     let engine = args.engine.config()?;
     digitnn::thread_count(args.threads)?;
-    let architecture = args.recipe.preset.architecture();
+    let architecture = args.recipe.architecture()?;
     model::sample_cost(&architecture)?.check_training_batch(config.batch_size)?;
     if args.limit == Some(0) {
         anyhow::bail!("--limit must be at least 1");
@@ -85,7 +85,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     }
     let json = args.json;
     let (network, step_losses, history) =
-        super::run_training(&data, &config, engine, args.threads, "", json, |stats| {
+        super::run_training(&data, &architecture, &config, engine, args.threads, "", json, |stats| {
             print_epoch(stats, config.epochs, json)
         })?;
     let accuracy = history.last().map(|s| s.test_accuracy);

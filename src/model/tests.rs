@@ -293,3 +293,27 @@ fn check_network_gradients_on(architecture: Architecture, seed: u64, engine: Eng
         );
     }
 }
+
+#[test]
+fn architectures_by_name_and_from_json() {
+    assert_eq!(Architecture::named("seed"), Some(Architecture::seed_cnn()));
+    assert_eq!(Network::new(Architecture::named("fast").unwrap(), 0).unwrap().classes(), 10);
+    assert_eq!(Architecture::named("huge"), None);
+    // A bare list of layers (nn.Sequential) is for 1x28x28 images.
+    let list = r#"[{"type": "conv2d", "in_channels": 1, "out_channels": 4, "kernel_size": 3, "stride": 1, "padding": 1},
+                   {"type": "relu"}, {"type": "max_pool2d", "kernel_size": 2, "stride": 2},
+                   {"type": "flatten"}, {"type": "linear", "in_features": 784, "out_features": 10}]"#;
+    let parsed = Architecture::from_json(list).unwrap();
+    assert_eq!((parsed.input, parsed.layers.len()), ([1, 28, 28], 5));
+    let object = serde_json::to_string(&Architecture::seed_cnn()).unwrap();
+    assert_eq!(Architecture::from_json(&object).unwrap(), Architecture::seed_cnn());
+    for (bad, why) in [
+        ("[{\"type\": \"lstm\"}]", "not a list of layers"),
+        ("{\"layers\": 3}", "not an architecture"),
+        ("nonsense", "not JSON"),
+        (r#"[{"type": "linear", "in_features": 5, "out_features": 10}]"#, "Linear expects"),
+    ] {
+        let err = Architecture::from_json(bad).unwrap_err().to_string();
+        assert!(err.contains(why), "{bad}: {err}");
+    }
+}

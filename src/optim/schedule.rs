@@ -4,8 +4,9 @@
 //! constant  1
 //! cosine    0.5 (1 + cos(pi t))                          t: 0 -> 1 over the steps after warm-up
 //! step      1, then 0.1 from half-way, 0.01 from three quarters
-//! onecycle  1/25 -> 1 over the warm-up (25% of the steps unless set), then cosine to 1/25e4,
-//!           as torch.optim.lr_scheduler.OneCycleLR with its defaults
+//! onecycle  1/25 -> 1 over the warm-up (30% of the steps unless set), then cosine to 1/25e4,
+//!           as torch.optim.lr_scheduler.OneCycleLR with its defaults (without its cycling of
+//!           the momentum or Adam's beta1)
 //! ```
 //! A warm-up (a fraction of all steps) raises the factor linearly from 1/25 first; onecycle's own
 //! rise is a cosine.
@@ -35,7 +36,7 @@ named_enum!(ScheduleKind, "schedule", [
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Schedule {
     pub kind: ScheduleKind,
-    /// The fraction of all steps spent warming up (onecycle: its rise; 0 means its default 0.25).
+    /// The fraction of all steps spent warming up (onecycle: its rise; 0 means its default 0.3).
     pub warmup: f32,
 }
 
@@ -55,7 +56,7 @@ impl Schedule {
     /// The factor for step `step` (0-based) of `total`.
     pub fn factor(&self, step: usize, total: usize) -> f32 {
         let t = step as f32 / total.max(1) as f32;
-        let warmup = if self.kind == ScheduleKind::OneCycle && self.warmup == 0.0 { 0.25 } else { self.warmup };
+        let warmup = if self.kind == ScheduleKind::OneCycle && self.warmup == 0.0 { 0.3 } else { self.warmup };
         let cosine = |from: f32, to: f32, t: f32| to + (from - to) * 0.5 * (1.0 + (PI * t.clamp(0.0, 1.0)).cos());
         if t < warmup {
             let rise = t / warmup;
@@ -93,9 +94,10 @@ mod tests {
         assert!(at(ScheduleKind::Cosine, 0.0, 99) < 1e-3);
         assert_eq!((at(ScheduleKind::Step, 0.0, 49), at(ScheduleKind::Step, 0.0, 50)), (1.0, 0.1));
         assert_eq!(at(ScheduleKind::Step, 0.0, 80), 0.01);
-        // OneCycle: 1/25 at the start, 1 after a quarter, then down to 1/25e4.
+        // OneCycle: 1/25 at the start, 1 after 30% (or the warm-up given), then down to 1/25e4.
         assert!((at(ScheduleKind::OneCycle, 0.0, 0) - START).abs() < 1e-6);
-        assert!((at(ScheduleKind::OneCycle, 0.0, 25) - 1.0).abs() < 1e-6);
+        assert!((at(ScheduleKind::OneCycle, 0.0, 30) - 1.0).abs() < 1e-6);
+        assert!((at(ScheduleKind::OneCycle, 0.25, 25) - 1.0).abs() < 1e-6);
         assert!(at(ScheduleKind::OneCycle, 0.0, 99) < 1e-3);
         assert!((Schedule { kind: ScheduleKind::OneCycle, warmup: 0.0 }.factor(100, 100) - END).abs() < 1e-9);
     }
