@@ -101,16 +101,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
         // The same seed gives every optimizer the same initial weights and data order.
         let config = TrainConfig { optimizer, ..base.clone() };
         let name = format!("{} (lr {})", optimizer.kind, optimizer.lr);
-        let (_, step_losses, epochs) = super::run_training(
-            &data,
-            &architecture,
-            &config,
-            engine,
-            args.threads,
-            &format!("{name} "),
-            args.json,
-            |stats| print_epoch(&optimizer, stats, config.epochs, args.json),
-        )?;
+        let job = super::Job { architecture: &architecture, config: &config, engine, threads: args.threads };
+        let (_, step_losses, epochs) = super::run_training(&data, job, &format!("{name} "), args.json, |stats| {
+            print_epoch(&optimizer, stats, config.epochs, args.json)
+        })?;
         runs.push(RunHistory { name, step_losses, epochs });
     }
     super::write_run_report(&args.out, &runs)?;

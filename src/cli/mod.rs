@@ -170,18 +170,24 @@ fn check_writable(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Trains the seed CNN under `config`, with a progress bar on a terminal (its label starts with
-/// `prefix`) and `print` called after every epoch; returns the network and the run for reports.
-fn run_training(
-    data: &Mnist,
-    architecture: &Architecture,
-    config: &TrainConfig,
+/// What to train and on what: the network, the recipe, the engine and the threads.
+struct Job<'a> {
+    architecture: &'a Architecture,
+    config: &'a TrainConfig,
     engine: EngineConfig,
     threads: Option<usize>,
+}
+
+/// Trains `job`, with a progress bar on a terminal (its label starts with `prefix`) and `print`
+/// called after every epoch; returns the network and the run for reports.
+fn run_training(
+    data: &Mnist,
+    job: Job,
     prefix: &str,
     json: bool,
     mut print: impl FnMut(&EpochStats) -> std::io::Result<()> + Send,
 ) -> Result<(Network, Vec<f32>, Vec<EpochStats>)> {
+    let Job { architecture, config, engine, threads } = job;
     let bar = training_bar(json);
     let mut step_losses = Vec::new();
     let mut output = Ok(());

@@ -84,10 +84,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
         data.train.truncate(limit);
     }
     let json = args.json;
+    let job = super::Job { architecture: &architecture, config: &config, engine, threads: args.threads };
     let (network, step_losses, history) =
-        super::run_training(&data, &architecture, &config, engine, args.threads, "", json, |stats| {
-            print_epoch(stats, config.epochs, json)
-        })?;
+        super::run_training(&data, job, "", json, |stats| print_epoch(stats, config.epochs, json))?;
     let accuracy = history.last().map(|s| s.test_accuracy);
     if let Some(dir) = &args.report {
         let run = RunHistory { name: config.optimizer.kind.to_string(), step_losses, epochs: history };
