@@ -86,6 +86,14 @@ fn train_eval_predict_end_to_end() {
     let report: Value = serde_json::from_str(stdout(&eval).trim()).unwrap();
     assert_eq!(report["total"], 50);
     assert_eq!(report["confusion"].as_array().unwrap().len(), 10);
+    for corruption in ["rotate", "elastic", "thick", "contrast"] {
+        let o = digitnn(&["eval", "--model", &model, "--data", &s.path("data"), "--corrupt", corruption, "--json"]);
+        assert!(o.status.success(), "{corruption}: {}", stderr(&o));
+        let corrupted: Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+        assert_eq!(corrupted["total"], 50);
+    }
+    let o = digitnn(&["eval", "--model", &model, "--data", &s.path("data"), "--corrupt", "fog"]);
+    assert!(!o.status.success() && stderr(&o).contains("unknown corruption 'fog'"), "{}", stderr(&o));
     let text = digitnn(&["eval", "--model", &model, "--data", &s.path("data")]);
     assert!(stdout(&text).contains("confusion matrix") && stdout(&text).contains("precision"));
 

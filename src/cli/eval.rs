@@ -1,6 +1,7 @@
 //! `digitnn eval`.
 
 use anyhow::Result;
+use digitnn::data::corrupt::Corruption;
 use digitnn::eval::evaluate;
 use std::io::Write;
 use std::path::PathBuf;
@@ -24,6 +25,10 @@ pub struct Args {
     /// Also draw confusion.png (heat map) and errors.png (misclassified digits) into DIR
     #[arg(long, value_name = "DIR")]
     report: Option<PathBuf>,
+    /// Evaluate on corrupted test digits: rotate, shift, scale, elastic, blur, thick, thin, noise
+    /// or contrast (bench/robustness.sh runs them all)
+    #[arg(long, value_name = "NAME")]
+    corrupt: Option<Corruption>,
     #[command(flatten)]
     engine: super::EngineArgs,
 }
@@ -35,7 +40,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
         super::prepare_output_dir(dir)?;
     }
     let (mut network, _, _) = super::load_model(args.model.as_deref(), engine)?;
-    let data = super::load_data(args.data)?;
+    let mut data = super::load_data(args.data)?;
+    if let Some(corruption) = args.corrupt {
+        data.test = corruption.apply(&data.test);
+    }
     let report = digitnn::with_threads(args.threads, || evaluate(&mut network, &data.test))??;
     if let Some(dir) = &args.report {
         digitnn::report::confusion_png(&report, &dir.join("confusion.png"))?;

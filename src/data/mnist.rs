@@ -58,7 +58,7 @@ pub enum Checksums {
 }
 
 /// Labelled images, `rows * cols` bytes each.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Dataset {
     pub images: Vec<u8>,
     pub labels: Vec<u8>,

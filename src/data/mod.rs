@@ -2,6 +2,7 @@
 //! arbitrary images into the 28x28 inputs the model expects.
 
 pub mod augment;
+pub mod corrupt;
 pub mod idx;
 pub mod image;
 pub mod mnist;
