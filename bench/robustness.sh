@@ -6,7 +6,7 @@
 # Prints one markdown table: a row per model, a column per corruption.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-data=${1:?usage: bench/robustness.sh MNIST_DIR MODEL...}
+data=$(realpath "${1:?usage: bench/robustness.sh MNIST_DIR MODEL...}")
 shift
 [ $# -gt 0 ] || { echo "usage: bench/robustness.sh MNIST_DIR MODEL..." >&2; exit 2; }
 cargo build --release --quiet --manifest-path "$here/../Cargo.toml"
@@ -22,7 +22,7 @@ for model in "$@"; do
   row="| $name |"
   for c in "${corruptions[@]}"; do
     if [ "$c" = none ]; then corrupt=(); else corrupt=(--corrupt "$c"); fi
-    accuracy=$(cd "$empty" && "$digitnn" eval --data "$(realpath "$data")" "${model_args[@]}" "${corrupt[@]}" --json 2>/dev/null \
+    accuracy=$(cd "$empty" && "$digitnn" eval --data "$data" "${model_args[@]}" "${corrupt[@]}" --json 2>/dev/null \
       | python3 -c 'import json,sys; print("%.2f" % (json.load(sys.stdin)["accuracy"] * 100))')
     row="$row $accuracy |"
   done
