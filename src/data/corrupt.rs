@@ -73,14 +73,8 @@ impl Corruption {
             Corruption::Scale => geometric(AugmentConfig { scale: 0.3, ..none }, &mut rng, out),
             Corruption::Elastic => geometric(AugmentConfig { elastic: Some((68.0, 4.0)), ..none }, &mut rng, out),
             Corruption::Blur => {
-                let once = neighbourhood(image, rows, cols, |values| {
-                    let weights = [1, 2, 1, 2, 4, 2, 1, 2, 1];
-                    (values.iter().zip(weights).map(|(&v, w)| v as u32 * w).sum::<u32>() / 16) as u8
-                });
-                out.copy_from_slice(&neighbourhood(&once, rows, cols, |values| {
-                    let weights = [1, 2, 1, 2, 4, 2, 1, 2, 1];
-                    (values.iter().zip(weights).map(|(&v, w)| v as u32 * w).sum::<u32>() / 16) as u8
-                }));
+                let once = neighbourhood(image, rows, cols, gaussian);
+                out.copy_from_slice(&neighbourhood(&once, rows, cols, gaussian));
             }
             Corruption::Thick => out.copy_from_slice(&neighbourhood(image, rows, cols, |v| *v.iter().max().unwrap())),
             Corruption::Thin => out.copy_from_slice(&neighbourhood(image, rows, cols, |v| {
@@ -103,6 +97,12 @@ impl Corruption {
 
 /// Mixed into the image index to seed the random corruptions.
 const SEED: u64 = 0xC022_0517_1234_5678;
+
+/// The 3x3 Gaussian (weights 1 2 1 / 2 4 2 / 1 2 1, over 16) of a neighbourhood.
+fn gaussian(values: &[u8; 9]) -> u8 {
+    let weights = [1, 2, 1, 2, 4, 2, 1, 2, 1];
+    (values.iter().zip(weights).map(|(&v, w)| v as u32 * w).sum::<u32>() / 16) as u8
+}
 
 /// Each pixel replaced by `f` of its 3x3 neighbourhood (row by row; 0 outside the image).
 fn neighbourhood(image: &[u8], rows: usize, cols: usize, f: impl Fn(&[u8; 9]) -> u8) -> Vec<u8> {
