@@ -4,7 +4,7 @@
 //! | preset      | what |
 //! |-------------|------|
 //! | `seed`      | the original project's recipe, exactly (`digitnn train` with no flags) |
-//! | `seed-plus` | the same network trained to generalise: augmentation, OneCycle, label smoothing |
+//! | `seed-plus` | the same network trained to generalise: geometric and intensity augmentation, OneCycle, label smoothing |
 //! | `fast`      | 99% in as little time as possible: a small pooled CNN, one epoch (after the fastest published MNIST recipe) |
 
 use crate::data::augment::AugmentConfig;
@@ -37,7 +37,7 @@ impl Preset {
             Preset::SeedPlus => TrainConfig {
                 batch_size: 64,
                 optimizer: OptimizerConfig { lr: 2e-3, ..OptimizerConfig::default() },
-                augment: Some(AugmentConfig::default()),
+                augment: Some(AugmentConfig { intensity: 1.0, ..AugmentConfig::default() }),
                 // 0.25 rather than OneCycle's default 0.3: the built-in model was trained so.
                 schedule: Schedule { kind: ScheduleKind::OneCycle, warmup: 0.25 },
                 label_smoothing: 0.1,

@@ -48,6 +48,10 @@ pub struct RecipeArgs {
     /// Largest shear of --augment, degrees
     #[arg(long, value_name = "DEG", default_value_t = AugmentConfig::default().shear)]
     shear: f32,
+    /// Strength (0 to 1) of --augment's intensity changes: grey background, faint ink, noise
+    /// [default: the preset's; seed-plus: 1, else 0]
+    #[arg(long, value_name = "STRENGTH")]
+    intensity: Option<f32>,
     /// Part of the target spread over all classes [default: the preset's; seed: 0]
     #[arg(long)]
     label_smoothing: Option<f32>,
@@ -87,6 +91,7 @@ impl RecipeArgs {
             translation: self.translate,
             shear: self.shear,
             elastic: if self.elastic { AugmentConfig::with_elastic().elastic } else { None },
+            intensity: self.intensity.unwrap_or(preset.augment.map_or(0.0, |a| a.intensity)),
         };
         let augment = match (self.no_augment, self.augment || self.elastic || preset.augment.is_some()) {
             (false, true) => Some(ranges),

@@ -30,11 +30,16 @@ pub struct AugmentConfig {
     /// Elastic distortion: (alpha, sigma), the displacement's scale in pixels and the smoothing
     /// Gaussian's width; None turns it off.
     pub elastic: Option<(f32, f32)>,
+    /// Strength (0 to 1, 0: off) of the intensity changes given to half of the images: the
+    /// background raised to up to 0.3 x strength, the ink lowered to as little as
+    /// 1 - 0.45 x strength, and uniform noise of up to 0.35 x strength on every pixel (values in
+    /// 0..1), like faint ink on grey or noisy paper.
+    pub intensity: f32,
 }
 
 impl Default for AugmentConfig {
     fn default() -> Self {
-        AugmentConfig { rotation: 10.0, scale: 0.1, translation: 2.0, shear: 10.0, elastic: None }
+        AugmentConfig { rotation: 10.0, scale: 0.1, translation: 2.0, shear: 10.0, elastic: None, intensity: 0.0 }
     }
 }
 
@@ -48,11 +53,14 @@ impl AugmentConfig {
     pub fn validate(&self) -> Result<()> {
         let ok = |v: f32, most: f32| v.is_finite() && (0.0..=most).contains(&v);
         let elastic_ok = self.elastic.is_none_or(|(alpha, sigma)| ok(alpha, 100.0) && ok(sigma, 20.0) && sigma > 0.0);
-        let ranges_ok =
-            ok(self.rotation, 180.0) && ok(self.scale, 0.9) && ok(self.translation, 64.0) && ok(self.shear, 60.0);
+        let ranges_ok = ok(self.rotation, 180.0)
+            && ok(self.scale, 0.9)
+            && ok(self.translation, 64.0)
+            && ok(self.shear, 60.0)
+            && ok(self.intensity, 1.0);
         if !(ranges_ok && elastic_ok) {
             return Err(Error::Invalid(format!(
-                "augmentation ranges out of bounds: {self:?} (rotation <= 180, scale <= 0.9, translation <= 64, shear <= 60, elastic alpha <= 100 and 0 < sigma <= 20)"
+                "augmentation ranges out of bounds: {self:?} (rotation <= 180, scale <= 0.9, translation <= 64, shear <= 60, intensity <= 1, elastic alpha <= 100 and 0 < sigma <= 20)"
             )));
         }
         Ok(())
@@ -108,6 +116,24 @@ pub fn augment_image(
             }
         }
     });
+    if config.intensity > 0.0 {
+        change_intensity(out, config.intensity, rng);
+    }
+}
+
+/// Half of the images (drawn from `rng`): a raised background, fainter ink and noise (see
+/// [`AugmentConfig::intensity`]).
+fn change_intensity(values: &mut [f32], strength: f32, rng: &mut ChaCha8Rng) {
+    if rng.next_u32() & 1 == 0 {
+        return;
+    }
+    let unit = |rng: &mut ChaCha8Rng| (symmetric(rng) + 1.0) / 2.0;
+    let background = 0.3 * strength * unit(rng);
+    let ink = 1.0 - 0.45 * strength * unit(rng);
+    let noise = 0.35 * strength * unit(rng);
+    for v in values {
+        *v = (background + (ink - background) * *v + noise * symmetric(rng)).clamp(0.0, 1.0);
+    }
 }
 
 /// A generator seed for one image in one epoch (SplitMix64 of the three numbers).
@@ -246,7 +272,8 @@ mod tests {
 
     #[test]
     fn no_ranges_is_the_identity() {
-        let none = AugmentConfig { rotation: 0.0, scale: 0.0, translation: 0.0, shear: 0.0, elastic: None };
+        let none =
+            AugmentConfig { rotation: 0.0, scale: 0.0, translation: 0.0, shear: 0.0, elastic: None, intensity: 0.0 };
         let mut out = vec![0.0; 784];
         augment_image(&stroke(), 28, 28, &none, &mut ChaCha8Rng::seed_from_u64(1), &mut out);
         let want: Vec<f32> = stroke().iter().map(|&v| v as f32 / 255.0).collect();
@@ -255,7 +282,8 @@ mod tests {
 
     #[test]
     fn a_shift_moves_the_ink_and_keeps_it() {
-        let shift = AugmentConfig { rotation: 0.0, scale: 0.0, translation: 3.0, shear: 0.0, elastic: None };
+        let shift =
+            AugmentConfig { rotation: 0.0, scale: 0.0, translation: 3.0, shear: 0.0, elastic: None, intensity: 0.0 };
         for seed in 0..20 {
             let mut out = vec![0.0; 784];
             augment_image(&stroke(), 28, 28, &shift, &mut ChaCha8Rng::seed_from_u64(seed), &mut out);
@@ -299,9 +327,26 @@ mod tests {
     }
 
     #[test]
+    fn intensity_changes_raise_the_background_of_about_half_the_images() {
+        let config =
+            AugmentConfig { rotation: 0.0, scale: 0.0, translation: 0.0, shear: 0.0, elastic: None, intensity: 1.0 };
+        let mut changed = 0;
+        for seed in 0..40 {
+            let mut out = vec![0.0; 784];
+            augment_image(&stroke(), 28, 28, &config, &mut ChaCha8Rng::seed_from_u64(seed), &mut out);
+            assert!(out.iter().all(|v| (0.0..=1.0).contains(v)));
+            if out[..28].iter().any(|&v| v > 0.0) {
+                changed += 1;
+            }
+        }
+        assert!((10..=30).contains(&changed), "{changed} of 40 changed");
+    }
+
+    #[test]
     fn out_of_range_settings_are_refused() {
         assert!(AugmentConfig { rotation: f32::NAN, ..AugmentConfig::default() }.validate().is_err());
         assert!(AugmentConfig { scale: 2.0, ..AugmentConfig::default() }.validate().is_err());
         assert!(AugmentConfig { elastic: Some((8.0, 0.0)), ..AugmentConfig::default() }.validate().is_err());
+        assert!(AugmentConfig { intensity: 1.5, ..AugmentConfig::default() }.validate().is_err());
     }
 }

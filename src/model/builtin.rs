@@ -1,6 +1,6 @@
 //! The model built into the binary, so that `predict`, `serve` and `eval` work on a fresh clone
-//! with no training: the seed CNN trained with the `seed-plus` preset (augmentation, OneCycle,
-//! label smoothing), 1.4 MB. `models/seed-plus.safetensors` is reproduced bit for bit by
+//! with no training: the seed CNN trained with the `seed-plus` preset (geometric and intensity
+//! augmentation, OneCycle, label smoothing; 99.43% on MNIST's test set), 1.4 MB. `models/seed-plus.safetensors` is reproduced bit for bit by
 //!
 //! ```sh
 //! digitnn train --preset seed-plus --seed 0 --out models/seed-plus.safetensors
