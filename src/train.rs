@@ -239,6 +239,23 @@ fn shuffle(order: &mut [usize], rng: &mut ChaCha8Rng) {
 mod tests {
     use super::*;
 
+    /// The average follows the weights with the warm-up decay min(d, (1 + t) / (10 + t)), and is
+    /// what evaluation sees and what is left in the network.
+    #[test]
+    fn ema_averages_the_weights() {
+        let mut network = Network::new(crate::model::Architecture::fast_cnn(), 0).unwrap();
+        let start = network.params().to_vec();
+        let mut ema = Ema::new(Some(0.5), network.params());
+        network.params_mut().iter_mut().for_each(|p| *p += 1.0);
+        ema.update(network.params());
+        // t = 1: d = min(0.5, 2 / 11), so the average moved 9/11 of the way.
+        let seen = ema.with_average(&mut network, |n| n.params()[0]);
+        assert!((seen - (start[0] + 9.0 / 11.0)).abs() < 1e-6, "{seen} vs {}", start[0]);
+        assert_eq!(network.params()[0], start[0] + 1.0, "the trained weights are put back");
+        ema.keep_average(&mut network);
+        assert!((network.params()[0] - (start[0] + 9.0 / 11.0)).abs() < 1e-6);
+    }
+
     #[test]
     fn shuffle_is_a_seeded_permutation() {
         let mut a: Vec<usize> = (0..100).collect();
