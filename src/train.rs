@@ -150,10 +150,9 @@ pub fn train(
                 )));
             }
             network.backward(&grad_logits);
-            if config.schedule != Schedule::default() {
-                let done = (epoch - 1) * steps + step;
-                optimizer.set_lr(config.optimizer.lr * config.schedule.factor(done, total_steps));
-            }
+            // (The constant schedule's factor is exactly 1, so the seed recipe's steps are unchanged.)
+            let done = (epoch - 1) * steps + step;
+            optimizer.set_lr(config.optimizer.lr * config.schedule.factor(done, total_steps));
             network.apply(optimizer.as_mut());
             ema.update(network.params());
             loss_sum += loss as f64;
