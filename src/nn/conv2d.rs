@@ -120,14 +120,15 @@ impl Conv2d {
     /// `in_h` x `in_w` (plus padding), or None for the direct method.
     pub fn winograd_tile(&self, in_h: usize, in_w: usize) -> Option<TileSize> {
         let c = &self.config;
-        let fits = c.kernel_size == 3
-            && c.stride == 1
-            && c.in_channels.min(c.out_channels) >= WINOGRAD_MIN_CHANNELS
-            && in_h.min(in_w) + 2 * c.padding >= 3;
+        // Output sides, saturating: a model file may ask for any padding (planning refuses the
+        // absurd ones before a layer runs, but this is public).
+        let out = |n: usize| n.saturating_add(c.padding.saturating_mul(2)).checked_sub(2);
+        let fits = c.kernel_size == 3 && c.stride == 1 && c.in_channels.min(c.out_channels) >= WINOGRAD_MIN_CHANNELS;
+        let (Some(out_h), Some(out_w)) = (out(in_h), out(in_w)) else { return None };
         match self.engine.conv {
-            _ if !fits => None,
+            _ if !fits || out_h == 0 || out_w == 0 => None,
             ConvAlgorithm::Direct => None,
-            ConvAlgorithm::Auto => Some(TileSize::best_for(in_h + 2 * c.padding - 2, in_w + 2 * c.padding - 2)),
+            ConvAlgorithm::Auto => Some(TileSize::best_for(out_h, out_w)),
             ConvAlgorithm::WinogradF2 => Some(TileSize::F2),
             ConvAlgorithm::WinogradF4 => Some(TileSize::F4),
         }
