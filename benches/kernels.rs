@@ -76,10 +76,12 @@ fn bench_layers(c: &mut Criterion) {
         let mut grads = vec![0.0; params.len()];
         let x = Tensor::new(&[32, side, side, cin], values(32 * side * side * cin));
         let mut y = Tensor::default();
-        conv.forward(&params, &x, &mut y, Pass::TRAIN);
+        conv.forward(&params, &mut [], &x, &mut y, Pass::TRAIN);
         let mut dy = Tensor::new(&y.shape, values(y.data.len()));
         let mut dx = Tensor::default();
-        group.bench_function(format!("{name}_forward"), |b| b.iter(|| conv.forward(&params, &x, &mut y, Pass::TRAIN)));
+        group.bench_function(format!("{name}_forward"), |b| {
+            b.iter(|| conv.forward(&params, &mut [], &x, &mut y, Pass::TRAIN))
+        });
         group.bench_function(format!("{name}_backward"), |b| {
             b.iter(|| conv.backward(&params, &mut grads, &x, &y, &mut dy, if cin > 1 { Some(&mut dx) } else { None }))
         });
@@ -89,9 +91,9 @@ fn bench_layers(c: &mut Criterion) {
     let mut grads = vec![0.0; params.len()];
     let x = Tensor::new(&[32, 30976], values(32 * 30976));
     let (mut y, mut dx) = (Tensor::default(), Tensor::default());
-    linear.forward(&params, &x, &mut y, Pass::TRAIN);
+    linear.forward(&params, &mut [], &x, &mut y, Pass::TRAIN);
     let mut dy = Tensor::new(&y.shape, values(y.data.len()));
-    group.bench_function("linear_forward", |b| b.iter(|| linear.forward(&params, &x, &mut y, Pass::TRAIN)));
+    group.bench_function("linear_forward", |b| b.iter(|| linear.forward(&params, &mut [], &x, &mut y, Pass::TRAIN)));
     group.bench_function("linear_backward", |b| {
         b.iter(|| linear.backward(&params, &mut grads, &x, &y, &mut dy, Some(&mut dx)))
     });

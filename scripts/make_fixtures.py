@@ -9,10 +9,15 @@ Writes into tests/fixtures/:
   seed_cnn.safetensors  the seed CNN's state_dict (torch.manual_seed(0) initialisation), a batch of
                         4 inputs and labels, PyTorch's logits, loss, parameter gradients, and the
                         parameters after one Adam step
+  best_cnn.safetensors  the `best` architecture (BatchNorm; dropout p=0 so training is deterministic)
+                        with random BatchNorm weights and running statistics: a batch of 4, the
+                        training-mode logits, loss, gradients and updated running statistics, and
+                        the evaluation-mode logits after that update; its architecture in metadata
+  best_cnn.pt           its initial state_dict saved with torch.save (int64 num_batches_tracked)
 The tests themselves never need PyTorch; rerun this only to change what is recorded.
 """
 import json, os, numpy as np, torch, torch.nn as nn
-from digit_classifier import DigitClassifier
+from digit_classifier import DigitClassifier, Sequential
 from safetensors.torch import save_file
 
 out = os.path.join(os.path.dirname(__file__), '..', 'tests', 'fixtures')
@@ -69,4 +74,44 @@ opt.step()
 tensors.update({'adam1.' + k: p.detach().clone() for k, p in m.named_parameters()})
 save_file({k: v.contiguous() for k, v in tensors.items()}, os.path.join(out, 'seed_cnn.safetensors'),
           metadata={'torch_version': torch.__version__})
+
+# --- the best CNN (BatchNorm) -----------------------------------------------------------------
+# Architecture::best_cnn() with the dropout at p=0 (the tests check that this is that list).
+def conv(i, o):
+    return dict(type='conv2d', in_channels=i, out_channels=o, kernel_size=3, stride=1, padding=1)
+def bn(c):
+    return dict(type='batch_norm2d', num_features=c, eps=1e-5, momentum=0.1)
+relu, pool = dict(type='relu'), dict(type='max_pool2d', kernel_size=2, stride=2)
+best = ([conv(1, 32), bn(32), relu, conv(32, 32), bn(32), relu, pool,
+         conv(32, 64), bn(64), relu, conv(64, 64), bn(64), relu, pool,
+         conv(64, 128), bn(128), relu, pool,
+         dict(type='dropout', p=0.0), dict(type='flatten'), dict(type='linear', in_features=128 * 9, out_features=10)])
+torch.manual_seed(1)
+m = Sequential(best)
+with torch.no_grad():
+    for module in m.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            module.weight.uniform_(0.5, 1.5)
+            module.bias.uniform_(-0.3, 0.3)
+            module.running_mean.uniform_(-0.2, 0.2)
+            module.running_var.uniform_(0.5, 2.0)
+            module.num_batches_tracked.fill_(7)
+torch.save(m.state_dict(), os.path.join(out, 'best_cnn.pt'))
+state = {k: v.clone() for k, v in m.state_dict().items()}
+x = torch.zeros(4, 1, 28, 28)
+x[:, :, 6:22, 8:20] = torch.rand(4, 1, 16, 12)
+y = torch.tensor([3, 7, 0, 9])
+m.train()
+logits = m(x)
+loss = nn.CrossEntropyLoss()(logits, y)
+loss.backward()
+tensors = {k: v.to(torch.float32) for k, v in state.items()}
+tensors.update({'input': x, 'labels': y.to(torch.float32), 'logits': logits.detach(), 'loss': loss.detach().reshape(1)})
+tensors.update({'grad.' + k: p.grad.clone() for k, p in m.named_parameters()})
+tensors.update({'trained.' + k: v.to(torch.float32).clone() for k, v in m.state_dict().items() if 'running' in k or 'num_batches' in k})
+m.eval()
+with torch.no_grad():
+    tensors['eval_logits'] = m(x)
+save_file({k: v.contiguous() for k, v in tensors.items()}, os.path.join(out, 'best_cnn.safetensors'),
+          metadata={'torch_version': torch.__version__, 'architecture': json.dumps(best)})
 print('wrote', out)

@@ -255,9 +255,9 @@ fn saving_the_same_model_twice_gives_the_same_bytes() {
 }
 
 #[test]
-fn only_the_seed_cnn_is_written_as_pt() {
+fn only_named_architectures_are_written_as_pt() {
     let network = Network::new(seed_like(12), 0).unwrap();
-    assert!(model::to_pt_bytes(&network).unwrap_err().to_string().contains("only the seed CNN"));
+    assert!(model::to_pt_bytes(&network).unwrap_err().to_string().contains("only the named architectures"));
 }
 
 fn error_line(o: &Output) -> String {
@@ -282,7 +282,7 @@ fn the_command_line_refuses_hostile_models_and_flags_early() {
     assert!(error_line(&digitnn(&["predict", "--model", &five, &image])).contains("5 outputs"));
     let err = error_line(&digitnn(&["eval", "--model", &five, "--data", &path("nowhere")]));
     assert!(err.contains("5 outputs"), "checked before the data is looked for: {err}");
-    assert!(error_line(&digitnn(&["convert", &five, &path("five.pt")])).contains("only the seed CNN"));
+    assert!(error_line(&digitnn(&["convert", &five, &path("five.pt")])).contains("only the named architectures"));
     assert!(!Path::new(&path("five.pt")).exists());
     // --threads 0 is refused before any data is loaded or fetched.
     let err = error_line(&digitnn(&["train", "--threads", "0", "--data", &path("nowhere")]));

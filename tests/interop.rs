@@ -45,8 +45,8 @@ fn pt_round_trip_keeps_every_weight() {
 
 #[test]
 fn onnx_export_runs_in_tract_with_pytorchs_logits() {
-    let (network, _) = model::from_bytes(PT_FIXTURE, Path::new("digit_model.pt")).unwrap();
-    let onnx = model::onnx::export(&network);
+    let (mut network, _) = model::from_bytes(PT_FIXTURE, Path::new("digit_model.pt")).unwrap();
+    let onnx = model::onnx::export(&mut network);
     let runnable = tract_onnx::onnx()
         .model_for_read(&mut &onnx[..])
         .unwrap()

@@ -3,7 +3,6 @@
 use anyhow::Result;
 use digitnn::bench::{BenchConfig, run as run_bench};
 use digitnn::data::augment::AugmentConfig;
-use digitnn::model::Architecture;
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -26,6 +25,9 @@ pub struct Args {
     /// With --augment: also the elastic distortion
     #[arg(long)]
     elastic: bool,
+    /// seed | fast | best | FILE.json: the network to measure
+    #[arg(long, default_value = "seed")]
+    arch: String,
     #[command(flatten)]
     engine: super::EngineArgs,
 }
@@ -36,7 +38,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     }
     digitnn::thread_count(args.threads)?;
     let engine = args.engine.config()?;
-    let architecture = Architecture::seed_cnn();
+    let architecture = super::recipe::parse_architecture(&args.arch)?;
     digitnn::model::sample_cost(&architecture)?.check_training_batch(args.batch_size)?;
     let augment = match (args.augment, args.elastic) {
         (_, true) => Some(AugmentConfig::with_elastic()),
@@ -59,8 +61,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
         let augmented = if config.augment.is_some() { ", augmented images" } else { "" };
         writeln!(
             out,
-            "seed CNN, {} threads, {} kernels, {} convolutions{augmented}",
-            report.threads, report.isa, report.conv
+            "{} network, {} threads, {} kernels, {} convolutions{augmented}",
+            args.arch, report.threads, report.isa, report.conv
         )?;
         writeln!(
             out,

@@ -43,8 +43,8 @@ pub fn convert(args: ConvertArgs) -> Result<ExitCode> {
 }
 
 pub fn export(args: ExportArgs) -> Result<ExitCode> {
-    let (network, _) = model::load(&args.model)?;
-    model::write_atomic(&args.onnx, &model::onnx::export(&network))?;
+    let (mut network, _) = model::load(&args.model)?;
+    model::write_atomic(&args.onnx, &model::onnx::export(&mut network))?;
     eprintln!("wrote {}", args.onnx.display());
     Ok(ExitCode::SUCCESS)
 }

@@ -43,7 +43,7 @@ enum Command {
         #[command(subcommand)]
         command: data::Command,
     },
-    /// Measure training and inference speed (synthetic data, seed CNN).
+    /// Measure training and inference speed (synthetic data; the seed CNN unless --arch).
     Bench(bench::Args),
     /// Convert a model between safetensors and PyTorch .pt (both ways).
     Convert(convert::ConvertArgs),

@@ -8,10 +8,10 @@ use digitnn::train::TrainConfig;
 
 #[derive(clap::Args)]
 pub struct RecipeArgs {
-    /// A named recipe (seed, seed-plus); the flags below override its settings
+    /// A named recipe (seed, seed-plus, best, fast); the flags below override its settings
     #[arg(long, default_value_t = Preset::default())]
     pub preset: Preset,
-    /// seed | fast | FILE.json (a list of layers, or {"input": [c, h, w], "layers": [...]})
+    /// seed | fast | best | FILE.json (a list of layers, or {"input": [c, h, w], "layers": [...]})
     /// [default: the preset's]
     #[arg(long)]
     arch: Option<String>,
@@ -69,17 +69,10 @@ pub struct RecipeArgs {
 impl RecipeArgs {
     /// The architecture: `--arch` (a name or a JSON file), else the preset's.
     pub fn architecture(&self) -> anyhow::Result<Architecture> {
-        let Some(arch) = &self.arch else { return Ok(self.preset.architecture()) };
-        if let Some(named) = Architecture::named(arch) {
-            return Ok(named);
+        match &self.arch {
+            Some(arch) => parse_architecture(arch),
+            None => Ok(self.preset.architecture()),
         }
-        let path = std::path::Path::new(arch);
-        let text = std::fs::read(path)
-            .map_err(|e| anyhow::anyhow!("--arch {arch}: not seed or fast, and cannot read it as a file: {e}"))?;
-        if text.len() > 1 << 20 {
-            anyhow::bail!("--arch {arch}: larger than 1 MiB, not an architecture");
-        }
-        Architecture::from_json(&String::from_utf8_lossy(&text)).map_err(|e| anyhow::anyhow!("--arch {arch}: {e}"))
     }
 
     /// The preset's recipe with every explicit flag applied (the optimizer is the preset's).
@@ -112,4 +105,18 @@ impl RecipeArgs {
             optimizer: preset.optimizer,
         }
     }
+}
+
+/// An `--arch` value: a named architecture, or a JSON file of one.
+pub fn parse_architecture(arch: &str) -> anyhow::Result<Architecture> {
+    if let Some(named) = Architecture::named(arch) {
+        return Ok(named);
+    }
+    let names = Architecture::NAMES.join(", ");
+    let text = std::fs::read(arch)
+        .map_err(|e| anyhow::anyhow!("--arch {arch}: not one of {names}, and cannot read it as a file: {e}"))?;
+    if text.len() > 1 << 20 {
+        anyhow::bail!("--arch {arch}: larger than 1 MiB, not an architecture");
+    }
+    Architecture::from_json(&String::from_utf8_lossy(&text)).map_err(|e| anyhow::anyhow!("--arch {arch}: {e}"))
 }

@@ -56,6 +56,8 @@ struct App {
     /// Idle networks, each with the model's weights.
     pool: Mutex<Vec<Network>>,
     weights: Vec<f32>,
+    /// BatchNorm's running statistics, if the model has any.
+    state: Vec<f32>,
     info: ModelInfo,
     engine: EngineConfig,
     /// Bounds the requests computing at once (the rest wait their turn).
@@ -73,6 +75,7 @@ impl App {
         let mut network =
             Network::with_engine(self.info.architecture.clone(), 0, self.engine).map_err(|e| e.to_string())?;
         network.params_mut().copy_from_slice(&self.weights);
+        network.state_mut().copy_from_slice(&self.state);
         Ok(network)
     }
 
@@ -92,6 +95,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
     let app = Arc::new(App {
         weights: network.params().to_vec(),
+        state: network.state().to_vec(),
         pool: Mutex::new(vec![network]),
         info,
         engine,

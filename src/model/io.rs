@@ -5,7 +5,7 @@
 //! that every value is finite. Saving is atomic: a temporary file in the same directory, synced,
 //! then renamed over the target, so an interrupted save leaves the previous model intact.
 
-use super::{Architecture, Network};
+use super::{Architecture, Network, ParamTensor};
 use crate::engine::EngineConfig;
 use crate::error::{Error, Result};
 use crate::limits::{MAX_MODEL_FILE_BYTES, mib};
@@ -44,23 +44,36 @@ pub fn to_bytes(network: &Network, test_accuracy: Option<f64>) -> Result<Vec<u8>
     if let Some(accuracy) = test_accuracy {
         metadata.insert("test_accuracy".to_string(), format!("{accuracy:.6}"));
     }
-    let raw: Vec<(String, Vec<usize>, Vec<u8>)> = network
-        .tensors()
-        .iter()
-        .map(|t| {
-            let bytes = network.params()[t.range.clone()].iter().flat_map(|v| v.to_le_bytes()).collect();
-            (t.name.clone(), t.shape.clone(), bytes)
+    let raw: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = named_values(network)
+        .map(|(t, values)| {
+            let (dtype, bytes) = if is_counter(&t.name) {
+                (Dtype::I64, values.iter().flat_map(|&v| (v as i64).to_le_bytes()).collect())
+            } else {
+                (Dtype::F32, values.iter().flat_map(|v| v.to_le_bytes()).collect())
+            };
+            (t.name.clone(), dtype, t.shape.clone(), bytes)
         })
         .collect();
     let views = raw
         .iter()
-        .map(|(name, shape, bytes)| {
-            let view = TensorView::new(Dtype::F32, shape.clone(), bytes).map_err(|e| Error::Invalid(e.to_string()))?;
+        .map(|(name, dtype, shape, bytes)| {
+            let view = TensorView::new(*dtype, shape.clone(), bytes).map_err(|e| Error::Invalid(e.to_string()))?;
             Ok((name.as_str(), view))
         })
         .collect::<Result<Vec<_>>>()?;
     let bytes = safetensors::serialize(views, Some(metadata)).map_err(|e| Error::Invalid(e.to_string()))?;
     canonical_header(bytes)
+}
+
+/// Every tensor of the network with its values: the parameters, then the state.
+fn named_values(network: &Network) -> impl Iterator<Item = (&ParamTensor, &[f32])> {
+    let params = network.tensors().iter().map(|t| (t, &network.params()[t.range.clone()]));
+    params.chain(network.state_tensors().iter().map(|t| (t, &network.state()[t.range.clone()])))
+}
+
+/// BatchNorm's batch counter, an int64 in PyTorch's files (and so in ours).
+fn is_counter(name: &str) -> bool {
+    name.ends_with(".num_batches_tracked")
 }
 
 /// Rewrites a safetensors file's JSON header with its keys sorted. The safetensors crate writes
@@ -180,14 +193,23 @@ fn from_safetensors(bytes: &[u8], path: &Path) -> Result<(Network, ModelInfo)> {
     Ok((network, ModelInfo { architecture, test_accuracy }))
 }
 
-/// A `.pt` state_dict is the seed CNN's: PyTorch files carry no architecture. Its names and
-/// shapes are checked before any storage is decompressed.
+/// A `.pt` state_dict carries no architecture: it is taken to be the named architecture whose
+/// tensors (names, types, shapes) it holds exactly, the seed CNN's if none. Its layout is
+/// checked before any storage is decompressed.
 fn from_pt(bytes: &[u8], path: &Path) -> Result<(Network, ModelInfo)> {
     let fail = |reason: String| model_error(path, format!("PyTorch file: {reason}"));
     let state_dict = super::pt::StateDict::parse(bytes).map_err(fail)?;
-    let architecture = Architecture::seed_cnn();
-    let expected = super::parameter_tensors(&architecture).map_err(|e| fail(e.to_string()))?;
-    check_layout(&expected, state_dict.shapes().map(|(name, shape)| (name, "F32", shape))).map_err(fail)?;
+    let matches = |architecture: &Architecture| {
+        let expected = expected_tensors(architecture).map_err(|e| fail(e.to_string()))?;
+        check_layout(&expected, state_dict.layout()).map_err(fail)
+    };
+    let architecture = Architecture::NAMES
+        .iter()
+        .filter_map(|name| Architecture::named(name))
+        .find(|architecture| matches(architecture).is_ok())
+        .unwrap_or_else(Architecture::seed_cnn);
+    // Reports what does not fit, against the seed CNN when nothing did.
+    matches(&architecture)?;
     let tensors = state_dict.read_tensors().map_err(fail)?;
     let file_tensors = tensors
         .into_iter()
@@ -199,9 +221,16 @@ fn from_pt(bytes: &[u8], path: &Path) -> Result<(Network, ModelInfo)> {
     Ok((network, ModelInfo { architecture, test_accuracy: None }))
 }
 
-/// Checks that a file's tensors (name, dtype, shape) are exactly the architecture's.
+/// The tensors a file of this architecture holds: the parameters, then the state.
+fn expected_tensors(architecture: &Architecture) -> Result<Vec<ParamTensor>> {
+    let (params, state) = super::file_tensors(architecture)?;
+    Ok(params.into_iter().chain(state).collect())
+}
+
+/// Checks that a file's tensors (name, dtype, shape) are exactly the architecture's: float32,
+/// except BatchNorm's batch counter (int64 as PyTorch writes it, or float32).
 fn check_layout<'a>(
-    expected: &[super::ParamTensor],
+    expected: &[ParamTensor],
     found: impl Iterator<Item = (&'a str, &'a str, &'a [usize])>,
 ) -> std::result::Result<(), String> {
     let found: HashMap<&str, (&str, &[usize])> = found.map(|(name, dtype, shape)| (name, (dtype, shape))).collect();
@@ -209,7 +238,7 @@ fn check_layout<'a>(
         let Some(&(dtype, shape)) = found.get(t.name.as_str()) else {
             return Err(format!("tensor {} is missing (is this a model for this network?)", t.name));
         };
-        if dtype != "F32" {
+        if !(dtype == "F32" || (dtype == "I64" && is_counter(&t.name))) {
             return Err(format!("tensor {} is {dtype}, expected F32", t.name));
         }
         if shape != t.shape.as_slice() {
@@ -227,24 +256,41 @@ fn check_layout<'a>(
 /// architecture that asks for more than the file holds is refused, not allocated.
 fn assemble(architecture: &Architecture, tensors: Vec<(String, FileTensor)>, path: &Path) -> Result<Network> {
     let fail = |reason: String| model_error(path, reason);
-    let expected = super::parameter_tensors(architecture).map_err(|e| fail(e.to_string()))?;
+    let (params, state) = super::file_tensors(architecture).map_err(|e| fail(e.to_string()))?;
+    let n_params = params.len();
+    let expected: Vec<ParamTensor> = params.into_iter().chain(state).collect();
     check_layout(&expected, tensors.iter().map(|(n, t)| (n.as_str(), t.dtype.as_str(), t.shape.as_slice())))
         .map_err(fail)?;
     let mut by_name: HashMap<String, FileTensor> = tensors.into_iter().collect();
     let mut network = Network::new(architecture.clone(), 0).map_err(|e| fail(e.to_string()))?;
-    for t in &expected {
+    for (i, t) in expected.iter().enumerate() {
         let tensor = by_name.remove(&t.name).expect("checked by check_layout");
-        let params = &mut network.params_mut()[t.range.clone()];
+        let values = if i < n_params {
+            &mut network.params_mut()[t.range.clone()]
+        } else {
+            &mut network.state_mut()[t.range.clone()]
+        };
         match tensor.values {
+            FileValues::LittleEndian(bytes) if tensor.dtype == "I64" => {
+                for (v, chunk) in values.iter_mut().zip(bytes.chunks_exact(8)) {
+                    *v = i64::from_le_bytes(chunk.try_into().expect("8 bytes")) as f32;
+                }
+            }
             FileValues::LittleEndian(bytes) => {
-                for (v, chunk) in params.iter_mut().zip(bytes.chunks_exact(4)) {
+                for (v, chunk) in values.iter_mut().zip(bytes.chunks_exact(4)) {
                     *v = f32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
                 }
             }
-            FileValues::Decoded(values) => params.copy_from_slice(&values),
+            FileValues::Decoded(decoded) => values.copy_from_slice(&decoded),
         }
-        if let Some(bad) = params.iter().find(|v| !v.is_finite()) {
+        if let Some(bad) = values.iter().find(|v| !v.is_finite()) {
             return Err(fail(format!("tensor {} holds a non-finite value ({bad})", t.name)));
+        }
+        // sqrt(running_var + eps) must be real and positive.
+        if t.name.ends_with(".running_var")
+            && let Some(bad) = values.iter().find(|&&v| v < 0.0)
+        {
+            return Err(fail(format!("tensor {} holds a negative variance ({bad})", t.name)));
         }
     }
     Ok(network)
@@ -253,20 +299,15 @@ fn assemble(architecture: &Architecture, tensors: Vec<(String, FileTensor)>, pat
 /// The network's parameters as a PyTorch `.pt` state_dict (loadable with
 /// `torch.load(path, weights_only=True)` and `load_state_dict` of the original model).
 pub fn to_pt_bytes(network: &Network) -> Result<Vec<u8>> {
-    // A .pt state_dict carries no architecture, and this tool reads one back as the seed CNN.
-    if network.architecture != Architecture::seed_cnn() {
-        return Err(Error::Invalid(
-            "only the seed CNN can be written as .pt (a PyTorch state_dict carries no architecture); use .safetensors"
-                .into(),
-        ));
+    // A .pt state_dict carries no architecture; this tool recognises the named ones by layout.
+    if !Architecture::NAMES.iter().any(|name| Architecture::named(name).as_ref() == Some(&network.architecture)) {
+        return Err(Error::Invalid(format!(
+            "only the named architectures ({}) can be written as .pt (a PyTorch state_dict carries no architecture); use .safetensors",
+            Architecture::NAMES.join(", ")
+        )));
     }
-    let tensors: Vec<_> = network
-        .tensors()
-        .iter()
-        .map(|t| {
-            let values = network.params()[t.range.clone()].to_vec();
-            (t.name.clone(), super::pt::NamedTensor { shape: t.shape.clone(), values })
-        })
+    let tensors: Vec<_> = named_values(network)
+        .map(|(t, values)| (t.name.clone(), super::pt::NamedTensor { shape: t.shape.clone(), values: values.to_vec() }))
         .collect();
     super::pt::write_state_dict(&tensors).map_err(Error::Invalid)
 }

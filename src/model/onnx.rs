@@ -11,6 +11,7 @@ const OPSET: i64 = 13;
 /// IR version 7 goes with opset 13.
 const IR_VERSION: i64 = 7;
 const FLOAT: i32 = 1;
+const ATTRIBUTE_FLOAT: i32 = 1;
 const ATTRIBUTE_INT: i32 = 2;
 const ATTRIBUTE_INTS: i32 = 7;
 
@@ -68,6 +69,8 @@ struct NodeProto {
 struct AttributeProto {
     #[prost(string, tag = "1")]
     name: String,
+    #[prost(float, tag = "2")]
+    f: f32,
     #[prost(int64, tag = "3")]
     i: i64,
     #[prost(int64, repeated, packed = "false", tag = "8")]
@@ -139,6 +142,10 @@ fn ints(name: &str, values: &[usize]) -> AttributeProto {
     }
 }
 
+fn float(name: &str, value: f32) -> AttributeProto {
+    AttributeProto { name: name.into(), f: value, r#type: ATTRIBUTE_FLOAT, ..Default::default() }
+}
+
 fn int(name: &str, value: i64) -> AttributeProto {
     AttributeProto { name: name.into(), i: value, r#type: ATTRIBUTE_INT, ..Default::default() }
 }
@@ -161,20 +168,27 @@ fn value_info(name: &str, dims: &[Option<usize>]) -> ValueInfoProto {
     }
 }
 
-/// The network as the bytes of an ONNX model file.
-pub fn export(network: &Network) -> Vec<u8> {
+/// The network as the bytes of an ONNX model file: the network inference runs, with each
+/// BatchNorm after a convolution folded into it (see [`Network::for_inference`]).
+pub fn export(network: &mut Network) -> Vec<u8> {
+    let network = network.for_inference();
     let [c, h, w] = network.architecture.input;
     let mut nodes = Vec::new();
-    let mut initializer: Vec<TensorProto> = network
-        .tensors()
-        .iter()
-        .map(|t| TensorProto {
-            dims: t.shape.iter().map(|&d| d as i64).collect(),
-            data_type: FLOAT,
-            name: t.name.clone(),
-            raw_data: network.params()[t.range.clone()].iter().flat_map(|v| v.to_le_bytes()).collect(),
-        })
-        .collect();
+    let tensor = |t: &super::ParamTensor, values: &[f32]| TensorProto {
+        dims: t.shape.iter().map(|&d| d as i64).collect(),
+        data_type: FLOAT,
+        name: t.name.clone(),
+        raw_data: values[t.range.clone()].iter().flat_map(|v| v.to_le_bytes()).collect(),
+    };
+    let mut initializer: Vec<TensorProto> = network.tensors().iter().map(|t| tensor(t, network.params())).collect();
+    // ONNX's BatchNormalization takes the running statistics, not the batch count.
+    initializer.extend(
+        network
+            .state_tensors()
+            .iter()
+            .filter(|t| !t.name.ends_with("num_batches_tracked"))
+            .map(|t| tensor(t, network.state())),
+    );
     let last = network.architecture.layers.len();
     let mut current = "image".to_string();
     for (index, spec) in network.architecture.layers.iter().enumerate() {
@@ -202,6 +216,14 @@ pub fn export(network: &Network) -> Vec<u8> {
             }
             // Inference: dropout is the identity.
             LayerSpec::Dropout { .. } => ("Identity", vec![current.clone()], vec![]),
+            LayerSpec::BatchNorm2d { eps, .. } => (
+                "BatchNormalization",
+                ["weight", "bias", "running_mean", "running_var"].iter().fold(vec![current.clone()], |mut v, n| {
+                    v.push(param(n));
+                    v
+                }),
+                vec![float("epsilon", eps)],
+            ),
         };
         nodes.push(NodeProto {
             input: inputs,

@@ -15,7 +15,7 @@
 //! With a fused ReLU (set when the network is planned) the output epilogue applies it, and the
 //! backward pass masks dy where the output is zero before using it.
 
-use super::{Layer, LayerCost, ParamSpec, Pass, Tensor, relu, shape_error};
+use super::{Init, Layer, LayerCost, ParamSpec, Pass, Tensor, relu, shape_error};
 use crate::engine::{ConvAlgorithm, EngineConfig, WINOGRAD_MIN_CHANNELS};
 use crate::error::Result;
 use crate::kernels::conv::{ConvGeometry, images_per_group, pad_nhwc, unpad_nhwc};
@@ -380,13 +380,13 @@ impl Layer for Conv2d {
             ParamSpec {
                 name: "weight",
                 shape: vec![c.out_channels, c.in_channels, c.kernel_size, c.kernel_size],
-                fan_in,
+                init: Init::FanIn(fan_in),
             },
-            ParamSpec { name: "bias", shape: vec![c.out_channels], fan_in },
+            ParamSpec { name: "bias", shape: vec![c.out_channels], init: Init::FanIn(fan_in) },
         ]
     }
 
-    fn forward(&mut self, params: &[f32], x: &Tensor, y: &mut Tensor, pass: Pass) {
+    fn forward(&mut self, params: &[f32], _state: &mut [f32], x: &Tensor, y: &mut Tensor, pass: Pass) {
         let g = self.prepare(x);
         let (weight, bias) = params.split_at(self.weight_len());
         y.reshape_for(&[g.batch, g.out_h(), g.out_w(), g.out_c]);
@@ -472,7 +472,7 @@ mod tests {
             let params = test_values(17 * 3 * 9 + 17, 7);
             let x = Tensor::new(&[2, 9, 8, 3], test_values(2 * 9 * 8 * 3, 8));
             let mut y = Tensor::default();
-            conv.forward(&params, &x, &mut y, Pass::INFER);
+            conv.forward(&params, &mut [], &x, &mut y, Pass::INFER);
             let g = conv.geometry.unwrap();
             let want = conv2d_naive(&g, &x.data, &params[..17 * 27], &params[17 * 27..]);
             assert_eq!(y.shape, vec![2, 5, 4, 17]);
@@ -535,9 +535,9 @@ mod tests {
             let (mut plain, mut fused) =
                 (Conv2d::new(config, engine), Conv2d::new(config, engine).with_fused_relu(true));
             let (mut y, mut y_fused, mut relu_y) = (Tensor::default(), Tensor::default(), Tensor::default());
-            plain.forward(&params, &x, &mut y, Pass::TRAIN);
-            fused.forward(&params, &x, &mut y_fused, Pass::TRAIN);
-            super::super::Relu.forward(&[], &y, &mut relu_y, Pass::TRAIN);
+            plain.forward(&params, &mut [], &x, &mut y, Pass::TRAIN);
+            fused.forward(&params, &mut [], &x, &mut y_fused, Pass::TRAIN);
+            super::super::Relu.forward(&[], &mut [], &y, &mut relu_y, Pass::TRAIN);
             assert_eq!(y_fused, relu_y, "{engine}");
             let dy = Tensor::new(&y.shape, test_values(y.data.len(), 23));
             let mut dy_through_relu = Tensor::default();

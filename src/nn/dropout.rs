@@ -30,7 +30,7 @@ impl Layer for Dropout {
         LayerCost { macs: values as u64, scratch: values, ..Default::default() }
     }
 
-    fn forward(&mut self, _params: &[f32], x: &Tensor, y: &mut Tensor, pass: Pass) {
+    fn forward(&mut self, _params: &[f32], _state: &mut [f32], x: &Tensor, y: &mut Tensor, pass: Pass) {
         y.reshape_for(&x.shape);
         self.scale.resize(x.data.len(), 1.0);
         if !pass.train || self.p == 0.0 {
@@ -74,7 +74,7 @@ mod tests {
         let mut layer = Dropout::new(0.5, 3);
         let x = Tensor::new(&[1, 1000], (0..1000).map(|i| i as f32 + 1.0).collect());
         let mut y = Tensor::default();
-        layer.forward(&[], &x, &mut y, Pass::TRAIN);
+        layer.forward(&[], &mut [], &x, &mut y, Pass::TRAIN);
         let dy = Tensor::new(&[1, 1000], vec![1.0; 1000]);
         let mut dx = Tensor::default();
         layer.backward(&[], &mut [], &x, &y, &mut dy.clone(), Some(&mut dx));
@@ -91,7 +91,7 @@ mod tests {
         let mut layer = Dropout::new(0.5, 3);
         let x = Tensor::new(&[1, 4], vec![1.0, 2.0, 3.0, 4.0]);
         let mut y = Tensor::default();
-        layer.forward(&[], &x, &mut y, Pass::INFER);
+        layer.forward(&[], &mut [], &x, &mut y, Pass::INFER);
         assert_eq!(y.data, x.data);
     }
 }

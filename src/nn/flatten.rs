@@ -13,7 +13,7 @@ impl Layer for Flatten {
         Ok(vec![input.iter().product()])
     }
 
-    fn forward(&mut self, _params: &[f32], x: &Tensor, y: &mut Tensor, _pass: Pass) {
+    fn forward(&mut self, _params: &[f32], _state: &mut [f32], x: &Tensor, y: &mut Tensor, _pass: Pass) {
         let batch = x.batch();
         let features: usize = x.shape[1..].iter().product();
         y.reshape_for(&[batch, features]);
@@ -60,7 +60,7 @@ mod tests {
         // One image, 1x2 pixels, 2 channels: NHWC [a0 a1 | b0 b1] -> CHW [a0 b0 | a1 b1].
         let x = Tensor::new(&[1, 1, 2, 2], vec![1.0, 2.0, 3.0, 4.0]);
         let mut y = Tensor::default();
-        Flatten.forward(&[], &x, &mut y, Pass::INFER);
+        Flatten.forward(&[], &mut [], &x, &mut y, Pass::INFER);
         assert_eq!(y.shape, vec![1, 4]);
         assert_eq!(y.data, vec![1.0, 3.0, 2.0, 4.0]);
     }

@@ -1,7 +1,7 @@
 //! Test helper: compares a layer's analytic gradients with central finite differences of the
 //! scalar loss L = sum(r * y) for a fixed random r.
 
-use super::{Layer, Pass, Tensor};
+use super::{Init, Layer, Pass, Tensor};
 
 pub(crate) use crate::kernels::test_values;
 
@@ -20,8 +20,18 @@ fn separated_values(len: usize, seed: u64) -> Vec<f32> {
 
 fn loss(layer: &mut dyn Layer, params: &[f32], x: &Tensor, r: &[f32]) -> f64 {
     let mut y = Tensor::default();
-    layer.forward(params, x, &mut y, Pass::TRAIN);
+    layer.forward(params, &mut initial_state(layer), x, &mut y, Pass::TRAIN);
     y.data.iter().zip(r).map(|(&a, &b)| a as f64 * b as f64).sum()
+}
+
+/// The layer's state as PyTorch initialises it (every state tensor starts constant).
+fn initial_state(layer: &dyn Layer) -> Vec<f32> {
+    let mut state = Vec::new();
+    for spec in layer.state_specs() {
+        let Init::Constant(value) = spec.init else { panic!("state {} starts random", spec.name) };
+        state.extend(std::iter::repeat_n(value, spec.len()));
+    }
+    state
 }
 
 /// At most `count` indices spread over 0..len.
@@ -51,7 +61,7 @@ fn check_layer_with_step(layer: &mut dyn Layer, sample_shape: &[usize], seed: u6
     let mut params: Vec<f32> = test_values(n_params, seed + 1).iter().map(|v| v * 0.5).collect();
 
     let mut y = Tensor::default();
-    layer.forward(&params, &x, &mut y, Pass::TRAIN);
+    layer.forward(&params, &mut initial_state(layer), &x, &mut y, Pass::TRAIN);
     let r = test_values(y.data.len(), seed + 2);
     let mut dy = Tensor::new(&y.shape, r.clone());
     let mut grads = vec![0.0f32; n_params];

@@ -12,7 +12,7 @@
 //!           dx[B, in]       = dy[B, out] * weight_hwc[out, in]
 //! ```
 
-use super::{Layer, LayerCost, ParamSpec, Pass, Tensor, relu, shape_error};
+use super::{Init, Layer, LayerCost, ParamSpec, Pass, Tensor, relu, shape_error};
 use crate::engine::EngineConfig;
 use crate::error::Result;
 use crate::kernels::layout::{add_hwc_to_chw, chw_to_hwc};
@@ -89,12 +89,12 @@ impl Layer for Linear {
     fn param_specs(&self) -> Vec<ParamSpec> {
         let (i, o) = (self.in_features, self.out_features);
         vec![
-            ParamSpec { name: "weight", shape: vec![o, i], fan_in: i },
-            ParamSpec { name: "bias", shape: vec![o], fan_in: i },
+            ParamSpec { name: "weight", shape: vec![o, i], init: Init::FanIn(i) },
+            ParamSpec { name: "bias", shape: vec![o], init: Init::FanIn(i) },
         ]
     }
 
-    fn forward(&mut self, params: &[f32], x: &Tensor, y: &mut Tensor, pass: Pass) {
+    fn forward(&mut self, params: &[f32], _state: &mut [f32], x: &Tensor, y: &mut Tensor, pass: Pass) {
         let (batch, i, o) = (x.batch(), self.in_features, self.out_features);
         assert_eq!(x.data.len(), batch * i, "Linear input size");
         let (weight, bias) = params.split_at(o * i);
@@ -160,7 +160,7 @@ mod tests {
         let params = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 0.5, -1.0, 0.0];
         let x = Tensor::new(&[1, 2], vec![1.0, -1.0]);
         let mut y = Tensor::default();
-        layer.forward(&params, &x, &mut y, Pass::INFER);
+        layer.forward(&params, &mut [], &x, &mut y, Pass::INFER);
         assert_eq!(y.data, vec![-0.5, -2.0, -1.0]);
     }
 
@@ -178,11 +178,11 @@ mod tests {
         let params = test_values(o * h * w * c + o, 11);
         let x = Tensor::new(&[2, h, w, c], test_values(2 * h * w * c, 12));
         let (mut flat, mut want, mut got) = (Tensor::default(), Tensor::default(), Tensor::default());
-        Flatten.forward(&[], &x, &mut flat, Pass::INFER);
+        Flatten.forward(&[], &mut [], &x, &mut flat, Pass::INFER);
         let mut via_flatten = Linear::new(h * w * c, o, EngineConfig::default());
-        via_flatten.forward(&params, &flat, &mut want, Pass::INFER);
+        via_flatten.forward(&params, &mut [], &flat, &mut want, Pass::INFER);
         let mut direct = Linear::new(h * w * c, o, EngineConfig::default()).reading_images(h * w, c);
-        direct.forward(&params, &x, &mut got, Pass::INFER);
+        direct.forward(&params, &mut [], &x, &mut got, Pass::INFER);
         assert_eq!(got.shape, want.shape);
         for (a, b) in got.data.iter().zip(&want.data) {
             assert!((a - b).abs() < 1e-6);

@@ -3,6 +3,7 @@
 
 use super::{Layer, LayerCost, Pass, Tensor, shape_error};
 use crate::error::Result;
+use rayon::prelude::*;
 
 #[derive(Debug)]
 pub struct MaxPool2d {
@@ -42,32 +43,40 @@ impl Layer for MaxPool2d {
         }
     }
 
-    fn forward(&mut self, _params: &[f32], x: &Tensor, y: &mut Tensor, _pass: Pass) {
+    fn forward(&mut self, _params: &[f32], _state: &mut [f32], x: &Tensor, y: &mut Tensor, _pass: Pass) {
         let (batch, h, w, c) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3]);
         let (oh, ow) = (self.out_len(h), self.out_len(w));
         y.reshape_for(&[batch, oh, ow, c]);
         self.argmax.resize(y.data.len(), 0);
-        let mut out = 0;
-        for b in 0..batch {
-            for py in 0..oh {
-                for px in 0..ow {
-                    for ch in 0..c {
-                        let mut best = usize::MAX;
-                        for ky in 0..self.kernel_size {
-                            for kx in 0..self.kernel_size {
-                                let i = ((b * h + py * self.stride + ky) * w + px * self.stride + kx) * c + ch;
-                                if best == usize::MAX || x.data[i] > x.data[best] || x.data[i].is_nan() {
-                                    best = i;
+        let (k, stride) = (self.kernel_size, self.stride);
+        // One image per task; within a pixel the channels are contiguous, so every comparison
+        // runs over a row of c values (vectorised).
+        let image_out = oh * ow * c;
+        y.data.par_chunks_mut(image_out).zip(self.argmax.par_chunks_mut(image_out)).enumerate().for_each(
+            |(b, (y, argmax))| {
+                for py in 0..oh {
+                    for px in 0..ow {
+                        let out = (py * ow + px) * c;
+                        let (y, argmax) = (&mut y[out..out + c], &mut argmax[out..out + c]);
+                        for ky in 0..k {
+                            for kx in 0..k {
+                                let at = ((b * h + py * stride + ky) * w + px * stride + kx) * c;
+                                let window = &x.data[at..at + c];
+                                let first = ky == 0 && kx == 0;
+                                for (ch, ((y, arg), &v)) in y.iter_mut().zip(argmax.iter_mut()).zip(window).enumerate()
+                                {
+                                    // The first maximum wins ties; a NaN wins (PyTorch propagates it).
+                                    if first || v > *y || (v.is_nan() && !y.is_nan()) {
+                                        *y = v;
+                                        *arg = at + ch;
+                                    }
                                 }
                             }
                         }
-                        y.data[out] = x.data[best];
-                        self.argmax[out] = best;
-                        out += 1;
                     }
                 }
-            }
-        }
+            },
+        );
     }
 
     fn backward(
@@ -97,7 +106,7 @@ mod tests {
     fn takes_the_maximum_of_each_window() {
         let x = Tensor::new(&[1, 2, 2, 1], vec![1.0, 4.0, 3.0, 2.0]);
         let mut y = Tensor::default();
-        MaxPool2d::new(2, 2).forward(&[], &x, &mut y, Pass::INFER);
+        MaxPool2d::new(2, 2).forward(&[], &mut [], &x, &mut y, Pass::INFER);
         assert_eq!((y.shape, y.data), (vec![1, 1, 1, 1], vec![4.0]));
     }
 

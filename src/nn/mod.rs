@@ -11,6 +11,7 @@
 //! applies the following ReLU itself (`with_fused_relu` on Conv2d and Linear), and for a Linear
 //! right after an elided Flatten, that it reads NHWC images (`Linear::reading_images`).
 
+mod batchnorm;
 mod conv2d;
 mod dropout;
 mod flatten;
@@ -22,6 +23,7 @@ pub(crate) mod relu;
 #[cfg(test)]
 pub(crate) mod gradcheck;
 
+pub use batchnorm::{BatchNorm2d, BatchNorm2dConfig};
 pub use conv2d::{Conv2d, Conv2dConfig};
 pub use dropout::Dropout;
 pub use flatten::Flatten;
@@ -59,7 +61,7 @@ impl Tensor {
 /// What kind of forward pass this is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Pass {
-    /// Training behaviour (dropout) and keeping what backward needs.
+    /// Training behaviour (dropout, BatchNorm's batch statistics) and keeping what backward needs.
     pub train: bool,
     /// The parameters may differ from the previous pass, so anything a layer derived from them
     /// (rearranged weights) must be derived again.
@@ -71,13 +73,22 @@ impl Pass {
     pub const INFER: Pass = Pass { train: false, params_changed: true };
 }
 
-/// A learnable tensor a layer owns: its name in the state_dict (`weight`, `bias`), its PyTorch
-/// shape and the fan-in that PyTorch's default initialisation uses.
+/// A tensor a layer owns: its name in the state_dict (`weight`, `bias`, `running_mean`), its
+/// PyTorch shape and how PyTorch initialises it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ParamSpec {
     pub name: &'static str,
     pub shape: Vec<usize>,
-    pub fan_in: usize,
+    pub init: Init,
+}
+
+/// How a tensor starts, as PyTorch's default initialisation does it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Init {
+    /// Uniform in +-1/sqrt(fan_in) (convolution and linear weights and biases).
+    FanIn(usize),
+    /// Every value the same (BatchNorm's weight 1, bias 0, running variance 1).
+    Constant(f32),
 }
 
 impl ParamSpec {
@@ -110,6 +121,12 @@ pub trait Layer: Send {
         Vec::new()
     }
 
+    /// The layer's state besides its learnable parameters, saved with the model (PyTorch's
+    /// buffers: BatchNorm's running statistics). A training pass may update it.
+    fn state_specs(&self) -> Vec<ParamSpec> {
+        Vec::new()
+    }
+
     /// What one sample costs this layer, given its input and output shapes: multiply-adds and the
     /// scratch values it keeps beyond its output. Used to budget memory and time before anything
     /// is allocated (see `crate::limits`).
@@ -117,8 +134,8 @@ pub trait Layer: Send {
         LayerCost { macs: output.iter().product::<usize>() as u64, ..LayerCost::default() }
     }
 
-    /// y = layer(x).
-    fn forward(&mut self, params: &[f32], x: &Tensor, y: &mut Tensor, pass: Pass);
+    /// y = layer(x). `state` is the layer's slice of the network's state (see `state_specs`).
+    fn forward(&mut self, params: &[f32], state: &mut [f32], x: &Tensor, y: &mut Tensor, pass: Pass);
 
     /// Adds the parameter gradients into `grads` and, when `dx` is given, writes dL/dx there.
     /// `x` and `y` are the input and output of the last forward pass. The layer may overwrite

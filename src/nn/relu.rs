@@ -25,7 +25,7 @@ impl Layer for Relu {
         Ok(input.to_vec())
     }
 
-    fn forward(&mut self, _params: &[f32], x: &Tensor, y: &mut Tensor, _pass: Pass) {
+    fn forward(&mut self, _params: &[f32], _state: &mut [f32], x: &Tensor, y: &mut Tensor, _pass: Pass) {
         y.reshape_for(&x.shape);
         for (out, &v) in y.data.iter_mut().zip(&x.data) {
             *out = v.max(0.0);

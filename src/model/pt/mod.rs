@@ -66,9 +66,17 @@ impl<'a> StateDict<'a> {
         Ok(StateDict { archive, prefix, entries })
     }
 
-    /// Each tensor's name and shape, in the file's order.
-    pub fn shapes(&self) -> impl Iterator<Item = (&str, &[usize])> {
-        self.entries.iter().map(|(name, t)| (name.as_str(), t.size.as_slice()))
+    /// Each tensor's name, element type (safetensors' names: `F32` for torch.float32, `I64`
+    /// for torch.int64, else the storage's name) and shape, in the file's order.
+    pub fn layout(&self) -> impl Iterator<Item = (&str, &str, &[usize])> {
+        self.entries.iter().map(|(name, t)| {
+            let dtype = match &*t.dtype {
+                "Float" => "F32",
+                "Long" => "I64",
+                other => other,
+            };
+            (name.as_str(), dtype, t.size.as_slice())
+        })
     }
 
     /// Reads every tensor's values. The total is budgeted before anything is decompressed: at
@@ -78,12 +86,16 @@ impl<'a> StateDict<'a> {
         let mut values_total = 0usize;
         let mut storage_bytes: HashMap<&str, usize> = HashMap::new();
         for (name, tensor) in &self.entries {
-            if &*tensor.dtype != "Float" {
-                return Err(format!("tensor {name} is {}Storage; only float32 tensors are supported", tensor.dtype));
-            }
+            let Some(element) = element_bytes(&tensor.dtype) else {
+                return Err(format!(
+                    "tensor {name} is {}Storage; only float32 and int64 tensors are supported",
+                    tensor.dtype
+                ));
+            };
             let count = tensor.count().ok_or_else(|| format!("tensor {name}: its size overflows"))?;
             values_total = values_total.saturating_add(count);
-            let bytes = tensor.storage_len.checked_mul(4).ok_or_else(|| format!("tensor {name}: storage too large"))?;
+            let bytes =
+                tensor.storage_len.checked_mul(element).ok_or_else(|| format!("tensor {name}: storage too large"))?;
             storage_bytes.insert(&tensor.storage_key, bytes);
         }
         if values_total > MAX_PARAMETERS {
@@ -100,7 +112,8 @@ impl<'a> StateDict<'a> {
         for (name, tensor) in std::mem::take(&mut self.entries) {
             if !storages.contains_key(&*tensor.storage_key) {
                 let entry = format!("{}data/{}", self.prefix, tensor.storage_key);
-                let data = read_storage(&mut self.archive, &entry, tensor.storage_len * 4)?;
+                let element = element_bytes(&tensor.dtype).expect("checked above");
+                let data = read_storage(&mut self.archive, &entry, tensor.storage_len * element)?;
                 storages.insert(tensor.storage_key.to_string(), data);
             }
             let values =
@@ -108,6 +121,16 @@ impl<'a> StateDict<'a> {
             tensors.push((name, NamedTensor { shape: tensor.size.clone(), values }));
         }
         Ok(tensors)
+    }
+}
+
+/// Bytes per element of the storage types a state_dict of digitnn's layers holds (int64: the
+/// BatchNorm's `num_batches_tracked`).
+fn element_bytes(dtype: &str) -> Option<usize> {
+    match dtype {
+        "Float" => Some(4),
+        "Long" => Some(8),
+        _ => None,
     }
 }
 
@@ -146,7 +169,13 @@ fn read_storage<R: Read + Seek>(archive: &mut zip::ZipArchive<R>, name: &str, ne
     Ok(data)
 }
 
-/// Writes a state_dict that `torch.load(path, weights_only=True)` reads (float32, contiguous).
+/// A tensor PyTorch keeps as int64: BatchNorm's batch counter.
+fn is_long(name: &str) -> bool {
+    name.ends_with("num_batches_tracked")
+}
+
+/// Writes a state_dict that `torch.load(path, weights_only=True)` reads (contiguous; float32,
+/// except `num_batches_tracked`, int64 as in PyTorch).
 pub fn write_state_dict(tensors: &[(String, NamedTensor)]) -> Result<Vec<u8>, Fail> {
     let mut pickle = Pickle(Vec::new());
     pickle.0.extend_from_slice(&[0x80, 2]);
@@ -157,7 +186,7 @@ pub fn write_state_dict(tensors: &[(String, NamedTensor)]) -> Result<Vec<u8>, Fa
         pickle.global("torch._utils", "_rebuild_tensor_v2");
         pickle.0.extend_from_slice(b"((");
         pickle.string("storage");
-        pickle.global("torch", "FloatStorage");
+        pickle.global("torch", if is_long(name) { "LongStorage" } else { "FloatStorage" });
         pickle.string(&key.to_string());
         pickle.string("cpu");
         pickle.int(tensor.values.len());
@@ -185,8 +214,12 @@ pub fn write_state_dict(tensors: &[(String, NamedTensor)]) -> Result<Vec<u8>, Fa
     };
     add("data.pkl", &pickle.0)?;
     add("byteorder", b"little")?;
-    for (key, (_, tensor)) in tensors.iter().enumerate() {
-        let bytes: Vec<u8> = tensor.values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    for (key, (name, tensor)) in tensors.iter().enumerate() {
+        let bytes: Vec<u8> = if is_long(name) {
+            tensor.values.iter().flat_map(|&v| (v as i64).to_le_bytes()).collect()
+        } else {
+            tensor.values.iter().flat_map(|v| v.to_le_bytes()).collect()
+        };
         add(&format!("data/{key}"), &bytes)?;
     }
     add("version", b"3\n")?;

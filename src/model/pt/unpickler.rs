@@ -31,7 +31,8 @@ impl TensorRef {
         self.size.iter().try_fold(1usize, |a, &d| a.checked_mul(d))
     }
 
-    /// The values, dense; `storage` holds `storage_len` floats (checked by the caller).
+    /// The values, dense, as f32; `storage` holds `storage_len` float32 or int64 values (by
+    /// `dtype`, checked by the caller).
     pub(super) fn materialise(&self, storage: &[u8]) -> Result<Vec<f32>, Fail> {
         let count = self.count().ok_or("size overflows")?;
         if count > 0 {
@@ -44,7 +45,14 @@ impl TensorRef {
                 return Err("its size and strides reach past the end of its storage".into());
             }
         }
-        let read = |i: usize| f32::from_le_bytes(storage[i * 4..i * 4 + 4].try_into().unwrap());
+        let long = &*self.dtype == "Long";
+        let read = |i: usize| {
+            if long {
+                i64::from_le_bytes(storage[i * 8..i * 8 + 8].try_into().unwrap()) as f32
+            } else {
+                f32::from_le_bytes(storage[i * 4..i * 4 + 4].try_into().unwrap())
+            }
+        };
         let mut values = Vec::with_capacity(count);
         let mut index = vec![0usize; self.size.len()];
         for _ in 0..count {

@@ -1,0 +1,236 @@
+//! Architectures: a network as a list of layers (like `nn.Sequential`), serialisable, with the
+//! named ones and the planner's per-layer decisions (fused ReLUs, elided Flattens).
+
+use crate::engine::EngineConfig;
+use crate::error::{Error, Result};
+use crate::nn::{
+    BatchNorm2d, BatchNorm2dConfig, Conv2d, Conv2dConfig, Dropout, Flatten, Layer, Linear, MaxPool2d, Relu,
+};
+use serde::{Deserialize, Serialize};
+
+/// One layer of an architecture, named and parameterised as in `torch.nn`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum LayerSpec {
+    Conv2d {
+        in_channels: usize,
+        out_channels: usize,
+        kernel_size: usize,
+        stride: usize,
+        padding: usize,
+    },
+    Relu,
+    MaxPool2d {
+        kernel_size: usize,
+        stride: usize,
+    },
+    Flatten,
+    Linear {
+        in_features: usize,
+        out_features: usize,
+    },
+    Dropout {
+        p: f32,
+    },
+    /// PyTorch's `nn.BatchNorm2d(num_features, eps, momentum)`; eps and momentum may be left out.
+    #[serde(rename = "batch_norm2d")]
+    BatchNorm2d {
+        num_features: usize,
+        #[serde(default = "default_eps")]
+        eps: f32,
+        #[serde(default = "default_momentum")]
+        momentum: f32,
+    },
+}
+
+fn default_eps() -> f32 {
+    BatchNorm2dConfig::default().eps
+}
+
+fn default_momentum() -> f32 {
+    BatchNorm2dConfig::default().momentum
+}
+
+/// A network: its input (channels, height, width) and its layers in order, like `nn.Sequential`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Architecture {
+    pub input: [usize; 3],
+    pub layers: Vec<LayerSpec>,
+}
+
+impl Architecture {
+    /// The original project's CNN: three 3x3 convolutions with ReLU, then one linear layer.
+    pub fn seed_cnn() -> Self {
+        let conv = |i, o| LayerSpec::Conv2d { in_channels: i, out_channels: o, kernel_size: 3, stride: 1, padding: 0 };
+        Architecture {
+            input: [1, 28, 28],
+            layers: vec![
+                conv(1, 32),
+                LayerSpec::Relu,
+                conv(32, 64),
+                LayerSpec::Relu,
+                conv(64, 64),
+                LayerSpec::Relu,
+                LayerSpec::Flatten,
+                LayerSpec::Linear { in_features: 64 * 22 * 22, out_features: 10 },
+            ],
+        }
+    }
+
+    /// Builds layer `index` with what the planner decided for it: the engine, whether it
+    /// applies the ReLU after it (`fused_relu`), and for a Linear after an elided Flatten, the
+    /// `[h, w, c]` images it reads directly.
+    /// The network of the `fast` preset (the fastest published MNIST recipe's): Conv(1->24, 5x5),
+    /// max-pool 2, ReLU, Conv(24->32, 3x3), max-pool 2, ReLU, Linear(800->256), ReLU,
+    /// Linear(256->10).
+    pub fn fast_cnn() -> Self {
+        let conv =
+            |i, o, k| LayerSpec::Conv2d { in_channels: i, out_channels: o, kernel_size: k, stride: 1, padding: 0 };
+        let pool = LayerSpec::MaxPool2d { kernel_size: 2, stride: 2 };
+        Architecture {
+            input: [1, 28, 28],
+            layers: vec![
+                conv(1, 24, 5),
+                pool.clone(),
+                LayerSpec::Relu,
+                conv(24, 32, 3),
+                pool,
+                LayerSpec::Relu,
+                LayerSpec::Flatten,
+                LayerSpec::Linear { in_features: 800, out_features: 256 },
+                LayerSpec::Relu,
+                LayerSpec::Linear { in_features: 256, out_features: 10 },
+            ],
+        }
+    }
+
+    /// The network of the `best` preset: three stages of padded 3x3 convolutions with
+    /// BatchNorm and ReLU (32, 64 and 128 channels; two convolutions in each of the first two),
+    /// each stage ending in a 2x2 max-pool, then dropout and one linear layer (28x28 -> 14 -> 7
+    /// -> 3). About 160k parameters and 22 M multiply-adds per image.
+    pub fn best_cnn() -> Self {
+        let mut layers = Vec::new();
+        let mut stage = |convs: &[(usize, usize)]| {
+            for &(i, o) in convs {
+                layers.push(LayerSpec::Conv2d {
+                    in_channels: i,
+                    out_channels: o,
+                    kernel_size: 3,
+                    stride: 1,
+                    padding: 1,
+                });
+                layers.push(LayerSpec::BatchNorm2d {
+                    num_features: o,
+                    eps: default_eps(),
+                    momentum: default_momentum(),
+                });
+                layers.push(LayerSpec::Relu);
+            }
+            layers.push(LayerSpec::MaxPool2d { kernel_size: 2, stride: 2 });
+        };
+        stage(&[(1, 32), (32, 32)]);
+        stage(&[(32, 64), (64, 64)]);
+        stage(&[(64, 128)]);
+        // Dropout before the Flatten (it is elementwise) so the Linear reads the pooled images
+        // directly and the Flatten costs nothing.
+        layers.extend([
+            LayerSpec::Dropout { p: 0.25 },
+            LayerSpec::Flatten,
+            LayerSpec::Linear { in_features: 128 * 3 * 3, out_features: 10 },
+        ]);
+        Architecture { input: [1, 28, 28], layers }
+    }
+
+    /// The named architectures, by name.
+    pub const NAMES: [&'static str; 3] = ["seed", "fast", "best"];
+
+    /// A named architecture (see [`Architecture::NAMES`]).
+    pub fn named(name: &str) -> Option<Self> {
+        match name.trim() {
+            "seed" => Some(Self::seed_cnn()),
+            "fast" => Some(Self::fast_cnn()),
+            "best" => Some(Self::best_cnn()),
+            _ => None,
+        }
+    }
+
+    /// An architecture from JSON: an object `{"input": [c, h, w], "layers": [...]}`, or just the
+    /// list of layers (like `nn.Sequential`) for 1x28x28 images. Each layer is an object such as
+    /// `{"type": "conv2d", "in_channels": 1, "out_channels": 32, "kernel_size": 3, "stride": 1,
+    /// "padding": 0}`, `{"type": "relu"}`, `{"type": "max_pool2d", "kernel_size": 2, "stride": 2}`,
+    /// `{"type": "flatten"}`, `{"type": "linear", "in_features": 800, "out_features": 10}`,
+    /// `{"type": "dropout", "p": 0.5}`, `{"type": "batch_norm2d", "num_features": 32}`. The result is checked by building its plan.
+    pub fn from_json(text: &str) -> Result<Self> {
+        let value: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| Error::Invalid(format!("not JSON: {e}")))?;
+        let architecture = if value.is_array() {
+            let layers =
+                serde_json::from_value(value).map_err(|e| Error::Invalid(format!("not a list of layers: {e}")))?;
+            Architecture { input: [1, 28, 28], layers }
+        } else {
+            serde_json::from_value(value).map_err(|e| Error::Invalid(format!("not an architecture: {e}")))?
+        };
+        super::plan::Plan::new(&architecture, 0, EngineConfig::default())?;
+        Ok(architecture)
+    }
+
+    pub(super) fn build_layer(
+        &self,
+        index: usize,
+        seed: u64,
+        engine: EngineConfig,
+        reads_images: Option<&[usize]>,
+    ) -> Result<Box<dyn Layer>> {
+        let spec = &self.layers[index];
+        let fused_relu = self.fuses_relu(index);
+        Ok(match *spec {
+            LayerSpec::Conv2d { in_channels, out_channels, kernel_size, stride, padding } => {
+                if in_channels == 0 || out_channels == 0 || kernel_size == 0 || stride == 0 {
+                    return Err(Error::Invalid(format!("invalid convolution {spec:?}")));
+                }
+                let config = Conv2dConfig { in_channels, out_channels, kernel_size, stride, padding };
+                Box::new(Conv2d::new(config, engine).with_fused_relu(fused_relu))
+            }
+            LayerSpec::Relu => Box::new(Relu),
+            LayerSpec::MaxPool2d { kernel_size, stride } => Box::new(MaxPool2d::new(kernel_size, stride)),
+            LayerSpec::Flatten => Box::new(Flatten),
+            LayerSpec::Linear { in_features, out_features } => {
+                if in_features == 0 || out_features == 0 {
+                    return Err(Error::Invalid(format!("invalid linear layer {spec:?}")));
+                }
+                let linear = Linear::new(in_features, out_features, engine).with_fused_relu(fused_relu);
+                match reads_images {
+                    Some(&[h, w, c]) if h * w * c == in_features => Box::new(linear.reading_images(h * w, c)),
+                    _ => Box::new(linear),
+                }
+            }
+            LayerSpec::Dropout { p } => {
+                if !(0.0..1.0).contains(&p) {
+                    return Err(Error::Invalid(format!("dropout probability {p} is not in [0, 1)")));
+                }
+                Box::new(Dropout::new(p, seed))
+            }
+            LayerSpec::BatchNorm2d { num_features, eps, momentum } => {
+                if num_features == 0 || !(eps > 0.0 && eps.is_finite()) || !(0.0..=1.0).contains(&momentum) {
+                    return Err(Error::Invalid(format!("invalid batch normalisation {spec:?}")));
+                }
+                let config = BatchNorm2dConfig { num_features, eps, momentum };
+                Box::new(BatchNorm2d::new(config).with_fused_relu(fused_relu))
+            }
+        })
+    }
+
+    /// Layer `index` applies the ReLU that follows it in its own epilogue (convolutions, linear
+    /// layers and batch normalisations do), so the ReLU costs no pass over memory.
+    pub(super) fn fuses_relu(&self, index: usize) -> bool {
+        matches!(
+            self.layers[index],
+            LayerSpec::Conv2d { .. } | LayerSpec::Linear { .. } | LayerSpec::BatchNorm2d { .. }
+        ) && self.layers.get(index + 1) == Some(&LayerSpec::Relu)
+    }
+
+    /// Layer `index` is a Flatten left out because the Linear after it reads NHWC images.
+    pub(super) fn elides_flatten(&self, index: usize) -> bool {
+        self.layers[index] == LayerSpec::Flatten && matches!(self.layers.get(index + 1), Some(LayerSpec::Linear { .. }))
+    }
+}
