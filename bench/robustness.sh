@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Test accuracy of models on MNIST's test digits, clean and under each corruption of
-# `digitnn eval --corrupt` (rotate, shift, scale, elastic, blur, thick, thin, noise, contrast).
+# `digitnn eval --corrupt` (rotate, shift, scale, elastic, blur, thick, thin, noise, contrast, photo).
 #
 # usage: bench/robustness.sh MNIST_DIR MODEL...    (MODEL: a model file, or "builtin")
 # Prints one markdown table: a row per model, a column per corruption.
@@ -11,14 +11,14 @@ shift
 [ $# -gt 0 ] || { echo "usage: bench/robustness.sh MNIST_DIR MODEL..." >&2; exit 2; }
 cargo build --release --quiet --manifest-path "$here/../Cargo.toml"
 digitnn="$here/../target/release/digitnn"
-corruptions=(none rotate shift scale elastic blur thick thin noise contrast)
+corruptions=(none rotate shift scale elastic blur thick thin noise contrast photo)
 echo "| model | $(IFS='|'; echo "${corruptions[*]}" | sed 's/|/ | /g') |"
 echo "|---$(printf '|---%.0s' "${corruptions[@]}")|"
 for model in "$@"; do
   # An empty directory as the working directory, so that "builtin" cannot pick up a
   # digit_model.safetensors lying around.
   empty=$(mktemp -d)
-  if [ "$model" = builtin ]; then model_args=(); name="built-in seed-plus"; else model_args=(--model "$(realpath "$model")"); name=$(basename "$model"); fi
+  if [ "$model" = builtin ]; then model_args=(); name="built-in best"; else model_args=(--model "$(realpath "$model")"); name=$(basename "$model"); fi
   row="| $name |"
   for c in "${corruptions[@]}"; do
     if [ "$c" = none ]; then corrupt=(); else corrupt=(--corrupt "$c"); fi

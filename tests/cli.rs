@@ -417,7 +417,7 @@ fn predict_and_eval_use_the_builtin_model_on_a_fresh_checkout() {
     };
     let o = run(&["predict", &seven]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stderr(&o).contains("model: the built-in seed-plus model"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("model: the built-in best model"), "{}", stderr(&o));
     let o = run(&["eval", "--data", &s.path("data"), "--json"]);
     assert!(o.status.success() && stderr(&o).contains("built-in"), "{}", stderr(&o));
 

@@ -43,10 +43,8 @@ fn pt_round_trip_keeps_every_weight() {
     assert_eq!(back.params(), network.params());
 }
 
-#[test]
-fn onnx_export_runs_in_tract_with_pytorchs_logits() {
-    let (mut network, _) = model::from_bytes(PT_FIXTURE, Path::new("digit_model.pt")).unwrap();
-    let onnx = model::onnx::export(&mut network);
+/// The logits tract computes for an exported ONNX model on a batch of 4 images.
+fn run_onnx(onnx: &[u8], input: Vec<f32>) -> Vec<f32> {
     let runnable = tract_onnx::onnx()
         .model_for_read(&mut &onnx[..])
         .unwrap()
@@ -56,10 +54,34 @@ fn onnx_export_runs_in_tract_with_pytorchs_logits() {
         .unwrap()
         .into_runnable()
         .unwrap();
-    let input = tract_ndarray::Array4::from_shape_vec((4, 1, 28, 28), fixture("input")).unwrap();
+    let input = tract_ndarray::Array4::from_shape_vec((4, 1, 28, 28), input).unwrap();
     let outputs = runnable.run(tvec!(Tensor::from(input).into())).unwrap();
-    let logits: Vec<f32> = outputs[0].to_plain_array_view::<f32>().unwrap().iter().copied().collect();
+    outputs[0].to_plain_array_view::<f32>().unwrap().iter().copied().collect()
+}
+
+#[test]
+fn onnx_export_runs_in_tract_with_pytorchs_logits() {
+    let (mut network, _) = model::from_bytes(PT_FIXTURE, Path::new("digit_model.pt")).unwrap();
+    let logits = run_onnx(&model::onnx::export(&mut network), fixture("input"));
     assert_close("ONNX logits", &logits, &fixture("logits"), 1e-5);
+}
+
+/// A BatchNorm network (PyTorch's `best` state_dict, running statistics far from their initial
+/// values): its ONNX export, with each BatchNorm folded into its convolution, runs in tract to
+/// digitnn's evaluation logits; and its `.pt` and safetensors round trips predict the same.
+#[test]
+fn best_model_round_trips_through_onnx_pt_and_safetensors() {
+    let (mut network, info) = model::from_bytes(include_bytes!("fixtures/best_cnn.pt"), Path::new("best.pt")).unwrap();
+    assert_eq!(info.architecture, Architecture::best_cnn());
+    let input = fixture("input");
+    let want = network.forward(&input, 4, false).to_vec();
+    assert_close("ONNX logits", &run_onnx(&model::onnx::export(&mut network), input.clone()), &want, 1e-5);
+    for (bytes, name) in
+        [(model::to_pt_bytes(&network).unwrap(), "m.pt"), (model::to_bytes(&network, None).unwrap(), "m.safetensors")]
+    {
+        let (mut back, _) = model::from_bytes(&bytes, Path::new(name)).unwrap();
+        assert_eq!(back.forward(&input, 4, false), &want[..], "{name}");
+    }
 }
 
 /// A one-tensor state_dict pickle: `name` -> FloatStorage `0` of `numel` floats viewed as `size`.

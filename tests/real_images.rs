@@ -88,7 +88,7 @@ fn photos_and_canvas_drawings_are_read_correctly() {
     reads_every_picture(&mut network, "one-epoch model");
 }
 
-/// The model built into the binary (models/seed-plus.safetensors) loads, records its accuracy,
+/// The model built into the binary (models/best.safetensors) loads, records its accuracy,
 /// and reads the same pictures.
 #[test]
 fn the_builtin_model_reads_photos_and_drawings() {

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 #[derive(clap::Args)]
 pub struct Args {
     /// A model file, safetensors or PyTorch .pt [default: digit_model.safetensors if it is in the
-    /// working directory, else the built-in seed-plus model]
+    /// working directory, else the built-in best model]
     #[arg(long)]
     model: Option<PathBuf>,
     /// Image files (any format the `image` crate reads)

@@ -49,7 +49,7 @@ pub struct RecipeArgs {
     #[arg(long, value_name = "DEG", default_value_t = AugmentConfig::default().shear)]
     shear: f32,
     /// Strength (0 to 1) of --augment's intensity changes: grey background, faint ink, noise
-    /// [default: the preset's; seed-plus: 1, else 0]
+    /// [default: the preset's; seed-plus and best: 1, else 0]
     #[arg(long, value_name = "STRENGTH")]
     intensity: Option<f32>,
     /// Part of the target spread over all classes [default: the preset's; seed: 0]

@@ -33,7 +33,7 @@ const BODIES_AT_ONCE: usize = 64;
 #[derive(clap::Args)]
 pub struct Args {
     /// A model file, safetensors or PyTorch .pt [default: digit_model.safetensors if it is in the
-    /// working directory, else the built-in seed-plus model]
+    /// working directory, else the built-in best model]
     #[arg(long)]
     model: Option<PathBuf>,
     /// Address to listen on (port 0 picks a free port)

@@ -30,6 +30,11 @@ pub enum Corruption {
     Noise,
     /// Faint ink on a grey background: values squeezed into 60..160.
     Contrast,
+    /// A photo of the digit written on paper, then prepared as `digitnn predict` prepares
+    /// photos: drawn 3 to 8 times larger with a pen from thin to thick, dark ink on light paper
+    /// with a shadow across it and grain, placed anywhere on a larger page (sometimes touching
+    /// its edge). Measures the image preparation and the model together.
+    Photo,
 }
 
 named_enum!(Corruption, "corruption", [
@@ -42,6 +47,7 @@ named_enum!(Corruption, "corruption", [
     Thin => "thin",
     Noise => "noise",
     Contrast => "contrast",
+    Photo => "photo",
 ]);
 
 impl Corruption {
@@ -92,8 +98,57 @@ impl Corruption {
                     *o = (60 + v as u32 * 100 / 255) as u8;
                 }
             }
+            Corruption::Photo => {
+                let photo = photograph(image, rows, cols, &mut rng);
+                // A photo with no ink left (a very thin pen on a faint digit) reads as blank.
+                match super::image::prepare(&photo, false, std::path::Path::new("photo")) {
+                    Ok((pixels, _)) if pixels.len() == out.len() => out.copy_from_slice(&pixels),
+                    _ => out.fill(0),
+                }
+            }
         }
     }
+}
+
+/// The digit as a photo of it written on paper (see [`Corruption::Photo`]).
+fn photograph(image: &[u8], rows: usize, cols: usize, rng: &mut ChaCha8Rng) -> ::image::DynamicImage {
+    let mut uniform = |lo: f32, hi: f32| lo + (hi - lo) * (rng.next_u32() >> 8) as f32 / (1u32 << 24) as f32;
+    let scale = uniform(3.0, 8.0);
+    // The pen: where the upscaled digit passes this level is ink. A high level keeps only the
+    // strokes' cores (a thin pen); a low one takes their blurred edges too (a thick pen).
+    let pen = uniform(0.08, 0.85);
+    let (paper, ink) = (uniform(150.0, 245.0), uniform(0.0, 90.0));
+    let shadow = (uniform(-60.0, 60.0), uniform(-60.0, 60.0));
+    let digit_w = cols as f32 * scale;
+    let digit_h = rows as f32 * scale;
+    let margins = [uniform(0.0, 0.8), uniform(0.0, 0.8), uniform(0.0, 0.8), uniform(0.0, 0.8)];
+    let width = (digit_w * (1.0 + margins[0] + margins[1])) as u32;
+    let height = (digit_h * (1.0 + margins[2] + margins[3])) as u32;
+    let (left, top) = (digit_w * margins[0], digit_h * margins[2]);
+    let at = |y: isize, x: isize| {
+        if y < 0 || x < 0 || y >= rows as isize || x >= cols as isize {
+            0.0
+        } else {
+            image[y as usize * cols + x as usize] as f32 / 255.0
+        }
+    };
+    let seed = rng.next_u64();
+    let mut grain = ChaCha8Rng::seed_from_u64(seed);
+    let photo = ::image::GrayImage::from_fn(width, height, |x, y| {
+        // Bilinear sample of the digit at this point.
+        let (u, v) = ((x as f32 - left) / scale - 0.5, (y as f32 - top) / scale - 0.5);
+        let (u0, v0) = (u.floor(), v.floor());
+        let (fu, fv) = (u - u0, v - v0);
+        let (u0, v0) = (u0 as isize, v0 as isize);
+        let value = (1.0 - fv) * ((1.0 - fu) * at(v0, u0) + fu * at(v0, u0 + 1))
+            + fv * ((1.0 - fu) * at(v0 + 1, u0) + fu * at(v0 + 1, u0 + 1));
+        // A soft edge a tenth wide around the pen's level.
+        let coverage = ((value - pen) / 0.1 + 0.5).clamp(0.0, 1.0);
+        let light = paper + shadow.0 * (x as f32 / width as f32 - 0.5) + shadow.1 * (y as f32 / height as f32 - 0.5);
+        let noise = (grain.next_u32() % 21) as f32 - 10.0;
+        ::image::Luma([(light * (1.0 - coverage) + ink * coverage + noise).clamp(0.0, 255.0) as u8])
+    });
+    ::image::DynamicImage::ImageLuma8(photo)
 }
 
 /// Mixed into the image index to seed the random corruptions.

@@ -82,7 +82,7 @@ impl BatchNorm2d {
     fn batch_statistics(&mut self, x: &[f32]) -> Vec<f64> {
         let c = self.config.num_features;
         let pixels = (x.len() / c).max(1) as f64;
-        let shift: Vec<f32> = x[..c].to_vec();
+        let shift: Vec<f32> = x.get(..c).map_or_else(|| vec![0.0; c], <[f32]>::to_vec);
         let sums = block_sums(x.len() / c, c, &mut self.partials, |range, sum, sum_squares| {
             for pixel in x[range.start * c..range.end * c].chunks_exact(c) {
                 for (((s, q), &v), &k) in sum.iter_mut().zip(sum_squares.iter_mut()).zip(pixel).zip(&shift) {
