@@ -2,6 +2,7 @@
 //! from scripts/make_fixtures.py): training-mode logits, gradients and running statistics,
 //! evaluation-mode logits through the folded network, and file round trips.
 
+use super::tests::{assert_close, read_fixture};
 use super::*;
 use crate::nn::loss::cross_entropy;
 use safetensors::SafeTensors;
@@ -12,15 +13,7 @@ const FIXTURE: &[u8] = include_bytes!("../../tests/fixtures/best_cnn.safetensors
 const PT_FIXTURE: &[u8] = include_bytes!("../../tests/fixtures/best_cnn.pt");
 
 fn fixture() -> HashMap<String, Vec<f32>> {
-    let tensors = SafeTensors::deserialize(FIXTURE).unwrap();
-    tensors
-        .tensors()
-        .into_iter()
-        .map(|(name, view)| {
-            let values = view.data().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
-            (name, values)
-        })
-        .collect()
+    read_fixture(FIXTURE)
 }
 
 /// The best architecture with its dropout off, as the fixture was recorded.
@@ -43,13 +36,6 @@ fn network_with_pytorch_state(f: &HashMap<String, Vec<f32>>, engine: EngineConfi
         network.state_mut()[t.range].copy_from_slice(&f[&t.name]);
     }
     network
-}
-
-fn assert_close(what: &str, got: &[f32], want: &[f32], abs: f32, rel: f32) {
-    assert_eq!(got.len(), want.len(), "{what}: length");
-    for (i, (g, w)) in got.iter().zip(want).enumerate() {
-        assert!((g - w).abs() <= abs + rel * w.abs(), "{what}[{i}]: {g} vs PyTorch {w}");
-    }
 }
 
 #[test]

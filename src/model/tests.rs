@@ -11,7 +11,12 @@ use std::path::Path;
 const FIXTURE: &[u8] = include_bytes!("../../tests/fixtures/seed_cnn.safetensors");
 
 fn fixture() -> HashMap<String, Vec<f32>> {
-    let tensors = SafeTensors::deserialize(FIXTURE).unwrap();
+    read_fixture(FIXTURE)
+}
+
+/// Every tensor of a fixture file (float32) by name.
+pub(super) fn read_fixture(bytes: &[u8]) -> HashMap<String, Vec<f32>> {
+    let tensors = SafeTensors::deserialize(bytes).unwrap();
     tensors
         .tensors()
         .into_iter()
@@ -30,7 +35,7 @@ fn seed_cnn_with_pytorch_weights(f: &HashMap<String, Vec<f32>>, engine: EngineCo
     network
 }
 
-fn assert_close(what: &str, got: &[f32], want: &[f32], abs: f32, rel: f32) {
+pub(super) fn assert_close(what: &str, got: &[f32], want: &[f32], abs: f32, rel: f32) {
     assert_eq!(got.len(), want.len(), "{what}: length");
     for (i, (g, w)) in got.iter().zip(want).enumerate() {
         assert!((g - w).abs() <= abs + rel * w.abs(), "{what}[{i}]: {g} vs PyTorch {w}");
