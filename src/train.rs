@@ -33,7 +33,8 @@ pub struct TrainConfig {
     /// Part of the target probability spread over all classes (0: plain cross-entropy).
     pub label_smoothing: f32,
     /// Keep an exponential moving average of the weights with this decay, evaluate and return
-    /// it instead of the last weights; None: off.
+    /// it instead of the last weights; None: off. Only the parameters are averaged: BatchNorm's
+    /// running statistics are the trained network's.
     pub ema: Option<f32>,
 }
 
