@@ -36,6 +36,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ("model.0.bias".to_string(), model::pt::NamedTensor { shape: vec![2], values: vec![-1.0, 1.0] }),
     ];
     write("pt", "state_dict.pt", &model::pt::write_state_dict(&tensors)?)?;
+    // With an int64 tensor, as BatchNorm's batch counter is saved.
+    let counter =
+        ("model.1.num_batches_tracked".to_string(), model::pt::NamedTensor { shape: vec![], values: vec![3.0] });
+    let with_counter = [tensors.clone(), vec![counter]].concat();
+    write("pt", "batchnorm_counter.pt", &model::pt::write_state_dict(&with_counter)?)?;
     write("model", "state_dict.pt", &model::pt::write_state_dict(&tensors)?)?;
 
     // Images: a small digit in every format read, with and without alpha.
@@ -99,6 +104,22 @@ fn small_architectures() -> Vec<(&'static str, Architecture)> {
                     LayerSpec::Dropout { p: 0.25 },
                     LayerSpec::Flatten,
                     linear(288, 10),
+                ],
+            },
+        ),
+        (
+            // One BatchNorm folds into its convolution, the other (after pooling) does not.
+            "batchnorm",
+            Architecture {
+                input: [1, 6, 6],
+                layers: vec![
+                    conv(1, 2, 3, 1, 1),
+                    LayerSpec::BatchNorm2d { num_features: 2, eps: 1e-5, momentum: 0.1 },
+                    LayerSpec::Relu,
+                    LayerSpec::MaxPool2d { kernel_size: 2, stride: 2 },
+                    LayerSpec::BatchNorm2d { num_features: 2, eps: 1e-3, momentum: 0.2 },
+                    LayerSpec::Flatten,
+                    linear(18, 10),
                 ],
             },
         ),
