@@ -77,9 +77,6 @@ impl Architecture {
         }
     }
 
-    /// Builds layer `index` with what the planner decided for it: the engine, whether it
-    /// applies the ReLU after it (`fused_relu`), and for a Linear after an elided Flatten, the
-    /// `[h, w, c]` images it reads directly.
     /// The network of the `fast` preset (the fastest published MNIST recipe's): Conv(1->24, 5x5),
     /// max-pool 2, ReLU, Conv(24->32, 3x3), max-pool 2, ReLU, Linear(800->256), ReLU,
     /// Linear(256->10).
@@ -174,6 +171,9 @@ impl Architecture {
         Ok(architecture)
     }
 
+    /// Builds layer `index` with what the planner decided for it: the engine, whether it
+    /// applies the ReLU after it (`fused_relu`), and for a Linear after an elided Flatten, the
+    /// `[h, w, c]` images it reads directly.
     pub(super) fn build_layer(
         &self,
         index: usize,

@@ -46,7 +46,7 @@ pub fn to_bytes(network: &Network, test_accuracy: Option<f64>) -> Result<Vec<u8>
     }
     let raw: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = named_values(network)
         .map(|(t, values)| {
-            let (dtype, bytes) = if is_counter(&t.name) {
+            let (dtype, bytes) = if super::pt::is_batch_counter(&t.name) {
                 (Dtype::I64, values.iter().flat_map(|&v| (v as i64).to_le_bytes()).collect())
             } else {
                 (Dtype::F32, values.iter().flat_map(|v| v.to_le_bytes()).collect())
@@ -69,11 +69,6 @@ pub fn to_bytes(network: &Network, test_accuracy: Option<f64>) -> Result<Vec<u8>
 fn named_values(network: &Network) -> impl Iterator<Item = (&ParamTensor, &[f32])> {
     let params = network.tensors().iter().map(|t| (t, &network.params()[t.range.clone()]));
     params.chain(network.state_tensors().iter().map(|t| (t, &network.state()[t.range.clone()])))
-}
-
-/// BatchNorm's batch counter, an int64 in PyTorch's files (and so in ours).
-fn is_counter(name: &str) -> bool {
-    name.ends_with(".num_batches_tracked")
 }
 
 /// Rewrites a safetensors file's JSON header with its keys sorted. The safetensors crate writes
@@ -238,7 +233,7 @@ fn check_layout<'a>(
         let Some(&(dtype, shape)) = found.get(t.name.as_str()) else {
             return Err(format!("tensor {} is missing (is this a model for this network?)", t.name));
         };
-        if !(dtype == "F32" || (dtype == "I64" && is_counter(&t.name))) {
+        if !(dtype == "F32" || (dtype == "I64" && super::pt::is_batch_counter(&t.name))) {
             return Err(format!("tensor {} is {dtype}, expected F32", t.name));
         }
         if shape != t.shape.as_slice() {

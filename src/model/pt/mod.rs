@@ -169,9 +169,9 @@ fn read_storage<R: Read + Seek>(archive: &mut zip::ZipArchive<R>, name: &str, ne
     Ok(data)
 }
 
-/// A tensor PyTorch keeps as int64: BatchNorm's batch counter.
-fn is_long(name: &str) -> bool {
-    name.ends_with("num_batches_tracked")
+/// A tensor PyTorch keeps as int64 (and so digitnn's files too): BatchNorm's batch counter.
+pub(crate) fn is_batch_counter(name: &str) -> bool {
+    name.ends_with(".num_batches_tracked")
 }
 
 /// Writes a state_dict that `torch.load(path, weights_only=True)` reads (contiguous; float32,
@@ -186,7 +186,7 @@ pub fn write_state_dict(tensors: &[(String, NamedTensor)]) -> Result<Vec<u8>, Fa
         pickle.global("torch._utils", "_rebuild_tensor_v2");
         pickle.0.extend_from_slice(b"((");
         pickle.string("storage");
-        pickle.global("torch", if is_long(name) { "LongStorage" } else { "FloatStorage" });
+        pickle.global("torch", if is_batch_counter(name) { "LongStorage" } else { "FloatStorage" });
         pickle.string(&key.to_string());
         pickle.string("cpu");
         pickle.int(tensor.values.len());
@@ -215,7 +215,7 @@ pub fn write_state_dict(tensors: &[(String, NamedTensor)]) -> Result<Vec<u8>, Fa
     add("data.pkl", &pickle.0)?;
     add("byteorder", b"little")?;
     for (key, (name, tensor)) in tensors.iter().enumerate() {
-        let bytes: Vec<u8> = if is_long(name) {
+        let bytes: Vec<u8> = if is_batch_counter(name) {
             tensor.values.iter().flat_map(|&v| (v as i64).to_le_bytes()).collect()
         } else {
             tensor.values.iter().flat_map(|v| v.to_le_bytes()).collect()
