@@ -53,8 +53,15 @@ pub struct BatchNorm2d {
     /// y = x * scale + shift, per channel, for the current pass.
     scale: Vec<f32>,
     shift: Vec<f32>,
-    /// Per block of pixels, two sums per channel (see `block_sums`).
+    /// Per block of pixels, two sums per channel, and their totals (see `block_sums`).
     partials: Vec<f32>,
+    sums: Vec<(f64, f64)>,
+    /// Per-channel scratch reused from step to step: the pivot the statistics' sums subtract,
+    /// the batch variance, and in the backward pass mean(dy) and the slope of the x_hat term.
+    pivot: Vec<f32>,
+    variance: Vec<f64>,
+    mean_dy: Vec<f32>,
+    slope: Vec<f32>,
 }
 
 impl BatchNorm2d {
@@ -67,6 +74,11 @@ impl BatchNorm2d {
             scale: Vec::new(),
             shift: Vec::new(),
             partials: Vec::new(),
+            sums: Vec::new(),
+            pivot: Vec::new(),
+            variance: Vec::new(),
+            mean_dy: Vec::new(),
+            slope: Vec::new(),
         }
     }
 
@@ -76,36 +88,38 @@ impl BatchNorm2d {
         self
     }
 
-    /// Batch statistics of x (training): sets `mean` and `inv_std` and returns the variance.
-    /// The sums are of x - k, k being the first pixel's value per channel (close to the mean
-    /// of typical activations), so that var = E[(x-k)^2] - E[x-k]^2 does not cancel badly.
-    fn batch_statistics(&mut self, x: &[f32]) -> Vec<f64> {
+    /// Batch statistics of x (training): sets `mean`, `inv_std` and `variance`. The sums are
+    /// of x - k, k being the first pixel's value per channel (close to the mean of typical
+    /// activations), so that var = E[(x-k)^2] - E[x-k]^2 does not cancel badly.
+    fn batch_statistics(&mut self, x: &[f32]) {
         let c = self.config.num_features;
         let pixels = (x.len() / c).max(1) as f64;
-        let shift: Vec<f32> = x.get(..c).map_or_else(|| vec![0.0; c], <[f32]>::to_vec);
-        let sums = block_sums(x.len() / c, c, &mut self.partials, |range, sum, sum_squares| {
+        self.pivot.clear();
+        self.pivot.extend_from_slice(x.get(..c).unwrap_or(&[]));
+        self.pivot.resize(c, 0.0);
+        let pivot = &self.pivot;
+        block_sums(x.len() / c, c, &mut self.partials, &mut self.sums, |range, sum, sum_squares| {
             for pixel in x[range.start * c..range.end * c].chunks_exact(c) {
-                for (((s, q), &v), &k) in sum.iter_mut().zip(sum_squares.iter_mut()).zip(pixel).zip(&shift) {
+                for (((s, q), &v), &k) in sum.iter_mut().zip(sum_squares.iter_mut()).zip(pixel).zip(pivot) {
                     let d = v - k;
                     *s += d;
                     *q += d * d;
                 }
             }
         });
-        let mut variance = Vec::with_capacity(c);
+        self.variance.clear();
         self.mean.clear();
         self.inv_std.clear();
-        for ((sum, sum_squares), &k) in sums.iter().zip(&shift) {
+        for (&(sum, sum_squares), &k) in self.sums.iter().zip(pivot) {
             let mean_shifted = sum / pixels;
             let var = (sum_squares / pixels - mean_shifted * mean_shifted).max(0.0);
             self.mean.push((mean_shifted + k as f64) as f32);
             self.inv_std.push((1.0 / (var + self.config.eps as f64).sqrt()) as f32);
-            variance.push(var);
+            self.variance.push(var);
         }
-        variance
     }
 
-    fn update_running_statistics(&self, state: &mut [f32], variance: &[f64], pixels: usize) {
+    fn update_running_statistics(&self, state: &mut [f32], pixels: usize) {
         let c = self.config.num_features;
         let m = self.config.momentum;
         let (running_mean, rest) = state.split_at_mut(c);
@@ -113,21 +127,23 @@ impl BatchNorm2d {
         let unbiased = if pixels > 1 { pixels as f64 / (pixels - 1) as f64 } else { 1.0 };
         for ch in 0..c {
             running_mean[ch] = (1.0 - m) * running_mean[ch] + m * self.mean[ch];
-            running_var[ch] = (1.0 - m) * running_var[ch] + m * (variance[ch] * unbiased) as f32;
+            running_var[ch] = (1.0 - m) * running_var[ch] + m * (self.variance[ch] * unbiased) as f32;
         }
         batches[0] += 1.0;
     }
 }
 
-/// Two per-channel sums over `pixels` pixels: `add(pixels, sum, other_sum)` adds a range of
-/// pixels into two f32 accumulators of `c` values. Blocks of [`BLOCK_PIXELS`] run in parallel
-/// into `partials` (reused from step to step); the blocks' sums are added in order, in f64.
+/// Two per-channel sums over `pixels` pixels into `total`: `add(pixels, sum, other_sum)` adds a
+/// range of pixels into two f32 accumulators of `c` values. Blocks of [`BLOCK_PIXELS`] run in
+/// parallel into `partials`; the blocks' sums are added in order, in f64. Both buffers are
+/// reused from step to step.
 fn block_sums(
     pixels: usize,
     c: usize,
     partials: &mut Vec<f32>,
+    total: &mut Vec<(f64, f64)>,
     add: impl Fn(std::ops::Range<usize>, &mut [f32], &mut [f32]) + Sync,
-) -> Vec<(f64, f64)> {
+) {
     partials.clear();
     partials.resize(pixels.div_ceil(BLOCK_PIXELS) * 2 * c, 0.0);
     partials.par_chunks_mut(2 * c).enumerate().for_each(|(block, sums)| {
@@ -135,14 +151,14 @@ fn block_sums(
         let (first, second) = sums.split_at_mut(c);
         add(start..(start + BLOCK_PIXELS).min(pixels), first, second);
     });
-    let mut total = vec![(0.0f64, 0.0f64); c];
+    total.clear();
+    total.resize(c, (0.0, 0.0));
     for sums in partials.chunks_exact(2 * c) {
         for (ch, t) in total.iter_mut().enumerate() {
             t.0 += sums[ch] as f64;
             t.1 += sums[c + ch] as f64;
         }
     }
-    total
 }
 
 /// y = x * scale[ch] + shift[ch] (then max(y, 0) with `relu`) over NHWC data.
@@ -189,8 +205,8 @@ impl Layer for BatchNorm2d {
         let (weight, bias) = params.split_at(c);
         y.reshape_for(&x.shape);
         if pass.train {
-            let variance = self.batch_statistics(&x.data);
-            self.update_running_statistics(state, &variance, x.data.len() / c);
+            self.batch_statistics(&x.data);
+            self.update_running_statistics(state, x.data.len() / c);
         } else {
             let (running_mean, rest) = state.split_at(c);
             self.mean.clear();
@@ -207,7 +223,7 @@ impl Layer for BatchNorm2d {
 
     fn backward(
         &mut self,
-        params: &[f32],
+        _params: &[f32],
         grads: &mut [f32],
         x: &Tensor,
         y: &Tensor,
@@ -222,7 +238,7 @@ impl Layer for BatchNorm2d {
         let (mean, inv_std) = (&self.mean[..], &self.inv_std[..]);
         let dy_values = &dy.data;
         // Sums of dy and of dy * (x - mean); dweight = the latter * inv_std.
-        let sums = block_sums(pixels, c, &mut self.partials, |range, sum_dy, sum_dy_centred| {
+        block_sums(pixels, c, &mut self.partials, &mut self.sums, |range, sum_dy, sum_dy_centred| {
             let (dy, x) = (&dy_values[range.start * c..range.end * c], &x.data[range.start * c..range.end * c]);
             for (dy, x) in dy.chunks_exact(c).zip(x.chunks_exact(c)) {
                 for ((((s, t), &d), &v), &m) in
@@ -233,6 +249,7 @@ impl Layer for BatchNorm2d {
                 }
             }
         });
+        let sums = &self.sums;
         let (dweight, dbias) = grads.split_at_mut(c);
         for ch in 0..c {
             dweight[ch] += (sums[ch].1 * inv_std[ch] as f64) as f32;
@@ -241,10 +258,13 @@ impl Layer for BatchNorm2d {
         let Some(dx) = dx else { return };
         dx.reshape_for(&x.shape);
         // dx = weight * inv_std * (dy - mean(dy) - (x - mean) * inv_std * mean(dy * x_hat))
+        // weight * inv_std is the training pass's `scale`.
         let n = pixels.max(1) as f64;
-        let gain: Vec<f32> = (0..c).map(|ch| params[ch] * inv_std[ch]).collect();
-        let mean_dy: Vec<f32> = sums.iter().map(|s| (s.0 / n) as f32).collect();
-        let slope: Vec<f32> = (0..c).map(|ch| (sums[ch].1 / n * (inv_std[ch] as f64).powi(2)) as f32).collect();
+        self.mean_dy.clear();
+        self.mean_dy.extend(sums.iter().map(|s| (s.0 / n) as f32));
+        self.slope.clear();
+        self.slope.extend((0..c).map(|ch| (sums[ch].1 / n * (inv_std[ch] as f64).powi(2)) as f32));
+        let (gain, mean_dy, slope) = (&self.scale, &self.mean_dy, &self.slope);
         let block = BLOCK_PIXELS * c;
         dx.data.par_chunks_mut(block).zip(dy.data.par_chunks(block)).zip(x.data.par_chunks(block)).for_each(
             |((dx, dy), x)| {
