@@ -32,7 +32,7 @@ use std::cell::RefCell;
 const PARALLEL_MIN_WORK: usize = 1 << 20;
 
 /// The largest number of rows any micro-kernel handles.
-const MAX_MR: usize = 8;
+pub(crate) const MAX_MR: usize = 8;
 
 /// What happens to a tile of C once the products are summed.
 #[derive(Clone, Copy, Default)]
@@ -50,18 +50,19 @@ impl Epilogue<'_> {
     pub const ACCUMULATE: Epilogue<'static> = Epilogue { accumulate: true, bias: None, relu: false };
 }
 
-/// The A operand of [`gemm_indexed`]: element (i, k) is `data[row[i] + k_offsets[k]]`.
+/// The A operand of [`gemm_indexed`]: element (i, k) is `data[row[i] + k_offsets[k]]`. The
+/// bf16 GEMM ([`super::bf16`]) reads `u32` elements, each a pair of bf16 values along k.
 #[derive(Clone, Copy)]
-pub struct IndexedA<'a> {
-    pub data: &'a [f32],
+pub struct IndexedA<'a, T = f32> {
+    pub data: &'a [T],
     pub row: &'a [usize],
     pub k_offsets: &'a [usize],
 }
 
 /// The B operand of [`gemm_indexed`]: row k is `data[k_offsets[k] .. k_offsets[k] + n]`.
 #[derive(Clone, Copy)]
-pub struct IndexedB<'a> {
-    pub data: &'a [f32],
+pub struct IndexedB<'a, T = f32> {
+    pub data: &'a [T],
     pub k_offsets: &'a [usize],
     pub n: usize,
 }
@@ -121,7 +122,28 @@ pub fn gemm_indexed_serial(isa: Isa, a: IndexedA, b: IndexedB, c: &mut [f32], ld
     gemm_checked(isa, a, b, c, ldc, epilogue, false)
 }
 
-fn gemm_checked(isa: Isa, a: IndexedA, b: IndexedB, c: &mut [f32], ldc: usize, epilogue: Epilogue, parallel: bool) {
+/// The element types the GEMM reads, each with its micro-kernels: `f32`, and `u32` holding a
+/// pair of bf16 values along k (see [`super::bf16`]).
+pub(crate) trait Element: Copy + Send + Sync + 'static {
+    /// The micro-kernel for a C with `n` columns on `isa` (which the CPU has).
+    fn kernel(isa: Isa, n: usize) -> Kernel<Self>;
+}
+
+impl Element for f32 {
+    fn kernel(isa: Isa, n: usize) -> Kernel<f32> {
+        choose_kernel(isa, n)
+    }
+}
+
+pub(crate) fn gemm_checked<T: Element>(
+    isa: Isa,
+    a: IndexedA<T>,
+    b: IndexedB<T>,
+    c: &mut [f32],
+    ldc: usize,
+    epilogue: Epilogue,
+    parallel: bool,
+) {
     let (m, n, k) = (a.row.len(), b.n, a.k_offsets.len());
     assert_eq!(k, b.k_offsets.len(), "A and B disagree on the reduction length");
     if m == 0 || n == 0 {
@@ -222,30 +244,30 @@ thread_local! {
 /// `Plan::run_block`, after `gemm_checked` checked every offset against the slices' lengths:
 /// the rows' values at `a_k[p]`, B's row `b_k[p]` for `valid_cols` columns, and C's
 /// `valid_rows` x `valid_cols` block (and as many bias values) are in bounds for every p < k.
-struct Tile {
-    rows: [*const f32; MAX_MR],
-    a_k: *const usize,
-    b: *const f32,
-    b_k: *const usize,
-    k: usize,
-    c: *mut f32,
-    ldc: usize,
-    valid_rows: usize,
-    valid_cols: usize,
-    accumulate: bool,
-    bias: *const f32,
-    relu: bool,
+pub(crate) struct Tile<T = f32> {
+    pub(crate) rows: [*const T; MAX_MR],
+    pub(crate) a_k: *const usize,
+    pub(crate) b: *const T,
+    pub(crate) b_k: *const usize,
+    pub(crate) k: usize,
+    pub(crate) c: *mut f32,
+    pub(crate) ldc: usize,
+    pub(crate) valid_rows: usize,
+    pub(crate) valid_cols: usize,
+    pub(crate) accumulate: bool,
+    pub(crate) bias: *const f32,
+    pub(crate) relu: bool,
 }
 
 /// A micro-kernel for one instruction set: runs one tile (see `MicroKernel`).
-type KernelFn = fn(Isa, &Tile);
+pub(crate) type KernelFn<T> = fn(Isa, &Tile<T>);
 
 /// A micro-kernel and the tile it covers.
 #[derive(Clone, Copy)]
-struct Kernel {
-    mr: usize,
-    nr: usize,
-    run: KernelFn,
+pub(crate) struct Kernel<T = f32> {
+    pub(crate) mr: usize,
+    pub(crate) nr: usize,
+    pub(crate) run: KernelFn<T>,
 }
 
 /// The micro-kernel on `isa` for an MR x (NV vectors) tile.
@@ -262,7 +284,7 @@ fn choose_kernel(isa: Isa, n: usize) -> Kernel {
     }
     let (lanes, max_vectors) = if isa == Isa::Avx512 { (16, 4) } else { (8, 2) };
     let vectors = n.div_ceil(lanes).clamp(1, max_vectors);
-    let run: KernelFn = match vectors {
+    let run: KernelFn<f32> = match vectors {
         1 => micro_kernel::<6, 1>,
         2 => micro_kernel::<6, 2>,
         3 => micro_kernel::<6, 3>,
@@ -275,18 +297,18 @@ fn choose_kernel(isa: Isa, n: usize) -> Kernel {
 /// registers (6 rows spilled to memory every step; 2 x 16 measured the same as 4 x 8).
 const PORTABLE_MR: usize = 4;
 
-struct Plan<'a> {
+struct Plan<'a, T> {
     isa: Isa,
-    kernel: Kernel,
-    a: IndexedA<'a>,
-    b: IndexedB<'a>,
+    kernel: Kernel<T>,
+    a: IndexedA<'a, T>,
+    b: IndexedB<'a, T>,
     ldc: usize,
     epilogue: Epilogue<'a>,
 }
 
-impl<'a> Plan<'a> {
-    fn new(isa: Isa, a: IndexedA<'a>, b: IndexedB<'a>, ldc: usize, epilogue: Epilogue<'a>) -> Self {
-        Plan { isa, kernel: choose_kernel(isa, b.n), a, b, ldc, epilogue }
+impl<'a, T: Element> Plan<'a, T> {
+    fn new(isa: Isa, a: IndexedA<'a, T>, b: IndexedB<'a, T>, ldc: usize, epilogue: Epilogue<'a>) -> Self {
+        Plan { isa, kernel: T::kernel(isa, b.n), a, b, ldc, epilogue }
     }
 
     /// Splits the tiles between rayon's threads when there is enough work to be worth it:
@@ -319,7 +341,7 @@ impl<'a> Plan<'a> {
         for tile_i in row_tiles {
             let i0 = tile_i * mr;
             let valid_rows = mr.min(m - i0);
-            let mut rows = [std::ptr::null::<f32>(); MAX_MR];
+            let mut rows = [std::ptr::null::<T>(); MAX_MR];
             for (r, row) in rows.iter_mut().enumerate().take(mr) {
                 // Rows past the end repeat the last valid row; their results are not stored.
                 let i = i0 + r.min(valid_rows - 1);

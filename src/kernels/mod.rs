@@ -5,6 +5,7 @@
 //! path has a naive reference beside it and tests comparing the two on every instruction set
 //! this CPU has.
 
+pub mod bf16;
 pub mod conv;
 pub mod dot;
 pub mod gemm;
