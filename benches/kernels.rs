@@ -4,7 +4,7 @@
 //! (this program reads the variable, as the command line does; the library never does).
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use digitnn::kernels::winograd::{TileSize, WinogradGeometry, WinogradPlan};
+use digitnn::kernels::winograd::{TileSize, Transformed, WinogradGeometry, WinogradPlan};
 use digitnn::kernels::{Epilogue, IndexedA, IndexedB, MatRef, gemm, gemm_indexed_serial};
 use digitnn::nn::{Conv2d, Conv2dConfig, Layer, Linear, Pass, Tensor};
 use digitnn::{EngineConfig, Isa};
@@ -100,34 +100,48 @@ fn bench_layers(c: &mut Criterion) {
     group.finish();
 }
 
-/// Both Winograd tile sizes on conv2 and conv3 (batch 32), forward and backward (with dx): the
-/// layers above run whichever needs fewer multiplications.
+/// Both Winograd tile sizes on conv2 and conv3 (batch 32), forward and backward (with dx), and
+/// F(2x2) with bf16 products where the CPU has them: the layers above run whichever needs fewer
+/// multiplications (in bf16, F(2x2)-bf16 for 64 channels and more).
 fn bench_winograd(c: &mut Criterion) {
     let mut group = c.benchmark_group("winograd");
     group.sample_size(20);
     for (name, cin, cout, side) in [("conv2", 32, 64, 26), ("conv3", 64, 64, 24)] {
         let g = WinogradGeometry { batch: 32, in_h: side, in_w: side, in_c: cin, out_c: cout, pad: 0 };
-        for tile in [TileSize::F2, TileSize::F4] {
-            let plan = WinogradPlan::new(g, tile, engine().isa);
+        for (tile, bf16) in [(TileSize::F2, false), (TileSize::F4, false), (TileSize::F2, true)] {
+            if bf16 && !digitnn::kernels::bf16::is_supported() {
+                continue;
+            }
+            let isa = if bf16 { Isa::Avx512 } else { engine().isa };
+            let plan = WinogradPlan::new(g, tile, isa, bf16);
             let (x, weight, bias) = (values(32 * side * side * cin), values(cout * cin * 9), values(cout));
             let (mut u, mut ut) = (Vec::new(), Vec::new());
             plan.transform_weight(&weight, &mut u, &mut Vec::new());
             plan.transpose_transformed(&u, &mut ut);
+            let (mut u_pairs, mut ut_pairs) = (Vec::new(), Vec::new());
+            let (u, ut) = if bf16 {
+                plan.pair_transformed(&u, false, &mut u_pairs);
+                plan.pair_transformed(&ut, true, &mut ut_pairs);
+                (Transformed::Bf16(&u_pairs), Transformed::Bf16(&ut_pairs))
+            } else {
+                (Transformed::F32(&u), Transformed::F32(&ut))
+            };
             let mut y = vec![0.0; 32 * (side - 2) * (side - 2) * cout];
             let dy = values(y.len());
-            let (mut dx, mut grad_u, mut grad_bias) = (vec![0.0; x.len()], vec![0.0; u.len()], vec![0.0; cout]);
+            let (mut dx, mut grad_u, mut grad_bias) =
+                (vec![0.0; x.len()], vec![0.0; plan.transformed_weight_len()], vec![0.0; cout]);
             let mut partials = Vec::new();
-            let m = tile.m();
-            group.bench_function(format!("{name}_f{m}_forward"), |b| {
-                b.iter(|| plan.forward(&x, &u, &bias, true, &mut y))
+            let (m, precision) = (tile.m(), if bf16 { "_bf16" } else { "" });
+            group.bench_function(format!("{name}_f{m}{precision}_forward"), |b| {
+                b.iter(|| plan.forward(&x, u, &bias, true, &mut y))
             });
-            group.bench_function(format!("{name}_f{m}_backward"), |b| {
+            group.bench_function(format!("{name}_f{m}{precision}_backward"), |b| {
                 b.iter(|| {
                     plan.backward(
                         &x,
                         &dy,
                         Some(&y),
-                        Some(&ut),
+                        Some(ut),
                         &mut partials,
                         &mut grad_u,
                         &mut grad_bias,

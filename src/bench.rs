@@ -49,9 +49,12 @@ pub struct BenchReport {
     pub infer_single_latency_us: f64,
     pub batch_size: usize,
     pub threads: usize,
-    /// The engine: instruction set and convolution algorithm.
+    /// The engine: instruction set, convolution algorithm and precision asked for.
     pub isa: &'static str,
     pub conv: &'static str,
+    pub precision: &'static str,
+    /// The layers whose products ran in bf16 (empty in fp32, or where bf16 runs fp32).
+    pub bf16_layers: Vec<String>,
     /// Milliseconds per training step in each layer: (layer, forward, backward).
     pub layers_ms: Vec<(String, f64, f64)>,
     /// Milliseconds per training step outside the layers (loss, optimizer, batching).
@@ -175,6 +178,8 @@ pub fn run(config: &BenchConfig) -> Result<BenchReport> {
         batch_size: batch,
         threads: rayon::current_num_threads(),
         isa: config.engine.isa.name(),
+        precision: config.engine.precision.name(),
+        bf16_layers: network.bf16_layers(),
         conv: config.engine.conv.name(),
         layers_ms,
         other_ms,

@@ -33,7 +33,7 @@ pub mod presets;
 pub mod report;
 pub mod train;
 
-pub use engine::{ConvAlgorithm, EngineConfig, Isa};
+pub use engine::{ConvAlgorithm, EngineConfig, Isa, Precision};
 pub use error::{Error, Result};
 
 /// The number of threads `threads` asks for (all cores when `None`), refused when 0 or absurd.

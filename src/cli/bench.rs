@@ -61,9 +61,13 @@ pub fn run(args: Args) -> Result<ExitCode> {
         let augmented = if config.augment.is_some() { ", augmented images" } else { "" };
         writeln!(
             out,
-            "{} network, {} threads, {} kernels, {} convolutions{augmented}",
-            args.arch, report.threads, report.isa, report.conv
+            "{} network, {} threads, {} kernels, {} convolutions, {}{augmented}",
+            args.arch, report.threads, report.isa, report.conv, report.precision
         )?;
+        if config.engine.runs_bf16() {
+            let layers = if report.bf16_layers.is_empty() { "none".to_string() } else { report.bf16_layers.join(", ") };
+            writeln!(out, "bf16 products in: {layers} (the other layers' in fp32)")?;
+        }
         writeln!(
             out,
             "train (batch {}): {:.0} images/s, {:.1} ms/step, {:.0} GFLOP/s (as direct convolution)",

@@ -17,7 +17,7 @@ use digitnn::data::{Checksums, Mnist, mnist};
 use digitnn::model::{self, Architecture, ModelInfo, Network};
 use digitnn::report::{self, RunHistory};
 use digitnn::train::{EpochStats, TrainConfig, TrainEvent, train};
-use digitnn::{ConvAlgorithm, EngineConfig, Isa};
+use digitnn::{ConvAlgorithm, EngineConfig, Isa, Precision};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -84,6 +84,10 @@ struct EngineArgs {
     /// How 3x3 convolutions with 8+ channels run: auto, direct, winograd2 or winograd4
     #[arg(long, env = "DIGITNN_CONV", default_value_t = EngineConfig::default().conv)]
     conv: ConvAlgorithm,
+    /// fp32, or bf16 (products of bf16 values summed in fp32, as PyTorch's autocast; runs fp32
+    /// on a CPU without AVX512-BF16, and says so)
+    #[arg(long, env = "DIGITNN_PRECISION", default_value_t = EngineConfig::default().precision)]
+    precision: Precision,
 }
 
 /// `--isa`: a named instruction set, or None for `auto`.
@@ -99,10 +103,15 @@ fn parse_isa(name: &str) -> std::result::Result<IsaFlag, String> {
 }
 
 impl EngineArgs {
-    /// The configuration, refused if this CPU cannot run it.
+    /// The configuration, refused if this CPU cannot run it. Says once (here) when bf16 was
+    /// asked for but runs in fp32.
     fn config(&self) -> Result<EngineConfig> {
-        let engine = EngineConfig { isa: self.isa.0.unwrap_or_else(Isa::best), conv: self.conv };
+        let isa = self.isa.0.unwrap_or_else(Isa::best);
+        let engine = EngineConfig { isa, conv: self.conv, precision: self.precision };
         engine.check()?;
+        if let Some(note) = engine.precision_note() {
+            eprintln!("{note}");
+        }
         Ok(engine)
     }
 }
@@ -126,6 +135,11 @@ fn load_model(arg: Option<&Path>, engine: EngineConfig) -> Result<(Network, Mode
     network.check_digit_classes().map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
     let accuracy = info.test_accuracy.map(|a| format!(" ({:.2}% on its test set)", a * 100.0)).unwrap_or_default();
     eprintln!("model: {name}{accuracy}");
+    if engine.runs_bf16() {
+        let layers = network.bf16_layers();
+        let layers = if layers.is_empty() { "none".to_string() } else { layers.join(", ") };
+        eprintln!("bf16 products in: {layers} (the other layers' in fp32)");
+    }
     Ok((network, info, name))
 }
 

@@ -209,6 +209,22 @@ impl Network {
             .collect()
     }
 
+    /// The layers whose products run in bf16 on this network's engine, named as in
+    /// [`Network::profile`] (none unless the engine runs bf16; see `Conv2d` for which do).
+    pub fn bf16_layers(&self) -> Vec<String> {
+        let [c, h, w] = self.architecture.input;
+        let mut shape = vec![h, w, c];
+        let mut names = Vec::new();
+        for (i, (layer, spec)) in self.layers.iter().zip(&self.architecture.layers).enumerate() {
+            if layer.bf16_products(&shape) {
+                names.push(layer_name(i, spec));
+            }
+            // The network was planned from these shapes, so every layer accepts its input.
+            shape = layer.output_shape(&shape).unwrap_or_default();
+        }
+        names
+    }
+
     /// Number of output classes.
     pub fn classes(&self) -> usize {
         self.classes

@@ -2,6 +2,7 @@
 //! scripts/make_fixtures.py), and model-file round trips and refusals.
 
 use super::*;
+use crate::engine::ConvAlgorithm;
 use crate::nn::loss::cross_entropy;
 use crate::optim::OptimizerConfig;
 use safetensors::SafeTensors;
@@ -50,6 +51,42 @@ fn seed_cnn_logits_match_pytorch() {
         let mut network = seed_cnn_with_pytorch_weights(&f, engine);
         let logits = network.forward(&f["input"], 4, false).to_vec();
         assert_close(&format!("logits on {engine}"), &logits, &f["logits"], 1e-5, 0.0);
+    }
+}
+
+/// In bf16 (the algorithms that run bf16 products: `Auto` for the 64-channel convolution,
+/// F(2x2) for both 3x3 ones) the logits stay within 1% of the largest of PyTorch's f32 logits:
+/// each product's inputs are rounded to 8 significant bits (relative error 2^-9). Gradients go
+/// through ReLU masks that flip where bf16 moves an output across zero, so single values move
+/// more (measured: up to 8% of the largest); their direction is checked, cosine >= 0.995
+/// (measured: 0.998 or more).
+#[test]
+fn seed_cnn_in_bf16_stays_within_its_rounding_of_pytorch() {
+    let engines: Vec<EngineConfig> = EngineConfig::every_bf16()
+        .into_iter()
+        .filter(|e| matches!(e.conv, ConvAlgorithm::Auto | ConvAlgorithm::WinogradF2))
+        .collect();
+    if engines.is_empty() {
+        crate::kernels::bf16::tests::available("the seed CNN in bf16");
+    }
+    let f = fixture();
+    let labels: Vec<u8> = f["labels"].iter().map(|&l| l as u8).collect();
+    for engine in engines {
+        let mut network = seed_cnn_with_pytorch_weights(&f, engine);
+        let logits = network.forward(&f["input"], 4, true).to_vec();
+        let scale = f["logits"].iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        assert_close(&format!("logits on {engine}"), &logits, &f["logits"], 0.01 * scale, 0.0);
+        assert_ne!(logits, f["logits"], "{engine}: bf16 gave f32's logits exactly (did it run?)");
+        let mut grad_logits = vec![0.0; logits.len()];
+        cross_entropy(&logits, &labels, 10, &mut grad_logits);
+        network.backward(&grad_logits);
+        for t in network.tensors().to_vec() {
+            let (got, want) = (&network.grads()[t.range], &f[&format!("grad.{}", t.name)]);
+            let dot: f64 = got.iter().zip(want.iter()).map(|(&a, &b)| f64::from(a) * f64::from(b)).sum();
+            let norm = |v: &[f32]| v.iter().map(|&a| f64::from(a).powi(2)).sum::<f64>().sqrt();
+            let cosine = dot / (norm(got) * norm(want));
+            assert!(cosine >= 0.995, "grad of {} on {engine}: cosine {cosine} with PyTorch's", t.name);
+        }
     }
 }
 
@@ -194,7 +231,7 @@ fn bad_model_files_are_refused_with_a_reason() {
 
 #[test]
 fn training_is_deterministic_for_a_seed_whatever_the_thread_count() {
-    for engine in EngineConfig::every_supported() {
+    for engine in EngineConfig::every_supported().into_iter().chain(EngineConfig::every_bf16()) {
         training_is_deterministic_on(engine);
     }
 }

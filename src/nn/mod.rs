@@ -134,6 +134,11 @@ pub trait Layer: Send {
         LayerCost { macs: output.iter().product::<usize>() as u64, ..LayerCost::default() }
     }
 
+    /// Whether the layer's products run in bf16 for a sample of shape `input` (on its engine).
+    fn bf16_products(&self, _input: &[usize]) -> bool {
+        false
+    }
+
     /// y = layer(x). `state` is the layer's slice of the network's state (see `state_specs`).
     fn forward(&mut self, params: &[f32], state: &mut [f32], x: &Tensor, y: &mut Tensor, pass: Pass);
 

@@ -24,6 +24,11 @@
 //! weights stay in the core's caches. Layouts: `U` is `[ξ][in][out]`, `Uᵀ` is `[ξ][out][in]`,
 //! band buffers are `[ξ][tile][channel]`.
 //!
+//! With bf16 products (`kernels::bf16`) the transforms stay f32 and only the GEMMs' inputs are
+//! rounded: a band's V and dM are converted once per band, paired along channels for the
+//! forward and input-gradient GEMMs and across neighbouring tiles for the weight gradient,
+//! whose sum runs over tiles; U and Uᵀ are paired along their rows once per weight update.
+//!
 //! The files: this one plans a convolution and runs its passes band by band; `algorithm.rs`
 //! holds F(2x2,3x3) and F(4x4,3x3) (the matrices and their 1-D transforms); `transforms.rs` the
 //! 2-D transforms of a band, written once over the SIMD layer's vector type
@@ -38,6 +43,7 @@ mod algorithm;
 mod tests;
 mod transforms;
 
+use super::bf16;
 use super::conv::images_per_group;
 use super::gemm::{Epilogue, IndexedA, IndexedB, gemm_indexed_serial};
 use super::isa::Isa;
@@ -138,11 +144,21 @@ impl WinogradGeometry {
     }
 }
 
+/// A transformed weight (U or Uᵀ) as the GEMMs read it: f32, or bf16 pairs from
+/// [`WinogradPlan::pair_transformed`] for a plan with bf16 products.
+#[derive(Clone, Copy, Debug)]
+pub enum Transformed<'a> {
+    F32(&'a [f32]),
+    Bf16(&'a [u32]),
+}
+
 /// A convolution shape with its tile size, bands and the offset tables its GEMMs read through.
 #[derive(Debug)]
 pub struct WinogradPlan {
     geometry: WinogradGeometry,
     isa: Isa,
+    /// The GEMMs take bf16 inputs (see the module docs).
+    bf16: bool,
     tile: TileSize,
     /// Transformed positions per tile (a²).
     points: usize,
@@ -161,12 +177,35 @@ pub struct WinogradPlan {
     /// `i * out_c` (rows of U[ξ]) and `o * in_c` (rows of Uᵀ[ξ]).
     rows_of_u: Vec<usize>,
     rows_of_ut: Vec<usize>,
+    /// The same tables counted in bf16 pairs of channels.
+    pairs: PairTables,
+}
+
+/// Offset tables for the bf16 GEMMs, where a row of `c` channels holds `bf16::pairs(c)` pairs.
+#[derive(Debug, Default)]
+struct PairTables {
+    /// `t * pairs(in_c)`, `t * pairs(out_c)` for each tile of the larger band.
+    tiles_in: Vec<usize>,
+    tiles_out: Vec<usize>,
+    /// `0..pairs(in_c)`, `0..pairs(out_c)`.
+    in_channels: Vec<usize>,
+    out_channels: Vec<usize>,
+    /// `p * out_c` for each pair of U's rows, `p * in_c` for each pair of Uᵀ's.
+    rows_of_u: Vec<usize>,
+    rows_of_ut: Vec<usize>,
 }
 
 impl WinogradPlan {
     /// A plan with a tile size (see [`TileSize::best_for`]) and instruction set (the portable path
-    /// if this CPU lacks it).
-    pub fn new(geometry: WinogradGeometry, tile: TileSize, isa: Isa) -> Self {
+    /// if this CPU lacks it), its GEMMs in f32 or, with `bf16_products`, on bf16 inputs (which
+    /// needs a CPU with AVX512-BF16, and F(2x2)).
+    ///
+    /// F(4x4) is refused with bf16 products: its transforms amplify the rounding of V and U. On
+    /// a 26x26x32 -> 64 convolution of inputs in [-1, 1) the largest error was 1.8 (8% of the
+    /// largest output) against 0.098 for F(2x2) and 0.056 for the direct convolution on
+    /// bf16-rounded inputs.
+    pub fn new(geometry: WinogradGeometry, tile: TileSize, isa: Isa, bf16_products: bool) -> Self {
+        assert!(!(bf16_products && tile == TileSize::F4), "F(4x4, 3x3) is too inaccurate with bf16 products");
         let g = geometry;
         assert!(g.in_h + 2 * g.pad >= 3 && g.in_w + 2 * g.pad >= 3, "image smaller than the kernel");
         let (m, points) = (tile.m(), tile.a() * tile.a());
@@ -174,9 +213,20 @@ impl WinogradPlan {
         let forward_bands = Bands::new(tiles_h, tiles_w, BAND_POINTS / points);
         let backward_bands = Bands::new(tiles_h, tiles_w, BACKWARD_BAND_POINTS / points);
         let band_tiles = forward_bands.tiles.max(backward_bands.tiles);
+        let (in_pairs, out_pairs) = (bf16::pairs(g.in_c), bf16::pairs(g.out_c));
+        let pairs = PairTables {
+            tiles_in: (0..band_tiles).map(|t| t * in_pairs).collect(),
+            tiles_out: (0..band_tiles).map(|t| t * out_pairs).collect(),
+            in_channels: (0..in_pairs).collect(),
+            out_channels: (0..out_pairs).collect(),
+            rows_of_u: (0..in_pairs).map(|p| p * g.out_c).collect(),
+            rows_of_ut: (0..out_pairs).map(|p| p * g.in_c).collect(),
+        };
         WinogradPlan {
             geometry,
             isa: if isa.is_supported() { isa } else { Isa::Portable },
+            bf16: bf16_products,
+            pairs,
             tile,
             points,
             tiles_w,
@@ -236,6 +286,21 @@ impl WinogradPlan {
         }
     }
 
+    /// U (or, `transposed`, Uᵀ from [`WinogradPlan::transpose_transformed`]) with its rows
+    /// paired in bf16, for the GEMMs of a plan with bf16 products.
+    pub fn pair_transformed(&self, u: &[f32], transposed: bool, pairs: &mut Vec<u32>) {
+        let (cin, cout) = (self.geometry.in_c, self.geometry.out_c);
+        assert_eq!(u.len(), self.transformed_weight_len(), "transformed weight size");
+        let (rows, cols) = if transposed { (cout, cin) } else { (cin, cout) };
+        let plane = bf16::pairs(rows) * cols;
+        pairs.resize(self.points * plane, 0);
+        let mut paired = Vec::new();
+        for (u, out) in u.chunks(cin * cout).zip(pairs.chunks_mut(plane)) {
+            bf16::pair_rows(u, rows, cols, &mut paired);
+            out.copy_from_slice(&paired);
+        }
+    }
+
     /// grad_weight (OIHW) += Gᵀ dU G, the kernel's gradient from the transformed one; one
     /// output channel per task.
     pub fn weight_gradient(&self, grad_u: &[f32], grad_weight: &mut [f32]) {
@@ -259,11 +324,11 @@ impl WinogradPlan {
 
     /// y = relu?(conv(x, g) + bias) with `u` from [`WinogradPlan::transform_weight`]; x and y
     /// are NHWC.
-    pub fn forward(&self, x: &[f32], u: &[f32], bias: &[f32], relu: bool, y: &mut [f32]) {
+    pub fn forward(&self, x: &[f32], u: Transformed, bias: &[f32], relu: bool, y: &mut [f32]) {
         let g = self.geometry;
         assert_eq!(x.len(), g.batch * g.in_len(), "input size");
         assert_eq!(y.len(), g.batch * g.out_len(), "output size");
-        assert_eq!(u.len(), self.transformed_weight_len(), "transformed weight size");
+        self.check_transformed(u, false);
         assert_eq!(bias.len(), g.out_c, "bias size");
         match self.tile {
             TileSize::F2 => self.forward_with::<F2, 2, 4>(x, u, bias, relu, y),
@@ -271,10 +336,29 @@ impl WinogradPlan {
         }
     }
 
+    /// Panics unless `u` has the plan's precision and U's (or Uᵀ's) size.
+    fn check_transformed(&self, u: Transformed, transposed: bool) {
+        let (rows, cols) = if transposed {
+            (self.geometry.out_c, self.geometry.in_c)
+        } else {
+            (self.geometry.in_c, self.geometry.out_c)
+        };
+        match u {
+            Transformed::F32(u) => {
+                assert!(!self.bf16, "a bf16 plan reads paired weights");
+                assert_eq!(u.len(), self.transformed_weight_len(), "transformed weight size");
+            }
+            Transformed::Bf16(u) => {
+                assert!(self.bf16, "an f32 plan reads f32 weights");
+                assert_eq!(u.len(), self.points * bf16::pairs(rows) * cols, "paired transformed weight size");
+            }
+        }
+    }
+
     fn forward_with<T: Algorithm<M, A>, const M: usize, const A: usize>(
         &self,
         x: &[f32],
-        u: &[f32],
+        u: Transformed,
         bias: &[f32],
         relu: bool,
         y: &mut [f32],
@@ -292,20 +376,7 @@ impl WinogradPlan {
                     s.v.resize(self.points * stride * cin, 0.0);
                     s.m.resize(self.points * stride * cout, 0.0);
                     input_transform::<T, M, A>(self.isa, &g, x_image, rows.clone(), stride, &mut s.v);
-                    for xi in 0..self.points {
-                        gemm_indexed_serial(
-                            self.isa,
-                            IndexedA {
-                                data: &s.v[xi * stride * cin..],
-                                row: &self.tiles_in[..tiles],
-                                k_offsets: &self.in_channels,
-                            },
-                            IndexedB { data: &u[xi * cin * cout..], k_offsets: &self.rows_of_u, n: cout },
-                            &mut s.m[xi * stride * cout..],
-                            cout,
-                            Epilogue::OVERWRITE,
-                        );
-                    }
+                    self.forward_gemms(s, u, stride, tiles);
                     let out = Output { bias, relu, y: y_band };
                     output_transform::<T, M, A>(self.isa, &g, &s.m, rows, stride, out);
                 })
@@ -328,7 +399,7 @@ impl WinogradPlan {
         x: &[f32],
         dy: &[f32],
         relu_output: Option<&[f32]>,
-        ut: Option<&[f32]>,
+        ut: Option<Transformed>,
         partials: &mut Vec<f32>,
         grad_u: &mut [f32],
         grad_bias: &mut [f32],
@@ -358,7 +429,7 @@ impl WinogradPlan {
             Some(dx) => {
                 assert_eq!(dx.len(), x.len(), "input gradient size");
                 let ut = ut.expect("the input gradient needs the transposed transformed weight");
-                assert_eq!(ut.len(), u_len, "transposed transformed weight size");
+                self.check_transformed(ut, true);
                 let dx_parts = dx.par_chunks_mut(images_per_task * g.in_len()).map(Some);
                 partials.par_chunks_mut(part_len).zip(dx_parts).enumerate().for_each(task);
             }
@@ -412,44 +483,136 @@ impl WinogradPlan {
                     let tiles = rows.len() * self.tiles_w;
                     input_transform::<T, M, A>(self.isa, &g, x_image, rows.clone(), stride, &mut s.v);
                     grad_output_transform::<T, M, A>(self.isa, &g, dy, rows.clone(), stride, &mut s.m, grad_bias);
-                    for xi in 0..self.points {
-                        // dU[ξ] (in x out) += V[ξ]ᵀ · dM[ξ], the reduction running over tiles.
-                        gemm_indexed_serial(
-                            self.isa,
-                            IndexedA {
-                                data: &s.v[xi * stride * cin..],
-                                row: &self.in_channels,
-                                k_offsets: &self.tiles_in[..tiles],
-                            },
-                            IndexedB { data: &s.m[xi * stride * cout..], k_offsets: &self.tiles_out[..tiles], n: cout },
-                            &mut grad_u[xi * cin * cout..],
-                            cout,
-                            if first_band { Epilogue::OVERWRITE } else { Epilogue::ACCUMULATE },
-                        );
-                    }
+                    let epilogue = if first_band { Epilogue::OVERWRITE } else { Epilogue::ACCUMULATE };
+                    self.weight_gemms(s, grad_u, stride, tiles, epilogue);
                     first_band = false;
                     let (Some(ut), Some(dx)) = (inputs.ut, dx.as_deref_mut()) else { continue };
-                    // dV overwrites V, which this band no longer needs.
-                    for xi in 0..self.points {
-                        gemm_indexed_serial(
-                            self.isa,
-                            IndexedA {
-                                data: &s.m[xi * stride * cout..],
-                                row: &self.tiles_out[..tiles],
-                                k_offsets: &self.out_channels,
-                            },
-                            IndexedB { data: &ut[xi * cout * cin..], k_offsets: &self.rows_of_ut, n: cin },
-                            &mut s.v[xi * stride * cin..],
-                            cin,
-                            Epilogue::OVERWRITE,
-                        );
-                    }
+                    self.input_gemms(s, ut, stride, tiles);
                     let dx_image = &mut dx[n * g.in_len()..(n + 1) * g.in_len()];
                     grad_input_transform::<T, M, A>(self.isa, &g, &s.v, rows, stride, dx_image);
                 }
             }
         });
     }
+}
+
+impl WinogradPlan {
+    /// M[ξ] = V[ξ] · U[ξ] for each position ξ of a band of `tiles` tiles (V and M in `s`, each
+    /// position `stride` tiles apart).
+    fn forward_gemms(&self, s: &mut Scratch, u: Transformed, stride: usize, tiles: usize) {
+        let (cin, cout) = (self.geometry.in_c, self.geometry.out_c);
+        for xi in 0..self.points {
+            let m = &mut s.m[xi * stride * cout..];
+            match u {
+                Transformed::F32(u) => gemm_indexed_serial(
+                    self.isa,
+                    IndexedA {
+                        data: &s.v[xi * stride * cin..],
+                        row: &self.tiles_in[..tiles],
+                        k_offsets: &self.in_channels,
+                    },
+                    IndexedB { data: &u[xi * cin * cout..], k_offsets: &self.rows_of_u, n: cout },
+                    m,
+                    cout,
+                    Epilogue::OVERWRITE,
+                ),
+                Transformed::Bf16(u) => {
+                    let pairs = bf16::pairs(cin);
+                    let v = &s.v[xi * stride * cin..(xi * stride + tiles) * cin];
+                    s.pairs_a.resize(tiles * pairs, 0);
+                    bf16::to_bf16_rows(v, cin, &mut s.pairs_a);
+                    let t = &self.pairs;
+                    bf16::gemm_indexed_serial(
+                        IndexedA { data: &s.pairs_a, row: &t.tiles_in[..tiles], k_offsets: &t.in_channels },
+                        IndexedB { data: &u[xi * pairs * cout..], k_offsets: &t.rows_of_u, n: cout },
+                        m,
+                        cout,
+                        Epilogue::OVERWRITE,
+                    )
+                }
+            }
+        }
+    }
+
+    /// dU[ξ] (in x out) (+)= V[ξ]ᵀ · dM[ξ] for each position ξ, the sum running over the band's
+    /// tiles (in bf16: over pairs of neighbouring tiles).
+    fn weight_gemms(&self, s: &mut Scratch, grad_u: &mut [f32], stride: usize, tiles: usize, epilogue: Epilogue) {
+        let (cin, cout) = (self.geometry.in_c, self.geometry.out_c);
+        for xi in 0..self.points {
+            let grad = &mut grad_u[xi * cin * cout..];
+            let (v, dm) = (&s.v[xi * stride * cin..], &s.m[xi * stride * cout..]);
+            if !self.bf16 {
+                gemm_indexed_serial(
+                    self.isa,
+                    IndexedA { data: v, row: &self.in_channels, k_offsets: &self.tiles_in[..tiles] },
+                    IndexedB { data: dm, k_offsets: &self.tiles_out[..tiles], n: cout },
+                    grad,
+                    cout,
+                    epilogue,
+                );
+                continue;
+            }
+            let tile_pairs = bf16::pairs(tiles);
+            s.pairs_a.resize(tile_pairs * cin, 0);
+            s.pairs_b.resize(tile_pairs * cout, 0);
+            for p in 0..tile_pairs {
+                let (t0, t1) = (2 * p, (2 * p + 1 < tiles).then_some(2 * p + 1));
+                let (va, vb) = (row_of(v, t0, cin), t1.map(|t| row_of(v, t, cin)));
+                bf16::interleave_rows(va, vb, &mut s.pairs_a[p * cin..(p + 1) * cin]);
+                let (ma, mb) = (row_of(dm, t0, cout), t1.map(|t| row_of(dm, t, cout)));
+                bf16::interleave_rows(ma, mb, &mut s.pairs_b[p * cout..(p + 1) * cout]);
+            }
+            bf16::gemm_indexed_serial(
+                IndexedA { data: &s.pairs_a, row: &self.in_channels, k_offsets: &self.tiles_in[..tile_pairs] },
+                IndexedB { data: &s.pairs_b, k_offsets: &self.tiles_out[..tile_pairs], n: cout },
+                grad,
+                cout,
+                epilogue,
+            );
+        }
+    }
+
+    /// dV[ξ] = dM[ξ] · Uᵀ[ξ] for each position ξ, written over V in `s` (which the band no longer
+    /// needs).
+    fn input_gemms(&self, s: &mut Scratch, ut: Transformed, stride: usize, tiles: usize) {
+        let (cin, cout) = (self.geometry.in_c, self.geometry.out_c);
+        for xi in 0..self.points {
+            let dv = &mut s.v[xi * stride * cin..];
+            match ut {
+                Transformed::F32(ut) => gemm_indexed_serial(
+                    self.isa,
+                    IndexedA {
+                        data: &s.m[xi * stride * cout..],
+                        row: &self.tiles_out[..tiles],
+                        k_offsets: &self.out_channels,
+                    },
+                    IndexedB { data: &ut[xi * cout * cin..], k_offsets: &self.rows_of_ut, n: cin },
+                    dv,
+                    cin,
+                    Epilogue::OVERWRITE,
+                ),
+                Transformed::Bf16(ut) => {
+                    let pairs = bf16::pairs(cout);
+                    let dm = &s.m[xi * stride * cout..(xi * stride + tiles) * cout];
+                    s.pairs_a.resize(tiles * pairs, 0);
+                    bf16::to_bf16_rows(dm, cout, &mut s.pairs_a);
+                    let t = &self.pairs;
+                    bf16::gemm_indexed_serial(
+                        IndexedA { data: &s.pairs_a, row: &t.tiles_out[..tiles], k_offsets: &t.out_channels },
+                        IndexedB { data: &ut[xi * pairs * cin..], k_offsets: &t.rows_of_ut, n: cin },
+                        dv,
+                        cin,
+                        Epilogue::OVERWRITE,
+                    )
+                }
+            }
+        }
+    }
+}
+
+/// Row `t` of rows of `len` values.
+fn row_of(data: &[f32], t: usize, len: usize) -> &[f32] {
+    &data[t * len..(t + 1) * len]
 }
 
 /// Image `image` of a batch of images of `len` values each.
@@ -489,7 +652,7 @@ struct BackwardInputs<'a> {
     x: &'a [f32],
     dy: &'a [f32],
     relu_output: Option<&'a [f32]>,
-    ut: Option<&'a [f32]>,
+    ut: Option<Transformed<'a>>,
 }
 
 fn add_into(sum: &mut [f32], values: &[f32]) {
@@ -503,6 +666,9 @@ fn add_into(sum: &mut [f32], values: &[f32]) {
 struct Scratch {
     v: Vec<f32>,
     m: Vec<f32>,
+    /// A GEMM's operands in bf16 pairs (bf16 plans only).
+    pairs_a: Vec<u32>,
+    pairs_b: Vec<u32>,
 }
 
 thread_local! {
