@@ -24,13 +24,14 @@
 use super::gemm::{self, Epilogue, IndexedA, IndexedB, Kernel, Tile};
 use super::isa::Isa;
 
-/// Whether this CPU multiplies bf16 pairs (AVX512-BF16, with the AVX-512F and BW that every
+/// Whether this CPU multiplies bf16 pairs (AVX512-BF16, with the AVX-512F, BW and VL that every
 /// such CPU has).
 pub fn is_supported() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         std::arch::is_x86_feature_detected!("avx512f")
             && std::arch::is_x86_feature_detected!("avx512bw")
+            && std::arch::is_x86_feature_detected!("avx512vl")
             && std::arch::is_x86_feature_detected!("avx512bf16")
     }
     #[cfg(not(target_arch = "x86_64"))]
@@ -158,14 +159,14 @@ mod x86 {
     }
 
     /// 16 (masked) f32 from `p` to 16 bf16.
-    #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512bf16")]
     unsafe fn load_bf16(p: *const f32, n: usize) -> __m256i {
         unsafe { std::mem::transmute::<__m256bh, __m256i>(_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(mask(n), p))) }
     }
 
     /// # Safety
     /// AVX512-BF16; `dst` holds `rows * pairs(row_len)` values (checked by the caller).
-    #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512bf16")]
     pub(super) unsafe fn to_bf16_rows(src: &[f32], row_len: usize, dst: &mut [u32]) {
         let pairs = row_len.div_ceil(2);
         for (row, out) in src.chunks_exact(row_len).zip(dst.chunks_mut(pairs)) {
@@ -185,7 +186,7 @@ mod x86 {
 
     /// # Safety
     /// AVX512-BF16; lengths checked by the caller.
-    #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512bf16")]
     pub(super) unsafe fn interleave_rows(r0: &[f32], r1: Option<&[f32]>, dst: &mut [u32]) {
         for start in (0..r0.len()).step_by(16) {
             let n = (r0.len() - start).min(16);
@@ -205,7 +206,7 @@ mod x86 {
     ///
     /// # Safety
     /// AVX512-BF16; the tile's offsets checked (see `Tile`).
-    #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512bf16")]
     pub(super) unsafe fn micro_kernel<const MR: usize, const NV: usize>(t: &Tile<u32>) {
         let mut masks = [0u16; NV];
         for (v, m) in masks.iter_mut().enumerate() {
