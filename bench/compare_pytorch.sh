@@ -4,6 +4,7 @@
 # usage: PYTHON=/path/to/venv/bin/python bench/compare_pytorch.sh MNIST_DIR [ROUNDS] [THREADS]
 #   PYTHON   a python with torch and numpy (pip install torch numpy); default python3
 #   ROUNDS   interleaved rounds (default 3); THREADS for both (default 2)
+#   PRECISION=bf16  both in bf16: digitnn --precision bf16, PyTorch under autocast (--bf16)
 # Prints one table: training images/s (batch 32, 20 warm-up + 100 timed steps), batched
 # inference images/s (batch 1000) and single-image latency, with the ratio digitnn / PyTorch.
 set -euo pipefail
@@ -12,12 +13,15 @@ data=${1:?usage: bench/compare_pytorch.sh MNIST_DIR [ROUNDS] [THREADS]}
 rounds=${2:-3}
 threads=${3:-2}
 python=${PYTHON:-python3}
+precision=${PRECISION:-fp32}
+torch_flags=()
+[ "$precision" = bf16 ] && torch_flags=(--bf16)
 cargo build --release --quiet --manifest-path "$here/../Cargo.toml"
 digitnn="$here/../target/release/digitnn"
 out=$(mktemp -d)
 for i in $(seq "$rounds"); do
-  "$digitnn" bench --json --threads "$threads" >> "$out/digitnn.jsonl"
-  OMP_NUM_THREADS=$threads "$python" "$here/pytorch_seed.py" "$data" --steps 100 --infer >> "$out/torch.txt"
+  "$digitnn" bench --json --threads "$threads" --precision "$precision" >> "$out/digitnn.jsonl"
+  OMP_NUM_THREADS=$threads "$python" "$here/pytorch_seed.py" "$data" --steps 100 --infer "${torch_flags[@]}" >> "$out/torch.txt"
 done
 "$python" - "$out" <<'PY'
 import json, re, statistics, sys
@@ -35,7 +39,7 @@ ours = {
     'single': [r['infer_single_latency_us'] for r in d],
 }
 med = statistics.median
-print(f"{len(d)} interleaved rounds, {d[0]['threads']} threads, digitnn kernels: {d[0]['isa']}")
+print(f"{len(d)} interleaved rounds, {d[0]['threads']} threads, digitnn kernels: {d[0]['isa']}, precision {d[0]['precision']}")
 print(f"{'':28}{'digitnn':>10}{'PyTorch':>10}{'ratio':>8}")
 for key, label, better_low in [('train', 'train images/s (batch 32)', False), ('batch', 'infer images/s (batch 1000)', False), ('single', 'single-image latency (us)', True)]:
     a, b = med(ours[key]), med(torch[key])

@@ -1,5 +1,6 @@
 # Copied from the project's shared reference (the PyTorch recipe digitnn is measured against), so that
-# bench/compare_pytorch.sh works from a checkout alone. Keep it identical in behaviour.
+# bench/compare_pytorch.sh works from a checkout alone. Identical in behaviour, except that --bf16
+# also applies to --infer (autocast around the inference passes).
 """Reference: the seed's CNN trained exactly as the seed does, in PyTorch on the CPU.
 
 usage: python pytorch_seed.py MNIST_DIR [--steps N] [--epochs E] [--shuffle] [--bf16]
@@ -38,7 +39,8 @@ def step(x, y):
 B = a.batch
 if a.infer:
     m.eval()
-    with torch.no_grad():
+    # --bf16 measures inference under autocast too (the shared reference measured it in fp32 only).
+    with torch.no_grad(), torch.autocast('cpu', dtype=torch.bfloat16, enabled=a.bf16):
         for i in range(0, 2000, 1000): m(Xt[i:i + 1000])
         t = time.perf_counter()
         for i in range(0, 10000, 1000): m(Xt[i:i + 1000])

@@ -22,6 +22,9 @@ pub enum Error {
     Fetch(String),
     #[error("{0}")]
     Invalid(String),
+    /// The caller stopped training (see `train::train_until`).
+    #[error("training stopped")]
+    Stopped,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -30,27 +30,41 @@ pub fn evaluate(network: &mut Network, data: &Dataset) -> Result<EvalReport> {
     if data.image_len() != network.input_len() {
         return Err(Error::Invalid(format!("the data's {}x{} images do not fit the model", data.rows, data.cols)));
     }
-    if data.is_empty() {
+    evaluate_with(network, &data.labels, |batch, images| data.batch_into(batch, images))
+}
+
+/// [`evaluate`] on images that `fill(indices, out)` writes into `out` as the network's input
+/// (f32, one image after another) for the examples at `indices`, labelled by `labels`: for
+/// images held other than as a [`Dataset`] (the Python package's float arrays).
+pub fn evaluate_with(
+    network: &mut Network,
+    labels: &[u8],
+    mut fill: impl FnMut(&[usize], &mut Vec<f32>),
+) -> Result<EvalReport> {
+    if labels.is_empty() {
         return Err(Error::Invalid("the test set is empty: there is nothing to measure accuracy on".into()));
     }
     let classes = network.classes();
-    if let Some(&label) = data.labels.iter().find(|&&label| label as usize >= classes) {
+    if let Some(&label) = labels.iter().find(|&&label| label as usize >= classes) {
         return Err(Error::Invalid(format!(
             "the data has label {label} but the model has {classes} outputs; a digit model has 10"
         )));
     }
     let mut confusion = vec![vec![0usize; classes]; classes];
-    let mut predictions = Vec::with_capacity(data.len());
+    let mut predictions = Vec::with_capacity(labels.len());
     let (mut images, mut probabilities) = (Vec::new(), vec![0.0; classes]);
-    let indices: Vec<usize> = (0..data.len()).collect();
+    let indices: Vec<usize> = (0..labels.len()).collect();
     for batch in indices.chunks(network.inference_batch(EVAL_BATCH)) {
-        data.batch_into(batch, &mut images);
+        fill(batch, &mut images);
+        if images.len() != batch.len() * network.input_len() {
+            return Err(Error::Invalid("the images do not fit the model's input".into()));
+        }
         let logits = network.forward(&images, batch.len(), false);
         for (row, &i) in logits.chunks(classes).zip(batch) {
             softmax(row, &mut probabilities);
             let (best, p) = argmax(&probabilities);
             predictions.push((best as u8, p));
-            confusion[data.labels[i] as usize][best] += 1;
+            confusion[labels[i] as usize][best] += 1;
         }
     }
     let correct: usize = (0..classes).map(|c| confusion[c][c]).sum();
@@ -58,9 +72,9 @@ pub fn evaluate(network: &mut Network, data: &Dataset) -> Result<EvalReport> {
     let precision = (0..classes).map(|c| ratio(confusion[c][c], (0..classes).map(|t| confusion[t][c]).sum())).collect();
     let recall = (0..classes).map(|c| ratio(confusion[c][c], confusion[c].iter().sum())).collect();
     Ok(EvalReport {
-        accuracy: ratio(correct, data.len()),
+        accuracy: ratio(correct, labels.len()),
         correct,
-        total: data.len(),
+        total: labels.len(),
         confusion,
         precision,
         recall,

@@ -5,6 +5,7 @@ use crate::error::{Error, Result};
 use crate::model::Network;
 use crate::nn::loss::{argmax, softmax};
 use serde::Serialize;
+use std::ops::Range;
 use std::path::Path;
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -24,21 +25,49 @@ pub fn predict_pixels(network: &mut Network, images: &[Pixels]) -> Result<Vec<Pr
         )));
     }
     network.check_digit_classes()?;
-    let classes = network.classes();
     let mut predictions = Vec::with_capacity(images.len());
-    let mut input = Vec::new();
-    for chunk in images.chunks(network.inference_batch(images.len())) {
-        input.clear();
-        input.extend(chunk.iter().flat_map(|p| p.iter().map(|&v| crate::data::pixel_value(v))));
-        let logits = network.forward(&input, chunk.len(), false);
-        predictions.extend(logits.chunks(classes).map(|row| {
-            let mut probabilities = vec![0.0; classes];
-            softmax(row, &mut probabilities);
-            let (digit, confidence) = argmax(&probabilities);
-            Prediction { digit, confidence, probabilities }
-        }));
-    }
+    let fill = |range: Range<usize>, input: &mut Vec<f32>| {
+        input.extend(images[range].iter().flat_map(|p| p.iter().map(|&v| crate::data::pixel_value(v))));
+    };
+    infer_in_batches(network, images.len(), fill, |_, logits| predictions.extend(classify(logits, 10)))?;
     Ok(predictions)
+}
+
+/// The prediction for each row of `logits` (one row of `classes` logits per image).
+pub fn classify(logits: &[f32], classes: usize) -> impl Iterator<Item = Prediction> + '_ {
+    logits.chunks(classes).map(|row| {
+        let mut probabilities = vec![0.0; row.len()];
+        softmax(row, &mut probabilities);
+        let (digit, confidence) = argmax(&probabilities);
+        Prediction { digit, confidence, probabilities }
+    })
+}
+
+/// Runs `count` inputs through `network` for inference, in batches whose activations fit the
+/// inference budget: `fill(range, out)` appends inputs `range` (f32, `network.input_len()` values
+/// each, CHW) to the empty `out`, and `take(range, logits)` gets their logits. For inputs held
+/// other than as image files: the Python package's arrays.
+pub fn infer_in_batches(
+    network: &mut Network,
+    count: usize,
+    mut fill: impl FnMut(Range<usize>, &mut Vec<f32>),
+    mut take: impl FnMut(Range<usize>, &[f32]),
+) -> Result<()> {
+    let mut input = Vec::new();
+    let batch = network.inference_batch(count.max(1));
+    for start in (0..count).step_by(batch) {
+        let range = start..(start + batch).min(count);
+        input.clear();
+        fill(range.clone(), &mut input);
+        if input.len() != range.len() * network.input_len() {
+            return Err(Error::Invalid(format!(
+                "the inputs do not fit the model's {:?} input",
+                network.architecture.input
+            )));
+        }
+        take(range.clone(), network.forward(&input, range.len(), false));
+    }
+    Ok(())
 }
 
 /// Reads and prepares one image file (see `data::image` for the steps; `raw` skips them).

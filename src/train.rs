@@ -10,6 +10,7 @@ use crate::optim::{OptimizerConfig, Schedule};
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::{Rng, SeedableRng};
 use serde::Serialize;
+use std::ops::ControlFlow;
 use std::time::Instant;
 
 /// The largest batch accepted: the seed CNN's activations for it take about 2.5 GB.
@@ -106,6 +107,22 @@ pub fn train(
     config: &TrainConfig,
     mut on_event: impl FnMut(TrainEvent),
 ) -> Result<Vec<EpochStats>> {
+    train_until(network, train, test, config, |event| {
+        on_event(event);
+        ControlFlow::Continue(())
+    })
+}
+
+/// [`train`] that `on_event` can stop after any step or epoch by returning `Break` (a Ctrl-C
+/// seen by a caller, say): it then returns [`Error::Stopped`], the network holding the weights
+/// of the last step taken.
+pub fn train_until(
+    network: &mut Network,
+    train: &Dataset,
+    test: &Dataset,
+    config: &TrainConfig,
+    mut on_event: impl FnMut(TrainEvent) -> ControlFlow<()>,
+) -> Result<Vec<EpochStats>> {
     config.validate()?;
     if train.is_empty() {
         return Err(Error::Invalid("the training set is empty".into()));
@@ -158,7 +175,9 @@ pub fn train(
             ema.update(network.params());
             loss_sum += loss as f64;
             last_loss = loss;
-            on_event(TrainEvent::Step { epoch, step: step + 1, steps, loss });
+            if on_event(TrainEvent::Step { epoch, step: step + 1, steps, loss }).is_break() {
+                return Err(Error::Stopped);
+            }
         }
         let seconds = started.elapsed().as_secs_f64();
         let test_accuracy = ema.with_average(network, |network| evaluate(network, test))?.accuracy;
@@ -170,8 +189,12 @@ pub fn train(
             seconds,
             images_per_sec: train.len() as f64 / seconds,
         };
-        on_event(TrainEvent::Epoch(&stats));
+        let flow = on_event(TrainEvent::Epoch(&stats));
         history.push(stats);
+        if flow.is_break() {
+            ema.keep_average(network);
+            return Err(Error::Stopped);
+        }
     }
     ema.keep_average(network);
     Ok(history)
@@ -266,5 +289,29 @@ mod tests {
         assert_ne!(a, (0..100).collect::<Vec<_>>());
         a.sort();
         assert_eq!(a, (0..100).collect::<Vec<_>>());
+    }
+
+    /// `train_until` stops where the callback says, with `Error::Stopped`, after exactly that many
+    /// steps (the weights match a run stopped by its own length).
+    #[test]
+    fn training_stops_when_the_callback_says() {
+        let images: Vec<u8> = (0..40 * 784).map(|i| (i * 7 % 256) as u8).collect();
+        let data = Dataset { images, labels: (0..40).map(|i| (i % 10) as u8).collect(), rows: 28, cols: 28 };
+        let config = TrainConfig { epochs: 2, batch_size: 8, shuffle: false, ..TrainConfig::default() };
+        let mut network = Network::new(crate::model::Architecture::fast_cnn(), 0).unwrap();
+        let mut steps = 0;
+        let result = train_until(&mut network, &data, &data, &config, |event| {
+            if let TrainEvent::Step { .. } = event {
+                steps += 1;
+            }
+            if steps == 3 { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+        });
+        assert!(matches!(result, Err(Error::Stopped)), "{result:?}");
+        assert_eq!(steps, 3);
+        let mut three_steps = Network::new(crate::model::Architecture::fast_cnn(), 0).unwrap();
+        let short = Dataset { images: data.images[..24 * 784].to_vec(), labels: data.labels[..24].to_vec(), ..data };
+        let config = TrainConfig { epochs: 1, ..config };
+        train(&mut three_steps, &short, &data, &config, |_| {}).unwrap();
+        assert_eq!(network.params(), three_steps.params());
     }
 }

@@ -2,7 +2,7 @@
 
 use anyhow::{Result, bail};
 use digitnn::model;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(clap::Args)]
@@ -22,22 +22,15 @@ pub struct ExportArgs {
     model: PathBuf,
 }
 
-fn extension(path: &Path) -> String {
-    path.extension().map(|e| e.to_string_lossy().to_ascii_lowercase()).unwrap_or_default()
-}
-
 pub fn convert(args: ConvertArgs) -> Result<ExitCode> {
-    let to_pytorch = match extension(&args.output).as_str() {
-        "pt" | "pth" => true,
-        "safetensors" => false,
-        _ => bail!("{}: choose the format by extension: .safetensors, .pt or .pth", args.output.display()),
-    };
-    let (network, info) = model::load(&args.input)?;
-    if to_pytorch {
-        model::write_atomic(&args.output, &model::to_pt_bytes(&network)?)?;
-    } else {
-        model::save(&network, &args.output, info.test_accuracy)?;
+    // The output's extension is checked before the input is read (save_as checks it again).
+    let known = ["safetensors", "pt", "pth"];
+    let extension = args.output.extension().map(|e| e.to_string_lossy().to_ascii_lowercase());
+    if !extension.is_some_and(|e| known.contains(&e.as_str())) {
+        bail!("{}: choose the format by extension: .safetensors, .pt or .pth", args.output.display());
     }
+    let (network, info) = model::load(&args.input)?;
+    model::save_as(&network, &args.output, info.test_accuracy)?;
     eprintln!("wrote {} ({} parameters)", args.output.display(), network.parameter_count());
     Ok(ExitCode::SUCCESS)
 }

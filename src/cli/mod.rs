@@ -155,14 +155,9 @@ fn data_dir(arg: Option<PathBuf>) -> (PathBuf, Checksums) {
 /// Loads the dataset, fetching MNIST first when the files are not there.
 fn load_data(arg: Option<PathBuf>) -> Result<Mnist> {
     let (dir, checksums) = data_dir(arg);
-    if !mnist::files_present(&dir) {
-        if std::env::var_os("DIGITNN_NO_FETCH").is_some_and(|v| !v.is_empty()) {
-            anyhow::bail!("{}: the dataset is missing and DIGITNN_NO_FETCH forbids fetching it", dir.display());
-        }
-        eprintln!("MNIST is not in {}; fetching it", dir.display());
-        mnist::fetch(&dir, &mnist::Sources::default(), &mut |line| eprintln!("  {line}"))?;
-    }
-    let data = mnist::load(&dir, checksums)?;
+    let no_fetch = std::env::var_os("DIGITNN_NO_FETCH").is_some_and(|v| !v.is_empty());
+    let sources = (!no_fetch).then(mnist::Sources::default);
+    let data = mnist::load_or_fetch(&dir, checksums, sources.as_ref(), &mut |line| eprintln!("  {line}"))?;
     if !data.is_mnist {
         eprintln!("note: {} is not MNIST (checksums differ); using it as another IDX dataset", dir.display());
     }

@@ -52,9 +52,7 @@ impl Args {
     /// The recipe with the optimizer flags applied.
     fn config(&self) -> TrainConfig {
         let recipe = self.recipe.config();
-        let kind = self.optimizer.unwrap_or(recipe.optimizer.kind);
-        // Another optimizer than the preset's starts from its own recommended settings.
-        let base = if kind == recipe.optimizer.kind { recipe.optimizer } else { OptimizerConfig::recommended(kind) };
+        let base = recipe.optimizer.switched_to(self.optimizer.unwrap_or(recipe.optimizer.kind));
         let optimizer = OptimizerConfig {
             lr: self.lr.unwrap_or(base.lr),
             momentum: self.momentum,

@@ -138,6 +138,28 @@ pub fn files_present(dir: &Path) -> bool {
     MNIST_FILES.iter().all(|f| locate(dir, f.name).is_some())
 }
 
+/// Loads the dataset in `dir`, first fetching MNIST there from `sources` (progress lines to
+/// `log`) when its files are missing; `sources` None refuses to fetch (callers turn fetching off
+/// with `DIGITNN_NO_FETCH`).
+pub fn load_or_fetch(
+    dir: &Path,
+    checksums: Checksums,
+    sources: Option<&Sources>,
+    log: &mut dyn FnMut(&str),
+) -> Result<Mnist> {
+    if !files_present(dir) {
+        let Some(sources) = sources else {
+            return Err(Error::Fetch(format!(
+                "{}: the dataset is missing and DIGITNN_NO_FETCH forbids fetching it",
+                dir.display()
+            )));
+        };
+        log(&format!("MNIST is not in {}; fetching it", dir.display()));
+        fetch(dir, sources, log)?;
+    }
+    load(dir, checksums)
+}
+
 /// Loads the four files from `dir`, checking them as `checksums` says.
 pub fn load(dir: &Path, checksums: Checksums) -> Result<Mnist> {
     load_files(dir, &MNIST_FILES, checksums)

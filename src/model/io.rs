@@ -30,6 +30,20 @@ pub fn save(network: &Network, path: &Path, test_accuracy: Option<f64>) -> Resul
     write_atomic(path, &to_bytes(network, test_accuracy)?)
 }
 
+/// Saves to `path` in the format its extension names: `.safetensors`, or `.pt` / `.pth` for
+/// PyTorch's `torch.load` (which keeps no test accuracy); atomically.
+pub fn save_as(network: &Network, path: &Path, test_accuracy: Option<f64>) -> Result<()> {
+    let extension = path.extension().map(|e| e.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
+    match extension.as_str() {
+        "pt" | "pth" => write_atomic(path, &to_pt_bytes(network)?),
+        "safetensors" => save(network, path, test_accuracy),
+        _ => Err(Error::Invalid(format!(
+            "{}: choose the format by extension: .safetensors, .pt or .pth",
+            path.display()
+        ))),
+    }
+}
+
 /// The safetensors bytes for a network.
 pub fn to_bytes(network: &Network, test_accuracy: Option<f64>) -> Result<Vec<u8>> {
     let architecture = serde_json::to_string(&network.architecture).map_err(|e| Error::Invalid(e.to_string()))?;

@@ -17,7 +17,7 @@ pub mod pt;
 
 pub use architecture::{Architecture, LayerSpec};
 pub use builtin::{BUILTIN_NAME, builtin};
-pub use io::{ModelInfo, from_bytes, load, load_with, save, to_bytes, to_pt_bytes, write_atomic};
+pub use io::{ModelInfo, from_bytes, load, load_with, save, save_as, to_bytes, to_pt_bytes, write_atomic};
 pub use plan::{ParamTensor, SampleCost, file_tensors, parameter_tensors, sample_cost};
 
 use crate::engine::EngineConfig;

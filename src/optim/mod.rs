@@ -86,6 +86,12 @@ impl OptimizerConfig {
         OptimizerConfig { kind, lr: kind.default_lr(), weight_decay: kind.default_weight_decay(), ..Self::default() }
     }
 
+    /// This configuration for `kind`: itself if it is `kind` already, else `kind`'s
+    /// recommended settings (a preset's learning rate is tuned for its own optimizer).
+    pub fn switched_to(self, kind: OptimizerKind) -> Self {
+        if kind == self.kind { self } else { Self::recommended(kind) }
+    }
+
     /// Checks the numbers a user can get wrong.
     pub fn validate(&self) -> Result<()> {
         let bad = |what: &str| Err(Error::Invalid(format!("invalid {what}")));
