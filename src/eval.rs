@@ -33,8 +33,8 @@ pub fn evaluate(network: &mut Network, data: &Dataset) -> Result<EvalReport> {
     evaluate_with(network, &data.labels, |batch, images| data.batch_into(batch, images))
 }
 
-/// [`evaluate`] on images that `fill(indices, out)` writes into `out` as the network's input
-/// (f32, one image after another) for the examples at `indices`, labelled by `labels`: for
+/// [`evaluate`] on images that `fill(indices, out)` appends to the empty `out` as the network's
+/// input (f32, one image after another) for the examples at `indices`, labelled by `labels`: for
 /// images held other than as a [`Dataset`] (the Python package's float arrays).
 pub fn evaluate_with(
     network: &mut Network,
@@ -55,6 +55,7 @@ pub fn evaluate_with(
     let (mut images, mut probabilities) = (Vec::new(), vec![0.0; classes]);
     let indices: Vec<usize> = (0..labels.len()).collect();
     for batch in indices.chunks(network.inference_batch(EVAL_BATCH)) {
+        images.clear();
         fill(batch, &mut images);
         if images.len() != batch.len() * network.input_len() {
             return Err(Error::Invalid("the images do not fit the model's input".into()));

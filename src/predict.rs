@@ -70,6 +70,29 @@ pub fn infer_in_batches(
     Ok(())
 }
 
+/// [`infer_in_batches`] on inputs already in memory (`network.input_len()` f32 values per input,
+/// CHW): each batch is read where it lies, without a copy.
+pub fn infer_slice_in_batches(
+    network: &mut Network,
+    inputs: &[f32],
+    mut take: impl FnMut(Range<usize>, &[f32]),
+) -> Result<()> {
+    let len = network.input_len();
+    if len == 0 || !inputs.len().is_multiple_of(len) {
+        return Err(Error::Invalid(format!(
+            "the inputs do not fit the model's {:?} input",
+            network.architecture.input
+        )));
+    }
+    let count = inputs.len() / len;
+    let batch = network.inference_batch(count.max(1));
+    for start in (0..count).step_by(batch) {
+        let range = start..(start + batch).min(count);
+        take(range.clone(), network.forward(&inputs[range.start * len..range.end * len], range.len(), false));
+    }
+    Ok(())
+}
+
 /// Reads and prepares one image file (see `data::image` for the steps; `raw` skips them).
 pub fn prepare_file(path: &Path, raw: bool) -> Result<(Pixels, Preparation)> {
     let decoded = image::open(path)?;

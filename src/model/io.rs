@@ -292,17 +292,24 @@ fn assemble(architecture: &Architecture, tensors: Vec<(String, FileTensor)>, pat
             }
             FileValues::Decoded(decoded) => values.copy_from_slice(&decoded),
         }
-        if let Some(bad) = values.iter().find(|v| !v.is_finite()) {
-            return Err(fail(format!("tensor {} holds a non-finite value ({bad})", t.name)));
-        }
-        // sqrt(running_var + eps) must be real and positive.
-        if t.name.ends_with(".running_var")
-            && let Some(bad) = values.iter().find(|&&v| v < 0.0)
-        {
-            return Err(fail(format!("tensor {} holds a negative variance ({bad})", t.name)));
-        }
+        check_values(&t.name, values).map_err(fail)?;
     }
     Ok(network)
+}
+
+/// Refuses values a tensor named `name` must not hold, wherever they come from (a file, or the
+/// Python package's arrays): anything not finite, and a negative running variance
+/// (sqrt(running_var + eps) must be real and positive).
+pub fn check_values(name: &str, values: &[f32]) -> std::result::Result<(), String> {
+    if let Some(bad) = values.iter().find(|v| !v.is_finite()) {
+        return Err(format!("tensor {name} holds a non-finite value ({bad})"));
+    }
+    if name.ends_with(".running_var")
+        && let Some(bad) = values.iter().find(|&&v| v < 0.0)
+    {
+        return Err(format!("tensor {name} holds a negative variance ({bad})"));
+    }
+    Ok(())
 }
 
 /// The network's parameters as a PyTorch `.pt` state_dict (loadable with

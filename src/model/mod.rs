@@ -17,8 +17,11 @@ pub mod pt;
 
 pub use architecture::{Architecture, LayerSpec};
 pub use builtin::{BUILTIN_NAME, builtin};
-pub use io::{ModelInfo, from_bytes, load, load_with, save, save_as, to_bytes, to_pt_bytes, write_atomic};
+pub use io::{
+    ModelInfo, check_values, from_bytes, load, load_with, save, save_as, to_bytes, to_pt_bytes, write_atomic,
+};
 pub use plan::{ParamTensor, SampleCost, file_tensors, parameter_tensors, sample_cost};
+pub use pt::is_batch_counter;
 
 use crate::engine::EngineConfig;
 use crate::error::{Error, Result};

@@ -170,7 +170,7 @@ fn read_storage<R: Read + Seek>(archive: &mut zip::ZipArchive<R>, name: &str, ne
 }
 
 /// A tensor PyTorch keeps as int64 (and so digitnn's files too): BatchNorm's batch counter.
-pub(crate) fn is_batch_counter(name: &str) -> bool {
+pub fn is_batch_counter(name: &str) -> bool {
     name.ends_with(".num_batches_tracked")
 }
 
