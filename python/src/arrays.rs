@@ -40,16 +40,20 @@ impl<'py> Images<'py> {
         if dtype.is_equiv_to(&numpy::dtype::<f32>(x.py())) {
             let values: PyReadonlyArrayDyn<f32> = x.extract()?;
             check_unit_range(values.as_array().iter().copied())?;
-            return Ok(match values.as_slice() {
-                Ok(_) => Images::F32(values, count),
-                Err(_) => Images::CopiedF32(values.as_array().iter().copied().collect(), count),
+            // Only a C-ordered array is one image after another in memory (numpy's `as_slice`
+            // also accepts Fortran order, whose memory order is not the images').
+            return Ok(if values.is_c_contiguous() {
+                Images::F32(values, count)
+            } else {
+                Images::CopiedF32(values.as_array().iter().copied().collect(), count)
             });
         }
         if dtype.is_equiv_to(&numpy::dtype::<u8>(x.py())) {
             let values: PyReadonlyArrayDyn<u8> = x.extract()?;
-            return Ok(match values.as_slice() {
-                Ok(_) => Images::U8(values, count),
-                Err(_) => Images::CopiedU8(values.as_array().iter().copied().collect(), count),
+            return Ok(if values.is_c_contiguous() {
+                Images::U8(values, count)
+            } else {
+                Images::CopiedU8(values.as_array().iter().copied().collect(), count)
             });
         }
         Err(PyTypeError::new_err(format!(
@@ -66,8 +70,8 @@ impl<'py> Images<'py> {
 
     pub fn view(&self) -> View<'_> {
         match self {
-            Images::F32(values, _) => View::F32(values.as_slice().expect("checked contiguous")),
-            Images::U8(values, _) => View::U8(values.as_slice().expect("checked contiguous")),
+            Images::F32(values, _) => View::F32(values.as_slice().expect("checked C-contiguous")),
+            Images::U8(values, _) => View::U8(values.as_slice().expect("checked C-contiguous")),
             Images::CopiedF32(values, _) => View::F32(values),
             Images::CopiedU8(values, _) => View::U8(values),
         }

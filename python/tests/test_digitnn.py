@@ -1,0 +1,303 @@
+"""The Python package against the command line and the library's guarantees.
+
+Run with `pytest python/tests` after `pip install ./python`; `.ci/run` does both in a fresh
+virtual environment. Needs the `digitnn` binary for the comparisons with the command line:
+`$DIGITNN_BIN`, else `target/release/digitnn` or `target/debug/digitnn` of this checkout. Needs no
+network, no MNIST and no torch (the torch parity test is skipped, visibly, without it).
+"""
+
+import json
+import os
+import re
+import signal
+import struct
+import subprocess
+import threading
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import digitnn
+
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURES = ROOT / "tests" / "fixtures"
+ONE_EPOCH_MODEL = FIXTURES / "mnist_model.safetensors"
+
+
+def cli():
+    """The digitnn binary of this checkout."""
+    candidates = [os.environ.get("DIGITNN_BIN")] + [str(ROOT / "target" / p / "digitnn") for p in ("release", "debug")]
+    for candidate in candidates:
+        if candidate and Path(candidate).exists():
+            return candidate
+    pytest.fail("no digitnn binary: build it (cargo build --release) or set DIGITNN_BIN")
+
+
+def write_png(path, pixels):
+    """A greyscale PNG of `pixels` (uint8, H x W), written with zlib alone."""
+    pixels = np.asarray(pixels, np.uint8)
+    height, width = pixels.shape
+    raw = b"".join(b"\x00" + row.tobytes() for row in pixels)
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    Path(path).write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+def drawn_digit(digit, height=200, width=160, ink=30, paper=235):
+    """A digit drawn with a thick pen, dark on light paper, as a photo or scan shows it."""
+    y, x = np.mgrid[0:height, 0:width]
+    page = np.full((height, width), paper, np.uint8)
+    if digit == 1:
+        stroke = (np.abs(x - width / 2) < 9) & (y > 20) & (y < height - 20)
+    elif digit == 7:
+        top = (np.abs(y - 30) < 9) & (x > 25) & (x < width - 25)
+        slope = np.abs((x - (width - 30)) + (y - 30) * 0.45) < 10
+        stroke = top | (slope & (y > 30) & (y < height - 20))
+    else:  # 0: a ring
+        r = np.sqrt(((x - width / 2) / 55.0) ** 2 + ((y - height / 2) / 80.0) ** 2)
+        stroke = np.abs(r - 1) < 0.14
+    page[stroke] = ink
+    return page
+
+
+def synthetic_images(n, seed):
+    """MNIST-shaped images and labels: a bright bar whose place depends on the label."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 10, n).astype(np.uint8)
+    images = rng.integers(0, 40, (n, 28, 28)).astype(np.uint8)
+    for i, label in enumerate(labels):
+        images[i, 4 + 2 * label : 6 + 2 * label, 4:24] = 255
+    return images, labels
+
+
+def write_idx_dataset(directory, train=600, test=200):
+    """Four IDX files of synthetic digits (not MNIST: the library uses them as another dataset)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for prefix, n, seed in (("train", train, 1), ("t10k", test, 2)):
+        images, labels = synthetic_images(n, seed)
+        (directory / f"{prefix}-images-idx3-ubyte").write_bytes(struct.pack(">IIII", 2051, n, 28, 28) + images.tobytes())
+        (directory / f"{prefix}-labels-idx1-ubyte").write_bytes(struct.pack(">II", 2049, n) + labels.tobytes())
+
+
+def test_readme_example_runs(tmp_path, monkeypatch):
+    """The README's example, as written, on a small synthetic dataset in place of MNIST."""
+    readme = (ROOT / "README.md").read_text()
+    example = re.search(r"<!-- python example -->\s*```python\n(.*?)```", readme, re.S)
+    assert example, "README.md has no python example block"
+    write_idx_dataset(tmp_path / "data")
+    monkeypatch.setenv("DIGITNN_DATA", str(tmp_path / "data"))
+    monkeypatch.chdir(tmp_path)
+    exec(compile(example.group(1), "README example", "exec"), {})
+    assert (tmp_path / "fast.safetensors").exists()
+
+
+def test_predict_images_matches_the_cli(tmp_path):
+    paths = []
+    for digit in (0, 1, 7):
+        path = tmp_path / f"drawn{digit}.png"
+        write_png(path, drawn_digit(digit))
+        paths.append(path)
+    model = digitnn.Model.load(ONE_EPOCH_MODEL)
+    digits, probabilities = model.predict_images(paths)
+    out = subprocess.run(
+        [cli(), "predict", "--json", "--model", str(ONE_EPOCH_MODEL)] + [str(p) for p in paths],
+        capture_output=True, text=True, check=True, cwd=tmp_path,
+    ).stdout
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert list(digits) == [row["digit"] for row in rows] == [0, 1, 7]
+    np.testing.assert_allclose(probabilities, [row["probabilities"] for row in rows], rtol=0, atol=1e-6)
+
+
+def test_predict_array_matches_the_cli_on_raw_pixels(tmp_path):
+    images, _ = synthetic_images(4, 5)
+    paths = []
+    for i, image in enumerate(images):
+        paths.append(tmp_path / f"raw{i}.png")
+        write_png(paths[-1], image)
+    model = digitnn.Model.load(ONE_EPOCH_MODEL)
+    digits, probabilities = model.predict(images)
+    out = subprocess.run(
+        [cli(), "predict", "--raw", "--json", "--model", str(ONE_EPOCH_MODEL)] + [str(p) for p in paths],
+        capture_output=True, text=True, check=True, cwd=tmp_path,
+    ).stdout
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert list(digits) == [row["digit"] for row in rows]
+    np.testing.assert_allclose(probabilities, [row["probabilities"] for row in rows], rtol=0, atol=1e-6)
+
+
+def test_every_input_form_gives_the_same_predictions():
+    model = digitnn.Model.load(ONE_EPOCH_MODEL)
+    images, _ = synthetic_images(5, 6)
+    digits, probabilities = model.predict(images)
+    assert digits.dtype == np.int64 and digits.shape == (5,)
+    assert probabilities.dtype == np.float32 and probabilities.shape == (5, 10)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1, atol=1e-5)
+    as_float = images.astype(np.float32) / 255
+    # Fortran order and strided views are copied in the images' order, not read in memory order.
+    wide = np.zeros((5, 28, 56), np.float32)
+    wide[:, :, ::2] = as_float
+    forms = (as_float, images[:, None], as_float[:, None], np.asfortranarray(as_float), np.asfortranarray(images))
+    for x in forms + (wide[:, :, ::2], as_float[::-1][::-1]):
+        d, p = model.predict(x)
+        assert (d == digits).all()
+        np.testing.assert_allclose(p, probabilities, atol=1e-6)
+    d, p = model.predict(images[2])
+    assert d.shape == (1,) and d[0] == digits[2]
+    assert model.predict(images[:0])[1].shape == (0, 10)
+
+
+def test_state_dict_round_trips(tmp_path):
+    model = digitnn.Model.builtin()
+    images, _ = synthetic_images(8, 7)
+    logits = model.logits(images)
+    state = model.state_dict()
+    assert state["model.0.weight"].shape == (32, 1, 3, 3) and state["model.0.weight"].dtype == np.float32
+    counters = [name for name in state if name.endswith("num_batches_tracked")]
+    assert counters and all(state[name].dtype == np.int64 for name in counters)
+    again = digitnn.Model.from_state_dict("best", state)
+    np.testing.assert_array_equal(again.logits(images), logits)
+    for name in ("copy.safetensors", "copy.pt"):
+        model.save(tmp_path / name)
+        np.testing.assert_array_equal(digitnn.Model.load(tmp_path / name).logits(images), logits)
+    seed = digitnn.Model.load(ONE_EPOCH_MODEL)
+    from_arch_list = digitnn.Model.from_state_dict(json.loads(seed.architecture), seed.state_dict())
+    np.testing.assert_array_equal(from_arch_list.logits(images), seed.logits(images))
+
+
+def test_bad_arrays_raise_clear_errors():
+    model = digitnn.Model.load(ONE_EPOCH_MODEL)
+    cases = [
+        (np.zeros((2, 28, 28), np.float64), TypeError, "uint8 (0-255) or float32 (0-1), not float64"),
+        ([[0] * 28] * 28, TypeError, "must be a numpy array"),
+        (np.zeros((2, 27, 28), np.uint8), ValueError, "shaped (28, 28), (N, 28, 28) or (N, 1, 28, 28)"),
+        (np.zeros((2, 3, 28, 28), np.uint8), ValueError, "(N, 1, 28, 28)"),
+        (np.full((1, 28, 28), 1.5, np.float32), ValueError, "values in [0, 1]"),
+        (np.full((1, 28, 28), np.nan, np.float32), ValueError, "values in [0, 1]"),
+    ]
+    for x, kind, message in cases:
+        with pytest.raises(kind) as raised:
+            model.predict(x)
+        assert message in str(raised.value)
+    images, labels = synthetic_images(3, 8)
+    with pytest.raises(ValueError, match="2 labels for 3 images"):
+        model.evaluate(images, labels[:2])
+    with pytest.raises(ValueError, match="label 10 but the model has 10 outputs"):
+        model.evaluate(images, np.array([1, 2, 10]))
+    with pytest.raises(TypeError, match="integers"):
+        model.evaluate(images, np.array([1.0, 2.0, 3.0]))
+
+
+def test_bad_files_and_state_dicts_raise(tmp_path):
+    with pytest.raises(OSError, match="No such file"):
+        digitnn.Model.load(tmp_path / "missing.safetensors")
+    truncated = tmp_path / "truncated.safetensors"
+    truncated.write_bytes(ONE_EPOCH_MODEL.read_bytes()[:1000])
+    with pytest.raises(ValueError, match="truncated.safetensors"):
+        digitnn.Model.load(truncated)
+    with pytest.raises(ValueError, match="choose the format by extension"):
+        digitnn.Model.load(ONE_EPOCH_MODEL).save(tmp_path / "model.bin")
+    state = digitnn.Model.load(ONE_EPOCH_MODEL).state_dict()
+    with pytest.raises(ValueError, match="has 7 tensors; this architecture has 8"):
+        digitnn.Model.from_state_dict("seed", {k: v for k, v in state.items() if k != "model.7.bias"})
+    with pytest.raises(ValueError, match="model.7.weight has shape"):
+        digitnn.Model.from_state_dict("seed", {**state, "model.7.weight": np.zeros((10, 5), np.float32)})
+    with pytest.raises(ValueError, match="non-finite"):
+        digitnn.Model.from_state_dict("seed", {**state, "model.7.bias": np.full(10, np.inf, np.float32)})
+    with pytest.raises(ValueError, match="unknown architecture"):
+        digitnn.Model.from_state_dict("resnet", state)
+    with pytest.raises(ValueError, match="unknown precision"):
+        digitnn.Model.builtin(precision="fp8")
+
+
+def small_data(n=400, seed=9):
+    x_train, y_train = synthetic_images(n, seed)
+    x_test, y_test = synthetic_images(100, seed + 1)
+    return x_train, y_train, x_test, y_test
+
+
+def test_training_reports_every_epoch_and_learns():
+    seen = []
+    model, history = digitnn.train(small_data(), preset="fast", epochs=2, on_epoch=seen.append)
+    assert seen == history and [h["epoch"] for h in history] == [1, 2]
+    assert set(history[0]) == {"epoch", "train_loss", "last_batch_loss", "test_accuracy", "seconds", "images_per_sec"}
+    assert model.test_accuracy == history[-1]["test_accuracy"] > 0.5
+    _, _, x_test, y_test = small_data()
+    assert model.evaluate(x_test, y_test)["accuracy"] == history[-1]["test_accuracy"]
+
+
+def test_same_seed_same_weights_on_any_thread_count():
+    one, _ = digitnn.train(small_data(), epochs=1, threads=1, seed=3, batch_size=64)
+    two, _ = digitnn.train(small_data(), epochs=1, threads=2, seed=3, batch_size=64)
+    for name, values in one.state_dict().items():
+        np.testing.assert_array_equal(values, two.state_dict()[name], err_msg=name)
+
+
+def test_keyboard_interrupt_from_a_callback_stops_training():
+    epochs = []
+
+    def stop(stats):
+        epochs.append(stats["epoch"])
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        digitnn.train(small_data(), preset="fast", epochs=5, on_epoch=stop)
+    assert epochs == [1]
+
+
+def test_ctrl_c_stops_training_between_steps():
+    x_train, y_train = synthetic_images(20000, 11)
+    data = (x_train, y_train) + small_data()[2:]
+    timer = threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT))
+    started = time.monotonic()
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        digitnn.train(data, epochs=50)
+    # Fifty epochs of 20,000 images would take minutes; the interrupt lands within a step.
+    assert time.monotonic() - started < 30
+
+
+def test_the_gil_is_released_while_the_engine_runs():
+    model = digitnn.Model.builtin()
+    images, _ = synthetic_images(3000, 12)
+    counted = [0]
+    done = threading.Event()
+
+    def count():
+        while not done.is_set():
+            counted[0] += 1
+
+    counter = threading.Thread(target=count)
+    counter.start()
+    before = counted[0]
+    model.predict(images)
+    during = counted[0] - before
+    done.set()
+    counter.join()
+    # With the GIL held for the whole call the counting thread could not run at all.
+    assert during > 1000, during
+
+
+def test_parity_with_torch():
+    torch = pytest.importorskip("torch", reason="torch is not installed: logits parity with PyTorch not checked")
+    nn = torch.nn
+    seed = nn.Sequential(
+        nn.Conv2d(1, 32, 3), nn.ReLU(), nn.Conv2d(32, 64, 3), nn.ReLU(), nn.Conv2d(64, 64, 3), nn.ReLU(),
+        nn.Flatten(), nn.Linear(64 * 22 * 22, 10),
+    )
+    model = digitnn.Model.load(ONE_EPOCH_MODEL)
+    # Sequential names its layers 0, 1, ...; the original model's are model.0, model.1, ...
+    seed.load_state_dict({k.removeprefix("model."): torch.from_numpy(v) for k, v in model.state_dict().items()})
+    images = synthetic_images(16, 13)[0].astype(np.float32) / 255
+    with torch.no_grad():
+        want = seed(torch.from_numpy(images[:, None])).numpy()
+    # Both fp32, summed in different orders: measured 6e-6 on logits up to 18.
+    np.testing.assert_allclose(model.logits(images), want, rtol=0, atol=2e-5)
+    # And back: torch's tensors build the same model.
+    again = digitnn.Model.from_state_dict("seed", {"model." + k: v for k, v in seed.state_dict().items()})
+    np.testing.assert_array_equal(again.logits(images), model.logits(images))
