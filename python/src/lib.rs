@@ -353,62 +353,6 @@ fn data_arg(py: Python, data: Option<&Bound<PyAny>>) -> PyResult<Mnist> {
     }
 }
 
-/// The training recipe: the preset's, with every argument given applied (as the flags of
-/// `digitnn train` apply to `--preset`).
-#[allow(clippy::too_many_arguments)]
-fn recipe(
-    preset: Preset,
-    epochs: Option<usize>,
-    batch_size: Option<usize>,
-    optimizer: Option<&str>,
-    lr: Option<f32>,
-    momentum: Option<f32>,
-    weight_decay: Option<f32>,
-    schedule: Option<&str>,
-    warmup: Option<f32>,
-    augment: Option<bool>,
-    elastic: bool,
-    label_smoothing: Option<f32>,
-    ema: Option<f32>,
-    seed: u64,
-    shuffle: bool,
-) -> PyResult<TrainConfig> {
-    let base = preset.train_config();
-    let kind: Option<OptimizerKind> = optimizer.map(parse).transpose()?;
-    let optimizer = base.optimizer.switched_to(kind.unwrap_or(base.optimizer.kind));
-    let schedule_kind: Option<ScheduleKind> = schedule.map(parse).transpose()?;
-    let augment = match (augment, elastic) {
-        (Some(false), _) => None,
-        (_, true) => Some(digitnn::data::augment::AugmentConfig {
-            elastic: digitnn::data::augment::AugmentConfig::with_elastic().elastic,
-            ..base.augment.unwrap_or_default()
-        }),
-        (Some(true), false) => Some(base.augment.unwrap_or_default()),
-        (None, false) => base.augment,
-    };
-    let config = TrainConfig {
-        epochs: epochs.unwrap_or(base.epochs),
-        batch_size: batch_size.unwrap_or(base.batch_size),
-        optimizer: digitnn::optim::OptimizerConfig {
-            lr: lr.unwrap_or(optimizer.lr),
-            momentum: momentum.unwrap_or(optimizer.momentum),
-            weight_decay: weight_decay.unwrap_or(optimizer.weight_decay),
-            ..optimizer
-        },
-        seed,
-        shuffle,
-        augment,
-        schedule: digitnn::optim::Schedule {
-            kind: schedule_kind.unwrap_or(base.schedule.kind),
-            warmup: warmup.unwrap_or(base.schedule.warmup),
-        },
-        label_smoothing: label_smoothing.unwrap_or(base.label_smoothing),
-        ema: ema.or(base.ema),
-    };
-    config.validate().map_err(error)?;
-    Ok(config)
-}
-
 /// One epoch's figures as a dict with the fields of `digitnn train --json`.
 fn epoch_dict<'py>(py: Python<'py>, stats: &EpochStats) -> PyResult<Bound<'py, PyAny>> {
     let json = serde_json::to_string(stats).map_err(|e| PyValueError::new_err(e.to_string()))?;
@@ -459,23 +403,41 @@ fn train<'py>(
         Some(arch) => architecture_arg(arch)?,
         None => preset.architecture(),
     };
-    let config = recipe(
-        preset,
-        epochs,
-        batch_size,
-        optimizer,
-        lr,
-        momentum,
-        weight_decay,
-        schedule,
-        warmup,
-        augment,
-        elastic,
-        label_smoothing,
-        ema,
+    // The preset's recipe with every argument given applied, as `digitnn train`'s flags apply
+    // to `--preset`.
+    let base = preset.train_config();
+    let kind: Option<OptimizerKind> = optimizer.map(parse).transpose()?;
+    let optimizer = base.optimizer.switched_to(kind.unwrap_or(base.optimizer.kind));
+    let schedule_kind: Option<ScheduleKind> = schedule.map(parse).transpose()?;
+    let augment = match (augment, elastic) {
+        (Some(false), _) => None,
+        (_, true) => Some(digitnn::data::augment::AugmentConfig {
+            elastic: digitnn::data::augment::AugmentConfig::with_elastic().elastic,
+            ..base.augment.unwrap_or_default()
+        }),
+        (Some(true), false) => Some(base.augment.unwrap_or_default()),
+        (None, false) => base.augment,
+    };
+    let config = TrainConfig {
+        epochs: epochs.unwrap_or(base.epochs),
+        batch_size: batch_size.unwrap_or(base.batch_size),
+        optimizer: digitnn::optim::OptimizerConfig {
+            lr: lr.unwrap_or(optimizer.lr),
+            momentum: momentum.unwrap_or(optimizer.momentum),
+            weight_decay: weight_decay.unwrap_or(optimizer.weight_decay),
+            ..optimizer
+        },
         seed,
         shuffle,
-    )?;
+        augment,
+        schedule: digitnn::optim::Schedule {
+            kind: schedule_kind.unwrap_or(base.schedule.kind),
+            warmup: warmup.unwrap_or(base.schedule.warmup),
+        },
+        label_smoothing: label_smoothing.unwrap_or(base.label_smoothing),
+        ema: ema.or(base.ema),
+    };
+    config.validate().map_err(error)?;
     let engine = engine(py, isa, conv, precision)?;
     digitnn::thread_count(threads).map_err(error)?;
     let mut data = data_arg(py, data)?;

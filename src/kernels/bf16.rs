@@ -305,6 +305,46 @@ pub(crate) mod tests {
         assert!(inter.iter().zip(r0).all(|(&v, &x)| v == u32::from(to_bits(x))));
     }
 
+    /// Row-major A (m x k) and B (k x n) in pairs along k, with the tables the GEMM reads them
+    /// through.
+    struct Paired {
+        a: Vec<u32>,
+        b: Vec<u32>,
+        rows: Vec<usize>,
+        a_k: Vec<usize>,
+        b_k: Vec<usize>,
+        n: usize,
+    }
+
+    impl Paired {
+        fn new(a: &[f32], b: &[f32], m: usize, n: usize, k: usize) -> Paired {
+            let mut a_pairs = vec![0; m * pairs(k).max(1)];
+            if k > 0 {
+                to_bf16_rows(a, k, &mut a_pairs);
+            }
+            let mut b_pairs = Vec::new();
+            pair_rows(b, k, n, &mut b_pairs);
+            Paired {
+                a: a_pairs,
+                b: b_pairs,
+                rows: (0..m).map(|i| i * pairs(k)).collect(),
+                a_k: (0..pairs(k)).collect(),
+                b_k: (0..pairs(k)).map(|p| p * n).collect(),
+                n,
+            }
+        }
+
+        fn gemm(&self, c: &mut [f32], ldc: usize, epilogue: Epilogue) {
+            gemm_indexed(
+                IndexedA { data: &self.a, row: &self.rows, k_offsets: &self.a_k },
+                IndexedB { data: &self.b, k_offsets: &self.b_k, n: self.n },
+                c,
+                ldc,
+                epilogue,
+            );
+        }
+    }
+
     /// The bf16 GEMM against the f32 reference on bf16-rounded inputs: their products are exact
     /// in f32, so the two differ only by the order and rounding of the sums, at most about
     /// k ulps of the sum of |products| per element.
@@ -317,28 +357,13 @@ pub(crate) mod tests {
             let a: Vec<f32> = random(m * k, 1).into_iter().map(round).collect();
             let b: Vec<f32> = random(k * n, 2).into_iter().map(round).collect();
             let bias = random(n, 3);
-            // A's rows paired along k; B's rows paired.
-            let mut a_pairs = vec![0; m * pairs(k).max(1)];
-            if k > 0 {
-                to_bf16_rows(&a, k, &mut a_pairs);
-            }
-            let mut b_pairs = Vec::new();
-            pair_rows(&b, k, n, &mut b_pairs);
-            let rows: Vec<usize> = (0..m).map(|i| i * pairs(k)).collect();
-            let a_k: Vec<usize> = (0..pairs(k)).collect();
-            let b_k: Vec<usize> = (0..pairs(k)).map(|p| p * n).collect();
+            let paired = Paired::new(&a, &b, m, n, k);
             for epilogue in [Epilogue::OVERWRITE, Epilogue { accumulate: true, bias: Some(&bias), relu: true }] {
                 let ldc = n + 3;
                 let start = random(m * ldc, 4);
                 let (mut want, mut got) = (start.clone(), start.clone());
                 gemm_naive(MatRef::row_major(&a, m, k), MatRef::row_major(&b, k, n), &mut want, ldc, epilogue);
-                gemm_indexed(
-                    IndexedA { data: &a_pairs, row: &rows, k_offsets: &a_k },
-                    IndexedB { data: &b_pairs, k_offsets: &b_k, n },
-                    &mut got,
-                    ldc,
-                    epilogue,
-                );
+                paired.gemm(&mut got, ldc, epilogue);
                 for i in 0..m {
                     for j in 0..n {
                         // |start| and |bias| are below 1: the epilogue's additions count as two more.
@@ -358,27 +383,11 @@ pub(crate) mod tests {
             return;
         }
         let (m, n, k) = (100, 70, 400);
-        let a = random(m * k, 5);
-        let b = random(k * n, 6);
-        let mut a_pairs = vec![0; m * pairs(k)];
-        to_bf16_rows(&a, k, &mut a_pairs);
-        let mut b_pairs = Vec::new();
-        pair_rows(&b, k, n, &mut b_pairs);
-        let rows: Vec<usize> = (0..m).map(|i| i * pairs(k)).collect();
-        let a_k: Vec<usize> = (0..pairs(k)).collect();
-        let b_k: Vec<usize> = (0..pairs(k)).map(|p| p * n).collect();
+        let paired = Paired::new(&random(m * k, 5), &random(k * n, 6), m, n, k);
         let run = |threads| {
             let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
             let mut c = vec![0.0; m * n];
-            pool.install(|| {
-                gemm_indexed(
-                    IndexedA { data: &a_pairs, row: &rows, k_offsets: &a_k },
-                    IndexedB { data: &b_pairs, k_offsets: &b_k, n },
-                    &mut c,
-                    n,
-                    Epilogue::OVERWRITE,
-                )
-            });
+            pool.install(|| paired.gemm(&mut c, n, Epilogue::OVERWRITE));
             c
         };
         assert_eq!(run(1), run(2));

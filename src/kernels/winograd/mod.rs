@@ -168,31 +168,45 @@ pub struct WinogradPlan {
     /// How the forward and the backward pass cut an image into bands of tile rows.
     forward_bands: Bands,
     backward_bands: Bands,
-    /// `t * in_c` and `t * out_c` for each tile of the larger band.
-    tiles_in: Vec<usize>,
-    tiles_out: Vec<usize>,
-    /// `0..in_c` and `0..out_c`.
-    in_channels: Vec<usize>,
-    out_channels: Vec<usize>,
-    /// `i * out_c` (rows of U[ξ]) and `o * in_c` (rows of Uᵀ[ξ]).
-    rows_of_u: Vec<usize>,
-    rows_of_ut: Vec<usize>,
-    /// The same tables counted in bf16 pairs of channels.
-    pairs: PairTables,
+    /// The offset tables of the f32 GEMMs, and of the bf16 ones (counting pairs of channels).
+    tables: Tables,
+    pairs: Tables,
 }
 
-/// Offset tables for the bf16 GEMMs, where a row of `c` channels holds `bf16::pairs(c)` pairs.
-#[derive(Debug, Default)]
-struct PairTables {
-    /// `t * pairs(in_c)`, `t * pairs(out_c)` for each tile of the larger band.
+/// Offset tables for a plan's GEMMs, in units of `in_units` per row of input channels and
+/// `out_units` per row of output channels (the channels themselves, or bf16 pairs of them).
+#[derive(Debug)]
+struct Tables {
+    /// `t * in_units` and `t * out_units` for each tile of the larger band.
     tiles_in: Vec<usize>,
     tiles_out: Vec<usize>,
-    /// `0..pairs(in_c)`, `0..pairs(out_c)`.
+    /// `0..in_units` and `0..out_units`.
     in_channels: Vec<usize>,
     out_channels: Vec<usize>,
-    /// `p * out_c` for each pair of U's rows, `p * in_c` for each pair of Uᵀ's.
+    /// `i * out_c` for each row unit of U[ξ] (in x out), `o * in_c` for each of Uᵀ[ξ].
     rows_of_u: Vec<usize>,
     rows_of_ut: Vec<usize>,
+}
+
+impl Tables {
+    /// A's row and channel offsets and W's row offsets for one of `band_products`' products.
+    fn for_product(&self, product: Product) -> (&[usize], &[usize], &[usize]) {
+        match product {
+            Product::Forward => (&self.tiles_in, &self.in_channels, &self.rows_of_u),
+            Product::InputGradient => (&self.tiles_out, &self.out_channels, &self.rows_of_ut),
+        }
+    }
+
+    fn new(band_tiles: usize, g: &WinogradGeometry, in_units: usize, out_units: usize) -> Tables {
+        Tables {
+            tiles_in: (0..band_tiles).map(|t| t * in_units).collect(),
+            tiles_out: (0..band_tiles).map(|t| t * out_units).collect(),
+            in_channels: (0..in_units).collect(),
+            out_channels: (0..out_units).collect(),
+            rows_of_u: (0..in_units).map(|i| i * g.out_c).collect(),
+            rows_of_ut: (0..out_units).map(|o| o * g.in_c).collect(),
+        }
+    }
 }
 
 impl WinogradPlan {
@@ -213,32 +227,18 @@ impl WinogradPlan {
         let forward_bands = Bands::new(tiles_h, tiles_w, BAND_POINTS / points);
         let backward_bands = Bands::new(tiles_h, tiles_w, BACKWARD_BAND_POINTS / points);
         let band_tiles = forward_bands.tiles.max(backward_bands.tiles);
-        let (in_pairs, out_pairs) = (bf16::pairs(g.in_c), bf16::pairs(g.out_c));
-        let pairs = PairTables {
-            tiles_in: (0..band_tiles).map(|t| t * in_pairs).collect(),
-            tiles_out: (0..band_tiles).map(|t| t * out_pairs).collect(),
-            in_channels: (0..in_pairs).collect(),
-            out_channels: (0..out_pairs).collect(),
-            rows_of_u: (0..in_pairs).map(|p| p * g.out_c).collect(),
-            rows_of_ut: (0..out_pairs).map(|p| p * g.in_c).collect(),
-        };
         WinogradPlan {
             geometry,
             isa: if isa.is_supported() { isa } else { Isa::Portable },
             bf16: bf16_products,
-            pairs,
+            pairs: Tables::new(band_tiles, &g, bf16::pairs(g.in_c), bf16::pairs(g.out_c)),
             tile,
             points,
             tiles_w,
             tiles_h,
             forward_bands,
             backward_bands,
-            tiles_in: (0..band_tiles).map(|t| t * g.in_c).collect(),
-            tiles_out: (0..band_tiles).map(|t| t * g.out_c).collect(),
-            in_channels: (0..g.in_c).collect(),
-            out_channels: (0..g.out_c).collect(),
-            rows_of_u: (0..g.in_c).map(|i| i * g.out_c).collect(),
-            rows_of_ut: (0..g.out_c).map(|o| o * g.in_c).collect(),
+            tables: Tables::new(band_tiles, &g, g.in_c, g.out_c),
         }
     }
 
@@ -376,7 +376,7 @@ impl WinogradPlan {
                     s.v.resize(self.points * stride * cin, 0.0);
                     s.m.resize(self.points * stride * cout, 0.0);
                     input_transform::<T, M, A>(self.isa, &g, x_image, rows.clone(), stride, &mut s.v);
-                    self.forward_gemms(s, u, stride, tiles);
+                    self.band_products(Product::Forward, &s.v, u, &mut s.m, &mut s.pairs_a, stride, tiles);
                     let out = Output { bias, relu, y: y_band };
                     output_transform::<T, M, A>(self.isa, &g, &s.m, rows, stride, out);
                 })
@@ -487,7 +487,8 @@ impl WinogradPlan {
                     self.weight_gemms(s, grad_u, stride, tiles, epilogue);
                     first_band = false;
                     let (Some(ut), Some(dx)) = (inputs.ut, dx.as_deref_mut()) else { continue };
-                    self.input_gemms(s, ut, stride, tiles);
+                    // dV overwrites V, which this band no longer needs.
+                    self.band_products(Product::InputGradient, &s.m, ut, &mut s.v, &mut s.pairs_a, stride, tiles);
                     let dx_image = &mut dx[n * g.in_len()..(n + 1) * g.in_len()];
                     grad_input_transform::<T, M, A>(self.isa, &g, &s.v, rows, stride, dx_image);
                 }
@@ -497,36 +498,50 @@ impl WinogradPlan {
 }
 
 impl WinogradPlan {
-    /// M[ξ] = V[ξ] · U[ξ] for each position ξ of a band of `tiles` tiles (V and M in `s`, each
-    /// position `stride` tiles apart).
-    fn forward_gemms(&self, s: &mut Scratch, u: Transformed, stride: usize, tiles: usize) {
-        let (cin, cout) = (self.geometry.in_c, self.geometry.out_c);
+    /// C[ξ] = A[ξ] · W[ξ] for each position ξ of a band of `tiles` tiles, `stride` tiles apart
+    /// per ξ: the forward products (A = V, W = U, C = M) or the input gradient's (A = dM,
+    /// W = Uᵀ, C = dV). In bf16, A's rows are converted into `pairs` first.
+    #[allow(clippy::too_many_arguments)]
+    fn band_products(
+        &self,
+        product: Product,
+        a: &[f32],
+        w: Transformed,
+        c: &mut [f32],
+        pairs: &mut Vec<u32>,
+        stride: usize,
+        tiles: usize,
+    ) {
+        let g = self.geometry;
+        // Reduction length k and output width n.
+        let (k, n) = match product {
+            Product::Forward => (g.in_c, g.out_c),
+            Product::InputGradient => (g.out_c, g.in_c),
+        };
         for xi in 0..self.points {
-            let m = &mut s.m[xi * stride * cout..];
-            match u {
-                Transformed::F32(u) => gemm_indexed_serial(
-                    self.isa,
-                    IndexedA {
-                        data: &s.v[xi * stride * cin..],
-                        row: &self.tiles_in[..tiles],
-                        k_offsets: &self.in_channels,
-                    },
-                    IndexedB { data: &u[xi * cin * cout..], k_offsets: &self.rows_of_u, n: cout },
-                    m,
-                    cout,
-                    Epilogue::OVERWRITE,
-                ),
-                Transformed::Bf16(u) => {
-                    let pairs = bf16::pairs(cin);
-                    let v = &s.v[xi * stride * cin..(xi * stride + tiles) * cin];
-                    s.pairs_a.resize(tiles * pairs, 0);
-                    bf16::to_bf16_rows(v, cin, &mut s.pairs_a);
-                    let t = &self.pairs;
+            let a = &a[xi * stride * k..(xi * stride + tiles) * k];
+            let c = &mut c[xi * stride * n..];
+            match w {
+                Transformed::F32(w) => {
+                    let (rows, channels, w_rows) = self.tables.for_product(product);
+                    gemm_indexed_serial(
+                        self.isa,
+                        IndexedA { data: a, row: &rows[..tiles], k_offsets: channels },
+                        IndexedB { data: &w[xi * k * n..], k_offsets: w_rows, n },
+                        c,
+                        n,
+                        Epilogue::OVERWRITE,
+                    )
+                }
+                Transformed::Bf16(w) => {
+                    pairs.resize(tiles * bf16::pairs(k), 0);
+                    bf16::to_bf16_rows(a, k, pairs);
+                    let (rows, channels, w_rows) = self.pairs.for_product(product);
                     bf16::gemm_indexed_serial(
-                        IndexedA { data: &s.pairs_a, row: &t.tiles_in[..tiles], k_offsets: &t.in_channels },
-                        IndexedB { data: &u[xi * pairs * cout..], k_offsets: &t.rows_of_u, n: cout },
-                        m,
-                        cout,
+                        IndexedA { data: pairs, row: &rows[..tiles], k_offsets: channels },
+                        IndexedB { data: &w[xi * bf16::pairs(k) * n..], k_offsets: w_rows, n },
+                        c,
+                        n,
                         Epilogue::OVERWRITE,
                     )
                 }
@@ -544,8 +559,8 @@ impl WinogradPlan {
             if !self.bf16 {
                 gemm_indexed_serial(
                     self.isa,
-                    IndexedA { data: v, row: &self.in_channels, k_offsets: &self.tiles_in[..tiles] },
-                    IndexedB { data: dm, k_offsets: &self.tiles_out[..tiles], n: cout },
+                    IndexedA { data: v, row: &self.tables.in_channels, k_offsets: &self.tables.tiles_in[..tiles] },
+                    IndexedB { data: dm, k_offsets: &self.tables.tiles_out[..tiles], n: cout },
                     grad,
                     cout,
                     epilogue,
@@ -563,51 +578,25 @@ impl WinogradPlan {
                 bf16::interleave_rows(ma, mb, &mut s.pairs_b[p * cout..(p + 1) * cout]);
             }
             bf16::gemm_indexed_serial(
-                IndexedA { data: &s.pairs_a, row: &self.in_channels, k_offsets: &self.tiles_in[..tile_pairs] },
-                IndexedB { data: &s.pairs_b, k_offsets: &self.tiles_out[..tile_pairs], n: cout },
+                IndexedA {
+                    data: &s.pairs_a,
+                    row: &self.tables.in_channels,
+                    k_offsets: &self.tables.tiles_in[..tile_pairs],
+                },
+                IndexedB { data: &s.pairs_b, k_offsets: &self.tables.tiles_out[..tile_pairs], n: cout },
                 grad,
                 cout,
                 epilogue,
             );
         }
     }
+}
 
-    /// dV[ξ] = dM[ξ] · Uᵀ[ξ] for each position ξ, written over V in `s` (which the band no longer
-    /// needs).
-    fn input_gemms(&self, s: &mut Scratch, ut: Transformed, stride: usize, tiles: usize) {
-        let (cin, cout) = (self.geometry.in_c, self.geometry.out_c);
-        for xi in 0..self.points {
-            let dv = &mut s.v[xi * stride * cin..];
-            match ut {
-                Transformed::F32(ut) => gemm_indexed_serial(
-                    self.isa,
-                    IndexedA {
-                        data: &s.m[xi * stride * cout..],
-                        row: &self.tiles_out[..tiles],
-                        k_offsets: &self.out_channels,
-                    },
-                    IndexedB { data: &ut[xi * cout * cin..], k_offsets: &self.rows_of_ut, n: cin },
-                    dv,
-                    cin,
-                    Epilogue::OVERWRITE,
-                ),
-                Transformed::Bf16(ut) => {
-                    let pairs = bf16::pairs(cout);
-                    let dm = &s.m[xi * stride * cout..(xi * stride + tiles) * cout];
-                    s.pairs_a.resize(tiles * pairs, 0);
-                    bf16::to_bf16_rows(dm, cout, &mut s.pairs_a);
-                    let t = &self.pairs;
-                    bf16::gemm_indexed_serial(
-                        IndexedA { data: &s.pairs_a, row: &t.tiles_out[..tiles], k_offsets: &t.out_channels },
-                        IndexedB { data: &ut[xi * pairs * cin..], k_offsets: &t.rows_of_ut, n: cin },
-                        dv,
-                        cin,
-                        Epilogue::OVERWRITE,
-                    )
-                }
-            }
-        }
-    }
+/// Which of the band's two products with a transformed weight `band_products` computes.
+#[derive(Clone, Copy)]
+enum Product {
+    Forward,
+    InputGradient,
 }
 
 /// Row `t` of rows of `len` values.
