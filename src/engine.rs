@@ -42,16 +42,17 @@ named_enum!(ConvAlgorithm, "convolution algorithm", [
     WinogradF4 => "winograd4",
 ]);
 
-/// How the products of convolutions and linear layers are computed.
+/// How the products of the convolutions are computed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Precision {
     /// f32 throughout.
     #[default]
     Fp32,
-    /// Mixed precision as PyTorch's autocast: the convolutions' and linear layers' products take
-    /// bf16 inputs and sum in f32; weights, gradients, the optimizer's state, the loss and the
-    /// softmax stay f32. Runs on the AVX-512 kernels of a CPU with AVX512-BF16, f32 elsewhere
-    /// (see [`EngineConfig::runs_bf16`]).
+    /// Mixed precision as PyTorch's autocast: the products of the convolutions where it pays
+    /// (Winograd F(2x2) with 64 or more channels under `Auto`, every F(2x2) when forced; see
+    /// `nn::Conv2d`) take bf16 inputs and sum in f32; the other layers, weights, gradients, the
+    /// optimizer's state, the loss and the softmax stay f32. Runs on the AVX-512 kernels of a CPU
+    /// with AVX512-BF16, f32 elsewhere (see [`EngineConfig::runs_bf16`]).
     Bf16,
 }
 
