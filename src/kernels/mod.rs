@@ -1,6 +1,7 @@
 //! Layer 1: pure functions on slices. The GEMM (with implicit im2col through offset tables), the
 //! conv geometry that builds those tables, Winograd convolution for 3x3 kernels, the dot-product
-//! kernel of the linear layer, and the CHW <-> HWC permutations. Every kernel is written once
+//! kernel of the linear layer, the CHW <-> HWC permutations, and the bf16 conversions and GEMM
+//! micro-kernel of mixed precision (`bf16`, AVX512-BF16 only). Every other kernel is written once
 //! over the SIMD layer (`simd`) and takes the instruction set (`Isa`) as an argument. Each fast
 //! path has a naive reference beside it and tests comparing the two on every instruction set
 //! this CPU has.
