@@ -4,19 +4,20 @@
 # `digitnn bench --json` run. GFLOP/s count the direct convolution's FLOPs (174 MFLOP per
 # training image): with Winograd the engine does fewer, so the share can pass 100%.
 #
-# usage: bench/scaling.sh [PEAK_GFLOPS=416] [STEPS=30]
+# usage: [PRECISION=bf16] bench/scaling.sh [PEAK_GFLOPS=416] [STEPS=30]
 #   PEAK_GFLOPS: this machine's fp32 matrix-multiply peak (416 on the 2-core development machine,
-#   measured with PyTorch on 4096x4096 matrices).
+#   measured with PyTorch on 4096x4096 matrices), or its bf16 peak with PRECISION=bf16.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 peak=${1:-416}
 steps=${2:-30}
+precision=${PRECISION:-fp32}
 cargo build --release --quiet --manifest-path "$here/Cargo.toml" --bin digitnn
 echo "| threads | batch | train images/s | GFLOP/s (direct) | share of peak | training peak RSS (MiB) |"
 echo "|---|---|---|---|---|---|"
 for threads in 1 2; do
   for batch in 1 8 32 128 512; do
-    "$here/target/release/digitnn" bench --json --threads "$threads" --batch-size "$batch" --steps "$steps" |
+    "$here/target/release/digitnn" bench --json --threads "$threads" --batch-size "$batch" --steps "$steps" --precision "$precision" |
       python3 -c "
 import json, sys
 r = json.load(sys.stdin)
