@@ -44,8 +44,10 @@ med = statistics.median
 cli_train = med(json.loads(l)["images_per_sec"] for l in open(f"{out}/cli_train.jsonl"))
 py_train = med(float(l) for l in open(f"{out}/py_train.txt"))
 lib_single = med(json.loads(l)["infer_single_latency_us"] for l in open(f"{out}/bench.jsonl"))
+bench_train = med(json.loads(l)["train_images_per_sec"] for l in open(f"{out}/bench.jsonl"))
 py_single = med(float(l) for l in open(f"{out}/py_single.txt"))
 print(f"{'':40}{'digitnn':>10}{'Python':>10}{'ratio':>8}")
 print(f"{'training images/s (1 epoch, 20k images)':40}{cli_train:>10.0f}{py_train:>10.0f}{py_train / cli_train:>7.2f}x")
+print(f"{'(digitnn bench, synthetic steps)':40}{bench_train:>10.0f}")
 print(f"{'single-image latency (us)':40}{lib_single:>10.0f}{py_single:>10.0f}{py_single / lib_single:>7.2f}x")
 PY
