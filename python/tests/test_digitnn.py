@@ -215,6 +215,15 @@ def test_bad_files_and_state_dicts_raise(tmp_path):
         digitnn.Model.builtin(precision="fp8")
 
 
+def test_engine_choices_and_the_bf16_note():
+    model = digitnn.Model.builtin(isa="portable", conv="direct")
+    assert model.engine == "portable kernels, direct convolutions, fp32" and model.bf16_layers == []
+    # The bf16 kernels need the avx512 ones: on others (or a CPU without AVX512-BF16) bf16 runs
+    # fp32 and says so.
+    with pytest.warns(RuntimeWarning, match="bf16 runs in fp32 here"):
+        digitnn.Model.builtin(isa="portable", precision="bf16")
+
+
 def small_data(n=400, seed=9):
     x_train, y_train = synthetic_images(n, seed)
     x_test, y_test = synthetic_images(100, seed + 1)
