@@ -7,6 +7,7 @@
 //! this CPU has.
 
 pub mod bf16;
+pub mod channels;
 pub mod conv;
 pub mod dot;
 pub mod gemm;

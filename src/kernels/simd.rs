@@ -55,6 +55,8 @@ pub(crate) trait Lanes: Copy {
     fn add(self, other: Self) -> Self;
     fn sub(self, other: Self) -> Self;
     fn scale(self, factor: f32) -> Self;
+    /// self * other, lane by lane (rounded once, as the scalar product).
+    fn mul(self, other: Self) -> Self;
     /// self * b + c (fused on the SIMD paths, see the module docs).
     fn mul_add(self, b: Self, c: Self) -> Self;
     fn neg(self) -> Self {
@@ -136,6 +138,10 @@ impl Lanes for f32 {
     #[inline(always)]
     fn scale(self, factor: f32) -> Self {
         self * factor
+    }
+    #[inline(always)]
+    fn mul(self, other: Self) -> Self {
+        self * other
     }
     #[inline(always)]
     fn mul_add(self, b: Self, c: Self) -> Self {
@@ -226,6 +232,10 @@ impl Lanes for Portable {
         Portable(self.0.map(|v| v * factor))
     }
     #[inline(always)]
+    fn mul(self, other: Self) -> Self {
+        self.zip(other, |a, b| a * b)
+    }
+    #[inline(always)]
     fn mul_add(self, b: Self, c: Self) -> Self {
         let mut out = [0.0; 8];
         for l in 0..8 {
@@ -313,6 +323,10 @@ mod x86 {
             unsafe { _mm512_mul_ps(self, _mm512_set1_ps(factor)) }
         }
         #[inline(always)]
+        fn mul(self, other: Self) -> Self {
+            unsafe { _mm512_mul_ps(self, other) }
+        }
+        #[inline(always)]
         fn mul_add(self, b: Self, c: Self) -> Self {
             unsafe { _mm512_fmadd_ps(self, b, c) }
         }
@@ -372,6 +386,10 @@ mod x86 {
         #[inline(always)]
         fn scale(self, factor: f32) -> Self {
             unsafe { _mm256_mul_ps(self, _mm256_set1_ps(factor)) }
+        }
+        #[inline(always)]
+        fn mul(self, other: Self) -> Self {
+            unsafe { _mm256_mul_ps(self, other) }
         }
         #[inline(always)]
         fn mul_add(self, b: Self, c: Self) -> Self {

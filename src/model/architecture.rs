@@ -215,7 +215,7 @@ impl Architecture {
                     return Err(Error::Invalid(format!("invalid batch normalisation {spec:?}")));
                 }
                 let config = BatchNorm2dConfig { num_features, eps, momentum };
-                Box::new(BatchNorm2d::new(config).with_fused_relu(fused_relu))
+                Box::new(BatchNorm2d::new(config, engine).with_fused_relu(fused_relu))
             }
         })
     }

@@ -22,7 +22,10 @@
 //! add up in block order, so the result does not depend on the number of threads.
 
 use super::{Init, Layer, ParamSpec, Pass, Tensor, relu, shape_error};
+use crate::engine::EngineConfig;
 use crate::error::Result;
+use crate::kernels::Isa;
+use crate::kernels::channels::{self, InputGradient};
 use rayon::prelude::*;
 
 /// Hyper-parameters of a BatchNorm2d, PyTorch's defaults.
@@ -45,6 +48,8 @@ const BLOCK_PIXELS: usize = 512;
 #[derive(Debug)]
 pub struct BatchNorm2d {
     pub config: BatchNorm2dConfig,
+    /// The instruction set of its per-pixel passes (`kernels::channels`).
+    isa: Isa,
     /// A following ReLU is applied in the output pass (and its mask in the backward pass).
     relu: bool,
     /// Mean and 1/sqrt(var + eps) of the last training batch, per channel.
@@ -65,9 +70,10 @@ pub struct BatchNorm2d {
 }
 
 impl BatchNorm2d {
-    pub fn new(config: BatchNorm2dConfig) -> Self {
+    pub fn new(config: BatchNorm2dConfig, engine: EngineConfig) -> Self {
         BatchNorm2d {
             config,
+            isa: engine.isa,
             relu: false,
             mean: Vec::new(),
             inv_std: Vec::new(),
@@ -97,15 +103,9 @@ impl BatchNorm2d {
         self.pivot.clear();
         self.pivot.extend_from_slice(x.get(..c).unwrap_or(&[]));
         self.pivot.resize(c, 0.0);
-        let pivot = &self.pivot;
+        let (pivot, isa) = (&self.pivot, self.isa);
         block_sums(x.len() / c, c, &mut self.partials, &mut self.sums, |range, sum, sum_squares| {
-            for pixel in x[range.start * c..range.end * c].chunks_exact(c) {
-                for (((s, q), &v), &k) in sum.iter_mut().zip(sum_squares.iter_mut()).zip(pixel).zip(pivot) {
-                    let d = v - k;
-                    *s += d;
-                    *q += d * d;
-                }
-            }
+            channels::shifted_sums(isa, &x[range.start * c..range.end * c], pivot, sum, sum_squares);
         });
         self.variance.clear();
         self.mean.clear();
@@ -161,16 +161,12 @@ fn block_sums(
     }
 }
 
-/// y = x * scale[ch] + shift[ch] (then max(y, 0) with `relu`) over NHWC data.
-fn scale_and_shift(x: &[f32], y: &mut [f32], scale: &[f32], shift: &[f32], relu: bool) {
+/// y = x * scale[ch] + shift[ch] (then max(y, 0) with `relu`) over NHWC data, a block of pixels
+/// per task.
+fn scale_and_shift(isa: Isa, x: &[f32], y: &mut [f32], scale: &[f32], shift: &[f32], relu: bool) {
     let c = scale.len();
-    let floor = if relu { 0.0 } else { f32::NEG_INFINITY };
     y.par_chunks_mut(BLOCK_PIXELS * c).zip(x.par_chunks(BLOCK_PIXELS * c)).for_each(|(y, x)| {
-        for (y, x) in y.chunks_exact_mut(c).zip(x.chunks_exact(c)) {
-            for (((y, &x), &a), &b) in y.iter_mut().zip(x).zip(scale).zip(shift) {
-                *y = (x * a + b).max(floor);
-            }
-        }
+        channels::scale_shift(isa, x, y, scale, shift, relu);
     });
 }
 
@@ -218,7 +214,7 @@ impl Layer for BatchNorm2d {
         self.scale.extend(weight.iter().zip(&self.inv_std).map(|(w, s)| w * s));
         self.shift.clear();
         self.shift.extend((0..c).map(|ch| bias[ch] - self.mean[ch] * self.scale[ch]));
-        scale_and_shift(&x.data, &mut y.data, &self.scale, &self.shift, self.relu);
+        scale_and_shift(self.isa, &x.data, &mut y.data, &self.scale, &self.shift, self.relu);
     }
 
     fn backward(
@@ -235,19 +231,12 @@ impl Layer for BatchNorm2d {
         if self.relu {
             relu::mask_gradient(&mut dy.data, &y.data);
         }
-        let (mean, inv_std) = (&self.mean[..], &self.inv_std[..]);
+        let (mean, inv_std, isa) = (&self.mean[..], &self.inv_std[..], self.isa);
         let dy_values = &dy.data;
         // Sums of dy and of dy * (x - mean); dweight = the latter * inv_std.
         block_sums(pixels, c, &mut self.partials, &mut self.sums, |range, sum_dy, sum_dy_centred| {
             let (dy, x) = (&dy_values[range.start * c..range.end * c], &x.data[range.start * c..range.end * c]);
-            for (dy, x) in dy.chunks_exact(c).zip(x.chunks_exact(c)) {
-                for ((((s, t), &d), &v), &m) in
-                    sum_dy.iter_mut().zip(sum_dy_centred.iter_mut()).zip(dy).zip(x).zip(mean)
-                {
-                    *s += d;
-                    *t += d * (v - m);
-                }
-            }
+            channels::centred_sums(isa, dy, x, mean, sum_dy, sum_dy_centred);
         });
         let sums = &self.sums;
         let (dweight, dbias) = grads.split_at_mut(c);
@@ -264,17 +253,13 @@ impl Layer for BatchNorm2d {
         self.mean_dy.extend(sums.iter().map(|s| (s.0 / n) as f32));
         self.slope.clear();
         self.slope.extend((0..c).map(|ch| (sums[ch].1 / n * (inv_std[ch] as f64).powi(2)) as f32));
-        let (gain, mean_dy, slope) = (&self.scale, &self.mean_dy, &self.slope);
+        let per_channel = InputGradient { gain: &self.scale, mean_dy: &self.mean_dy, mean, slope: &self.slope };
         let block = BLOCK_PIXELS * c;
-        dx.data.par_chunks_mut(block).zip(dy.data.par_chunks(block)).zip(x.data.par_chunks(block)).for_each(
-            |((dx, dy), x)| {
-                for ((dx, dy), x) in dx.chunks_exact_mut(c).zip(dy.chunks_exact(c)).zip(x.chunks_exact(c)) {
-                    for ch in 0..c {
-                        dx[ch] = gain[ch] * (dy[ch] - mean_dy[ch] - (x[ch] - mean[ch]) * slope[ch]);
-                    }
-                }
-            },
-        );
+        dx.data
+            .par_chunks_mut(block)
+            .zip(dy.data.par_chunks(block))
+            .zip(x.data.par_chunks(block))
+            .for_each(|((dx, dy), x)| channels::input_gradient(isa, dx, dy, x, &per_channel));
     }
 }
 
@@ -285,7 +270,7 @@ mod tests {
     use crate::nn::gradcheck::{check_layer, test_values};
 
     fn layer(c: usize) -> BatchNorm2d {
-        BatchNorm2d::new(BatchNorm2dConfig { num_features: c, ..Default::default() })
+        BatchNorm2d::new(BatchNorm2dConfig { num_features: c, ..Default::default() }, EngineConfig::default())
     }
 
     #[test]
