@@ -12,7 +12,10 @@ use super::simd::{self, Lanes, SimdTask};
 pub fn shifted_sums(isa: Isa, x: &[f32], pivot: &[f32], sum: &mut [f32], sum_squares: &mut [f32]) {
     let c = check_rows(x.len(), pivot.len());
     assert!(sum.len() == c && sum_squares.len() == c, "one sum per channel");
-    simd::run(isa, Sums { kind: SumKind::Shifted, a: x, b: x, reference: pivot, first: sum, second: sum_squares })
+    simd::run(
+        isa,
+        OnChannels(Sums { kind: SumKind::Shifted, a: x, b: x, reference: pivot, first: sum, second: sum_squares }),
+    )
 }
 
 /// `sum_dy[ch] += dy` and `sum_dy_centred[ch] += dy * (x - mean[ch])` over every row, rows in
@@ -20,14 +23,24 @@ pub fn shifted_sums(isa: Isa, x: &[f32], pivot: &[f32], sum: &mut [f32], sum_squ
 pub fn centred_sums(isa: Isa, dy: &[f32], x: &[f32], mean: &[f32], sum_dy: &mut [f32], sum_dy_centred: &mut [f32]) {
     let c = check_rows(x.len(), mean.len());
     assert!(dy.len() == x.len() && sum_dy.len() == c && sum_dy_centred.len() == c, "sizes");
-    simd::run(isa, Sums { kind: SumKind::Centred, a: dy, b: x, reference: mean, first: sum_dy, second: sum_dy_centred })
+    simd::run(
+        isa,
+        OnChannels(Sums {
+            kind: SumKind::Centred,
+            a: dy,
+            b: x,
+            reference: mean,
+            first: sum_dy,
+            second: sum_dy_centred,
+        }),
+    )
 }
 
 /// `y = x * scale[ch] + shift[ch]`, then `max(y, 0)` with `relu`.
 pub fn scale_shift(isa: Isa, x: &[f32], y: &mut [f32], scale: &[f32], shift: &[f32], relu: bool) {
     check_rows(x.len(), scale.len());
     assert!(y.len() == x.len() && shift.len() == scale.len(), "sizes");
-    simd::run(isa, ScaleShift { x, y, scale, shift, relu })
+    simd::run(isa, OnChannels(ScaleShift { x, y, scale, shift, relu }))
 }
 
 /// BatchNorm's input gradient: `dx = gain[ch] * (dy - mean_dy[ch] - (x - mean[ch]) * slope[ch])`.
@@ -44,7 +57,7 @@ pub fn input_gradient(isa: Isa, dx: &mut [f32], dy: &[f32], x: &[f32], per_chann
     let p = per_channel;
     assert!(dx.len() == x.len() && dy.len() == x.len(), "sizes");
     assert!(p.mean_dy.len() == c && p.mean.len() == c && p.slope.len() == c, "one value per channel");
-    simd::run(isa, Gradient { dx, dy, x, p })
+    simd::run(isa, OnChannels(Gradient { dx, dy, x, p }))
 }
 
 /// Rows of `c` values: returns `c`; panics on sizes that are bugs in the caller.
@@ -53,11 +66,31 @@ fn check_rows(len: usize, c: usize) -> usize {
     c
 }
 
-/// The first channel of each whole vector of `V`'s lanes, then of each channel left over (run
-/// as `f32`): `(vector starts, single starts)`.
-fn channel_chunks<V: Lanes>(c: usize) -> (std::iter::StepBy<std::ops::Range<usize>>, std::ops::Range<usize>) {
-    let whole = c - c % V::LANES;
-    ((0..whole).step_by(V::LANES), whole..c)
+/// A pass over rows of channels, written once for a chunk of `W::LANES` channels.
+trait PerChannel {
+    fn channels(&self) -> usize;
+    /// Channels c0..c0 + W::LANES of every row.
+    fn chunk<W: Lanes>(&mut self, c0: usize);
+}
+
+/// Runs a [`PerChannel`] pass on whole vectors of channels, then on the channels left over one
+/// at a time (as `f32`).
+struct OnChannels<T>(T);
+
+impl<T: PerChannel> SimdTask for OnChannels<T> {
+    type Output = ();
+
+    #[inline(always)]
+    fn run<V: Lanes>(mut self) {
+        let c = self.0.channels();
+        let whole = c - c % V::LANES;
+        for c0 in (0..whole).step_by(V::LANES) {
+            self.0.chunk::<V>(c0);
+        }
+        for c0 in whole..c {
+            self.0.chunk::<f32>(c0);
+        }
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -77,27 +110,17 @@ struct Sums<'a> {
     second: &'a mut [f32],
 }
 
-impl SimdTask for Sums<'_> {
-    type Output = ();
-
-    #[inline(always)]
-    fn run<V: Lanes>(mut self) {
-        let (vectors, singles) = channel_chunks::<V>(self.reference.len());
-        for c0 in vectors {
-            self.chunk::<V>(c0);
-        }
-        for c0 in singles {
-            self.chunk::<f32>(c0);
-        }
+impl PerChannel for Sums<'_> {
+    fn channels(&self) -> usize {
+        self.reference.len()
     }
-}
 
-impl Sums<'_> {
-    /// Channels c0.. (`W::LANES` of them) over every row: the two sums stay in registers.
+    /// The two sums stay in registers over every row.
     #[inline(always)]
     fn chunk<W: Lanes>(&mut self, c0: usize) {
         let c = self.reference.len();
-        // SAFETY: c0 + W::LANES <= c, and every row holds c values (checked by the callers).
+        // SAFETY: c0 + W::LANES <= c (see `OnChannels`), and every row holds c values (checked by
+        // the public functions).
         unsafe {
             let reference = W::load(self.reference.as_ptr().add(c0));
             let mut first = W::load(self.first.as_ptr().add(c0));
@@ -131,22 +154,11 @@ struct ScaleShift<'a> {
     relu: bool,
 }
 
-impl SimdTask for ScaleShift<'_> {
-    type Output = ();
-
-    #[inline(always)]
-    fn run<V: Lanes>(mut self) {
-        let (vectors, singles) = channel_chunks::<V>(self.scale.len());
-        for c0 in vectors {
-            self.chunk::<V>(c0);
-        }
-        for c0 in singles {
-            self.chunk::<f32>(c0);
-        }
+impl PerChannel for ScaleShift<'_> {
+    fn channels(&self) -> usize {
+        self.scale.len()
     }
-}
 
-impl ScaleShift<'_> {
     #[inline(always)]
     fn chunk<W: Lanes>(&mut self, c0: usize) {
         let c = self.scale.len();
@@ -169,22 +181,11 @@ struct Gradient<'a> {
     p: &'a InputGradient<'a>,
 }
 
-impl SimdTask for Gradient<'_> {
-    type Output = ();
-
-    #[inline(always)]
-    fn run<V: Lanes>(mut self) {
-        let (vectors, singles) = channel_chunks::<V>(self.p.gain.len());
-        for c0 in vectors {
-            self.chunk::<V>(c0);
-        }
-        for c0 in singles {
-            self.chunk::<f32>(c0);
-        }
+impl PerChannel for Gradient<'_> {
+    fn channels(&self) -> usize {
+        self.p.gain.len()
     }
-}
 
-impl Gradient<'_> {
     #[inline(always)]
     fn chunk<W: Lanes>(&mut self, c0: usize) {
         let p = self.p;
