@@ -90,9 +90,8 @@ pub fn interleave_rows(r0: &[f32], r1: Option<&[f32]>, dst: &mut [u32]) {
 
 /// `dst` (`pairs(k) x n` u32) = the k x n row-major matrix `src` with rows paired: the B operand
 /// of a product that reduces over its rows.
-pub fn pair_rows(src: &[f32], k: usize, n: usize, dst: &mut Vec<u32>) {
-    assert!(src.len() >= k * n, "matrix too short");
-    dst.resize(pairs(k) * n, 0);
+pub fn pair_rows(src: &[f32], k: usize, n: usize, dst: &mut [u32]) {
+    assert!(src.len() >= k * n && dst.len() >= pairs(k) * n, "matrix sizes");
     for (p, out) in dst.chunks_mut(n.max(1)).enumerate().take(pairs(k)) {
         let r0 = &src[2 * p * n..(2 * p + 1) * n];
         let r1 = (2 * p + 1 < k).then(|| &src[(2 * p + 1) * n..(2 * p + 2) * n]);
@@ -322,7 +321,7 @@ pub(crate) mod tests {
             if k > 0 {
                 to_bf16_rows(a, k, &mut a_pairs);
             }
-            let mut b_pairs = Vec::new();
+            let mut b_pairs = vec![0; pairs(k) * n];
             pair_rows(b, k, n, &mut b_pairs);
             Paired {
                 a: a_pairs,

@@ -191,30 +191,33 @@ impl Conv2d {
             if g.stride == 1 {
                 self.plan_full_convolution(&g);
             }
-            let bf16 = self.bf16_channels();
-            self.winograd = self.winograd_tile(g.in_h, g.in_w).map(|tile| Winograd {
-                plan: WinogradPlan::new(
-                    WinogradGeometry {
-                        batch: g.batch,
-                        in_h: g.in_h,
-                        in_w: g.in_w,
-                        in_c: g.in_c,
-                        out_c: g.out_c,
-                        pad: g.pad,
-                    },
-                    tile,
-                    self.isa(),
-                    bf16 && tile == TileSize::F2,
-                ),
-                bf16: bf16 && tile == TileSize::F2,
-                u: Vec::new(),
-                ut: Vec::new(),
-                ut_stale: true,
-                u_pairs: Vec::new(),
-                ut_pairs: Vec::new(),
-                grad_u: Vec::new(),
-                partials: Vec::new(),
-                scratch: Vec::new(),
+            let bf16_channels = self.bf16_channels();
+            self.winograd = self.winograd_tile(g.in_h, g.in_w).map(|tile| {
+                let bf16 = bf16_channels && tile == TileSize::F2;
+                Winograd {
+                    plan: WinogradPlan::new(
+                        WinogradGeometry {
+                            batch: g.batch,
+                            in_h: g.in_h,
+                            in_w: g.in_w,
+                            in_c: g.in_c,
+                            out_c: g.out_c,
+                            pad: g.pad,
+                        },
+                        tile,
+                        self.isa(),
+                        bf16,
+                    ),
+                    bf16,
+                    u: Vec::new(),
+                    ut: Vec::new(),
+                    ut_stale: true,
+                    u_pairs: Vec::new(),
+                    ut_pairs: Vec::new(),
+                    grad_u: Vec::new(),
+                    partials: Vec::new(),
+                    scratch: Vec::new(),
+                }
             });
         }
         g

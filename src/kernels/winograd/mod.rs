@@ -294,10 +294,8 @@ impl WinogradPlan {
         let (rows, cols) = if transposed { (cout, cin) } else { (cin, cout) };
         let plane = bf16::pairs(rows) * cols;
         pairs.resize(self.points * plane, 0);
-        let mut paired = Vec::new();
         for (u, out) in u.chunks(cin * cout).zip(pairs.chunks_mut(plane)) {
-            bf16::pair_rows(u, rows, cols, &mut paired);
-            out.copy_from_slice(&paired);
+            bf16::pair_rows(u, rows, cols, out);
         }
     }
 
