@@ -7,6 +7,7 @@
 
 use digitnn::data::{Checksums, Dataset, mnist};
 use digitnn::model::{self, Network};
+use digitnn::predict::classify;
 use digitnn::{EngineConfig, Precision};
 use std::path::Path;
 
@@ -21,13 +22,14 @@ fn logits(network: &mut Network, test: &Dataset) -> Vec<f32> {
     out
 }
 
-fn accuracy(logits: &[f32], labels: &[u8]) -> f64 {
-    let right = logits.chunks(10).zip(labels).filter(|(row, label)| digit(row) == usize::from(**label)).count();
-    right as f64 / labels.len() as f64
+/// The digit each row of logits picks.
+fn digits(logits: &[f32]) -> Vec<usize> {
+    classify(logits, 10).map(|prediction| prediction.digit).collect()
 }
 
-fn digit(row: &[f32]) -> usize {
-    (0..row.len()).fold(0, |best, i| if row[i] > row[best] { i } else { best })
+fn accuracy(digits: &[usize], labels: &[u8]) -> f64 {
+    let right = digits.iter().zip(labels).filter(|&(&d, &label)| d == usize::from(label)).count();
+    right as f64 / labels.len() as f64
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -52,13 +54,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let largest = differences.iter().fold(0.0f32, |m, &d| m.max(d));
     let mean = differences.iter().map(|&d| f64::from(d)).sum::<f64>() / differences.len() as f64;
     let spread = want.iter().fold(0.0f32, |m, &v| m.max(v.abs()));
-    let changed = got.chunks(10).zip(want.chunks(10)).filter(|(a, b)| digit(a) != digit(b)).count();
+    let (got_digits, want_digits) = (digits(&got), digits(&want));
+    let changed = got_digits.iter().zip(&want_digits).filter(|(a, b)| a != b).count();
     println!("logits |bf16 - fp32|: largest {largest:.4}, mean {mean:.5} (largest |logit| {spread:.1})");
     println!("digits changed: {changed} of {}", test.len());
-    println!(
-        "accuracy: fp32 {:.2}%, bf16 {:.2}%",
-        accuracy(&want, &test.labels) * 100.0,
-        accuracy(&got, &test.labels) * 100.0
-    );
+    let (fp32, bf16) = (accuracy(&want_digits, &test.labels), accuracy(&got_digits, &test.labels));
+    println!("accuracy: fp32 {:.2}%, bf16 {:.2}%", fp32 * 100.0, bf16 * 100.0);
     Ok(())
 }

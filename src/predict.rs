@@ -54,16 +54,11 @@ pub fn infer_in_batches(
     mut take: impl FnMut(Range<usize>, &[f32]),
 ) -> Result<()> {
     let mut input = Vec::new();
-    let batch = network.inference_batch(count.max(1));
-    for start in (0..count).step_by(batch) {
-        let range = start..(start + batch).min(count);
+    for range in batches(network, count) {
         input.clear();
         fill(range.clone(), &mut input);
         if input.len() != range.len() * network.input_len() {
-            return Err(Error::Invalid(format!(
-                "the inputs do not fit the model's {:?} input",
-                network.architecture.input
-            )));
+            return Err(misfit(network));
         }
         take(range.clone(), network.forward(&input, range.len(), false));
     }
@@ -79,18 +74,22 @@ pub fn infer_slice_in_batches(
 ) -> Result<()> {
     let len = network.input_len();
     if len == 0 || !inputs.len().is_multiple_of(len) {
-        return Err(Error::Invalid(format!(
-            "the inputs do not fit the model's {:?} input",
-            network.architecture.input
-        )));
+        return Err(misfit(network));
     }
-    let count = inputs.len() / len;
-    let batch = network.inference_batch(count.max(1));
-    for start in (0..count).step_by(batch) {
-        let range = start..(start + batch).min(count);
+    for range in batches(network, inputs.len() / len) {
         take(range.clone(), network.forward(&inputs[range.start * len..range.end * len], range.len(), false));
     }
     Ok(())
+}
+
+/// `0..count` in batches of the size whose activations fit the inference budget.
+fn batches(network: &Network, count: usize) -> impl Iterator<Item = Range<usize>> + use<> {
+    let batch = network.inference_batch(count.max(1));
+    (0..count).step_by(batch).map(move |start| start..(start + batch).min(count))
+}
+
+fn misfit(network: &Network) -> Error {
+    Error::Invalid(format!("the inputs do not fit the model's {:?} input", network.architecture.input))
 }
 
 /// Reads and prepares one image file (see `data::image` for the steps; `raw` skips them).

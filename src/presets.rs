@@ -11,7 +11,7 @@
 use crate::data::augment::AugmentConfig;
 use crate::model::Architecture;
 use crate::names::named_enum;
-use crate::optim::{OptimizerConfig, Schedule, ScheduleKind};
+use crate::optim::{OptimizerConfig, OptimizerKind, Schedule, ScheduleKind};
 use crate::train::TrainConfig;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -69,9 +69,86 @@ impl Preset {
     }
 }
 
+/// Changes to a preset's recipe, each `None` (or `false`) keeping the preset's: what the flags of
+/// `digitnn train` and the arguments of the Python package's `train()` say.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    pub epochs: Option<usize>,
+    pub batch_size: Option<usize>,
+    /// Another optimizer than the preset's starts from its own recommended settings (a preset's
+    /// learning rate is tuned for its optimizer); `lr`, `momentum` and `weight_decay` apply after.
+    pub optimizer: Option<OptimizerKind>,
+    pub lr: Option<f32>,
+    pub momentum: Option<f32>,
+    pub weight_decay: Option<f32>,
+    pub schedule: Option<ScheduleKind>,
+    pub warmup: Option<f32>,
+    /// `Some(false)` turns augmentation off, `Some(true)` on; `None` keeps the preset's choice.
+    pub augment: Option<bool>,
+    /// The ranges when augmenting; `None`: the preset's, else the defaults.
+    pub augment_ranges: Option<AugmentConfig>,
+    /// Adds the elastic distortion, and augmentation unless `augment` is `Some(false)`.
+    pub elastic: bool,
+    pub label_smoothing: Option<f32>,
+    pub ema: Option<f32>,
+    pub seed: Option<u64>,
+    pub shuffle: Option<bool>,
+}
+
+impl Preset {
+    /// The preset's recipe with `overrides` applied.
+    pub fn config_with(self, overrides: &Overrides) -> TrainConfig {
+        let o = overrides;
+        let base = self.train_config();
+        let optimizer = base.optimizer.switched_to(o.optimizer.unwrap_or(base.optimizer.kind));
+        let augmenting = o.augment.unwrap_or(o.elastic || base.augment.is_some());
+        let augment = augmenting.then(|| {
+            let ranges = o.augment_ranges.or(base.augment).unwrap_or_default();
+            if o.elastic { AugmentConfig { elastic: AugmentConfig::with_elastic().elastic, ..ranges } } else { ranges }
+        });
+        TrainConfig {
+            epochs: o.epochs.unwrap_or(base.epochs),
+            batch_size: o.batch_size.unwrap_or(base.batch_size),
+            optimizer: OptimizerConfig {
+                lr: o.lr.unwrap_or(optimizer.lr),
+                momentum: o.momentum.unwrap_or(optimizer.momentum),
+                weight_decay: o.weight_decay.unwrap_or(optimizer.weight_decay),
+                ..optimizer
+            },
+            seed: o.seed.unwrap_or(base.seed),
+            shuffle: o.shuffle.unwrap_or(base.shuffle),
+            augment,
+            schedule: Schedule {
+                kind: o.schedule.unwrap_or(base.schedule.kind),
+                warmup: o.warmup.unwrap_or(base.schedule.warmup),
+            },
+            label_smoothing: o.label_smoothing.unwrap_or(base.label_smoothing),
+            ema: o.ema.or(base.ema),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn overrides_apply_over_the_preset() {
+        for preset in Preset::ALL {
+            let same = preset.config_with(&Overrides::default());
+            let base = preset.train_config();
+            assert_eq!((same.epochs, same.augment, same.optimizer.lr), (base.epochs, base.augment, base.optimizer.lr));
+        }
+        let elastic = Preset::Seed.config_with(&Overrides { elastic: true, ..Overrides::default() });
+        assert!(elastic.augment.is_some_and(|a| a.elastic.is_some()), "elastic implies augmenting");
+        let off =
+            Preset::SeedPlus.config_with(&Overrides { augment: Some(false), elastic: true, ..Default::default() });
+        assert_eq!(off.augment, None, "turning augmentation off wins");
+        let sgd = Preset::Fast.config_with(&Overrides { optimizer: Some(OptimizerKind::Sgd), ..Default::default() });
+        assert_eq!(sgd.optimizer.lr, OptimizerConfig::recommended(OptimizerKind::Sgd).lr);
+        let adam = Preset::Fast.config_with(&Overrides { lr: Some(0.5), ..Default::default() });
+        assert_eq!((adam.optimizer.lr, adam.optimizer.betas), (0.5, (0.7, 0.9)));
+    }
 
     #[test]
     fn seed_is_the_original_recipe_and_every_preset_is_valid() {

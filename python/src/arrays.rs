@@ -3,6 +3,7 @@
 //! images are read where they lie.
 
 use digitnn::data::{Dataset, pixel_value};
+use digitnn::model::ParamTensor;
 use numpy::{PyArrayDescrMethods, PyReadonlyArrayDyn, PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -177,8 +178,18 @@ pub fn dataset(x: &Bound<PyAny>, y: &Bound<PyAny>) -> PyResult<Dataset> {
     Ok(Dataset { images: bytes, labels, rows: 28, cols: 28 })
 }
 
+/// Copies each of `tensors` from `state_dict` into its range of `buffer` (a network's parameters
+/// or state), checked as [`tensor_arg`] checks it.
+pub fn copy_tensors(state_dict: &Bound<PyDict>, tensors: &[ParamTensor], buffer: &mut [f32]) -> PyResult<()> {
+    for tensor in tensors {
+        let values = tensor_arg(state_dict, &tensor.name, &tensor.shape)?;
+        buffer[tensor.range.clone()].copy_from_slice(&values);
+    }
+    Ok(())
+}
+
 /// `state_dict[name]` as f32 values, checked against the expected shape and values.
-pub fn tensor_arg(state_dict: &Bound<PyDict>, name: &str, shape: &[usize]) -> PyResult<Vec<f32>> {
+fn tensor_arg(state_dict: &Bound<PyDict>, name: &str, shape: &[usize]) -> PyResult<Vec<f32>> {
     let value = state_dict
         .get_item(name)?
         .ok_or_else(|| PyValueError::new_err(format!("the state_dict has no tensor {name}")))?;

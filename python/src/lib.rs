@@ -6,13 +6,12 @@
 mod arrays;
 
 use arrays::{Images, labels_arg};
-use digitnn::data::{Checksums, Dataset, Mnist, mnist};
+use digitnn::data::{Dataset, Mnist, mnist};
 use digitnn::eval::evaluate_with;
 use digitnn::model::{self, Architecture, Network};
-use digitnn::optim::{OptimizerKind, ScheduleKind};
-use digitnn::predict::{classify, infer_in_batches, infer_slice_in_batches, predict_pixels, prepare_file};
-use digitnn::presets::Preset;
-use digitnn::train::{EpochStats, TrainConfig, TrainEvent, train_until};
+use digitnn::predict::{Prediction, classify, infer_in_batches, infer_slice_in_batches, predict_pixels, prepare_file};
+use digitnn::presets::{Overrides, Preset};
+use digitnn::train::{EpochStats, TrainEvent, train_until};
 use digitnn::{ConvAlgorithm, EngineConfig, Error, Isa, Precision};
 use numpy::{PyArray1, PyArray2, PyArrayMethods, ToPyArray};
 use pyo3::exceptions::{PyKeyboardInterrupt, PyOSError, PyRuntimeWarning, PyTypeError, PyValueError};
@@ -115,9 +114,13 @@ impl Model {
 /// Digits (int64, one per image) and probabilities (float32, one row of 10 per image).
 type Predictions<'py> = (Bound<'py, PyArray1<i64>>, Bound<'py, PyArray2<f32>>);
 
-fn predictions<'py>(py: Python<'py>, logits: &[f32], classes: usize) -> PyResult<Predictions<'py>> {
-    let (mut digits, mut probabilities) = (Vec::new(), Vec::with_capacity(logits.len()));
-    for prediction in classify(logits, classes) {
+fn predictions<'py>(
+    py: Python<'py>,
+    found: impl Iterator<Item = Prediction>,
+    classes: usize,
+) -> PyResult<Predictions<'py>> {
+    let (mut digits, mut probabilities) = (Vec::new(), Vec::new());
+    for prediction in found {
         digits.push(prediction.digit as i64);
         probabilities.extend(prediction.probabilities);
     }
@@ -176,14 +179,9 @@ impl Model {
                 state_dict.len()
             )));
         }
-        for tensor in network.tensors().to_vec() {
-            let values = arrays::tensor_arg(state_dict, &tensor.name, &tensor.shape)?;
-            network.params_mut()[tensor.range].copy_from_slice(&values);
-        }
-        for tensor in network.state_tensors().to_vec() {
-            let values = arrays::tensor_arg(state_dict, &tensor.name, &tensor.shape)?;
-            network.state_mut()[tensor.range].copy_from_slice(&values);
-        }
+        let (params, state) = (network.tensors().to_vec(), network.state_tensors().to_vec());
+        arrays::copy_tensors(state_dict, &params, network.params_mut())?;
+        arrays::copy_tensors(state_dict, &state, network.state_mut())?;
         Model::new(network, None)
     }
 
@@ -198,7 +196,7 @@ impl Model {
     /// float32 of shape (N, 10) (N = 1 for a single image).
     fn predict<'py>(&self, py: Python<'py>, x: &Bound<'py, PyAny>) -> PyResult<Predictions<'py>> {
         let (logits, classes) = self.run(py, x)?;
-        predictions(py, &logits, classes)
+        predictions(py, classify(&logits, classes), classes)
     }
 
     /// The raw scores before the softmax, float32 of shape (N, 10), for `x` as `predict` takes it.
@@ -217,11 +215,8 @@ impl Model {
                 paths.iter().map(|path| prepare_file(path, false).map(|(p, _)| p)).collect::<Result<Vec<_>, _>>()?;
             predict_pixels(&mut self.network(), &pixels)
         });
-        let found = found.map_err(error)?;
-        let probabilities: Vec<f32> = found.iter().flat_map(|p| p.probabilities.iter().copied()).collect();
-        let digits: Vec<i64> = found.iter().map(|p| p.digit as i64).collect();
-        let rows = digits.len();
-        Ok((digits.to_pyarray(py), probabilities.to_pyarray(py).reshape([rows, 10])?))
+        // predict_pixels refuses a model without exactly 10 classes.
+        predictions(py, found.map_err(error)?.into_iter(), 10)
     }
 
     /// Accuracy on labelled images (`images` as `predict` takes them, `labels` integers 0-9):
@@ -240,8 +235,9 @@ impl Model {
             return Err(PyValueError::new_err(format!("{} labels for {} images", labels.len(), images.count())));
         }
         let (view, count) = (images.view(), images.count());
-        let report = py
-            .detach(|| evaluate_with(&mut self.network(), &labels, |batch, out| view.fill_indices(count, batch, out)));
+        let report = self.engine_call(py, || {
+            evaluate_with(&mut self.network(), &labels, |batch, out| view.fill_indices(count, batch, out))
+        });
         let report = report.map_err(error)?;
         let dict = PyDict::new(py);
         dict.set_item("accuracy", report.accuracy)?;
@@ -340,19 +336,17 @@ fn architecture_arg(arch: &Bound<PyAny>) -> PyResult<Architecture> {
 /// The training and test sets: MNIST from `$DIGITNN_DATA` or `data/mnist` (fetched and verified
 /// if missing, as `digitnn train` does), a directory of IDX files, or four arrays.
 fn data_arg(py: Python, data: Option<&Bound<PyAny>>) -> PyResult<Mnist> {
-    let dir = |path: PathBuf, checksums| -> PyResult<Mnist> {
+    let dir = |named: Option<PathBuf>| -> PyResult<Mnist> {
+        let (path, checksums) = mnist::location(named);
         let no_fetch = std::env::var_os("DIGITNN_NO_FETCH").is_some_and(|v| !v.is_empty());
         let sources = (!no_fetch).then(mnist::Sources::default);
         let mut log = |line: &str| eprintln!("{line}");
         py.detach(|| mnist::load_or_fetch(&path, checksums, sources.as_ref(), &mut log)).map_err(error)
     };
     match data {
-        None => match std::env::var_os("DIGITNN_DATA").filter(|v| !v.is_empty()) {
-            Some(path) => dir(PathBuf::from(path), Checksums::IfMnist),
-            None => dir(PathBuf::from("data/mnist"), Checksums::Require),
-        },
+        None => dir(std::env::var_os("DIGITNN_DATA").filter(|v| !v.is_empty()).map(PathBuf::from)),
         Some(data) => match data.extract::<PathBuf>() {
-            Ok(path) => dir(path, Checksums::IfMnist),
+            Ok(path) => dir(Some(path)),
             Err(_) => {
                 let (x_train, y_train, x_test, y_test): (Bound<PyAny>, Bound<PyAny>, Bound<PyAny>, Bound<PyAny>) =
                     data.extract().map_err(|_| {
@@ -420,38 +414,24 @@ fn train<'py>(
     };
     // The preset's recipe with every argument given applied, as `digitnn train`'s flags apply
     // to `--preset`.
-    let base = preset.train_config();
-    let kind: Option<OptimizerKind> = optimizer.map(parse).transpose()?;
-    let optimizer = base.optimizer.switched_to(kind.unwrap_or(base.optimizer.kind));
-    let schedule_kind: Option<ScheduleKind> = schedule.map(parse).transpose()?;
-    let augment = match (augment, elastic) {
-        (Some(false), _) => None,
-        (_, true) => Some(digitnn::data::augment::AugmentConfig {
-            elastic: digitnn::data::augment::AugmentConfig::with_elastic().elastic,
-            ..base.augment.unwrap_or_default()
-        }),
-        (Some(true), false) => Some(base.augment.unwrap_or_default()),
-        (None, false) => base.augment,
-    };
-    let config = TrainConfig {
-        epochs: epochs.unwrap_or(base.epochs),
-        batch_size: batch_size.unwrap_or(base.batch_size),
-        optimizer: digitnn::optim::OptimizerConfig {
-            lr: lr.unwrap_or(optimizer.lr),
-            momentum: momentum.unwrap_or(optimizer.momentum),
-            weight_decay: weight_decay.unwrap_or(optimizer.weight_decay),
-            ..optimizer
-        },
-        seed,
-        shuffle,
+    let overrides = Overrides {
+        epochs,
+        batch_size,
+        optimizer: optimizer.map(parse).transpose()?,
+        lr,
+        momentum,
+        weight_decay,
+        schedule: schedule.map(parse).transpose()?,
+        warmup,
         augment,
-        schedule: digitnn::optim::Schedule {
-            kind: schedule_kind.unwrap_or(base.schedule.kind),
-            warmup: warmup.unwrap_or(base.schedule.warmup),
-        },
-        label_smoothing: label_smoothing.unwrap_or(base.label_smoothing),
-        ema: ema.or(base.ema),
+        elastic,
+        label_smoothing,
+        ema,
+        seed: Some(seed),
+        shuffle: Some(shuffle),
+        ..Overrides::default()
     };
+    let config = preset.config_with(&overrides);
     config.validate().map_err(error)?;
     let engine = engine(py, isa, conv, precision)?;
     digitnn::thread_count(threads).map_err(error)?;

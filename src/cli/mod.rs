@@ -71,8 +71,6 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
 
 /// The default model file.
 const DEFAULT_MODEL: &str = "digit_model.safetensors";
-/// The default data directory when neither --data nor $DIGITNN_DATA says otherwise.
-const DEFAULT_DATA: &str = "data/mnist";
 
 /// The engine flags of every subcommand that runs a network. Their defaults come from the
 /// library's `EngineConfig::default()`; the environment variables, if set, replace them.
@@ -146,10 +144,7 @@ fn load_model(arg: Option<&Path>, engine: EngineConfig) -> Result<(Network, Mode
 /// The data directory and how strictly to check it: the built-in default must hold MNIST; a
 /// directory the user named may hold another dataset in the same format.
 fn data_dir(arg: Option<PathBuf>) -> (PathBuf, Checksums) {
-    match arg.or_else(|| std::env::var_os("DIGITNN_DATA").filter(|v| !v.is_empty()).map(PathBuf::from)) {
-        Some(dir) => (dir, Checksums::IfMnist),
-        None => (PathBuf::from(DEFAULT_DATA), Checksums::Require),
-    }
+    mnist::location(arg.or_else(|| std::env::var_os("DIGITNN_DATA").filter(|v| !v.is_empty()).map(PathBuf::from)))
 }
 
 /// Loads the dataset, fetching MNIST first when the files are not there.

@@ -2,8 +2,8 @@
 
 use digitnn::data::augment::AugmentConfig;
 use digitnn::model::Architecture;
-use digitnn::optim::{Schedule, ScheduleKind};
-use digitnn::presets::Preset;
+use digitnn::optim::ScheduleKind;
+use digitnn::presets::{Overrides, Preset};
 use digitnn::train::TrainConfig;
 
 #[derive(clap::Args)]
@@ -75,35 +75,37 @@ impl RecipeArgs {
         }
     }
 
-    /// The preset's recipe with every explicit flag applied (the optimizer is the preset's).
-    pub fn config(&self) -> TrainConfig {
+    /// What the explicit flags change of the preset's recipe (not the optimizer: `train`'s own
+    /// flags).
+    pub fn overrides(&self) -> Overrides {
         let preset = self.preset.train_config();
         let ranges = AugmentConfig {
             rotation: self.rotation,
             scale: self.scale,
             translation: self.translate,
             shear: self.shear,
-            elastic: if self.elastic { AugmentConfig::with_elastic().elastic } else { None },
+            elastic: None,
             intensity: self.intensity.unwrap_or(preset.augment.map_or(0.0, |a| a.intensity)),
         };
-        let augment = match (self.no_augment, self.augment || self.elastic || preset.augment.is_some()) {
-            (false, true) => Some(ranges),
-            _ => None,
-        };
-        TrainConfig {
-            epochs: self.epochs.unwrap_or(preset.epochs),
-            batch_size: self.batch_size.unwrap_or(preset.batch_size),
-            seed: self.seed,
-            shuffle: !self.no_shuffle,
-            augment,
-            schedule: Schedule {
-                kind: self.schedule.unwrap_or(preset.schedule.kind),
-                warmup: self.warmup.unwrap_or(preset.schedule.warmup),
-            },
-            label_smoothing: self.label_smoothing.unwrap_or(preset.label_smoothing),
-            ema: self.ema.or(preset.ema),
-            optimizer: preset.optimizer,
+        Overrides {
+            epochs: self.epochs,
+            batch_size: self.batch_size,
+            schedule: self.schedule,
+            warmup: self.warmup,
+            augment: if self.no_augment { Some(false) } else { self.augment.then_some(true) },
+            augment_ranges: Some(ranges),
+            elastic: self.elastic,
+            label_smoothing: self.label_smoothing,
+            ema: self.ema,
+            seed: Some(self.seed),
+            shuffle: Some(!self.no_shuffle),
+            ..Overrides::default()
         }
+    }
+
+    /// The preset's recipe with every explicit flag applied (the optimizer is the preset's).
+    pub fn config(&self) -> TrainConfig {
+        self.preset.config_with(&self.overrides())
     }
 }
 

@@ -2,7 +2,8 @@
 
 use anyhow::Result;
 use digitnn::model;
-use digitnn::optim::{OptimizerConfig, OptimizerKind};
+use digitnn::optim::OptimizerKind;
+use digitnn::presets::Overrides;
 use digitnn::report::RunHistory;
 use digitnn::train::{EpochStats, TrainConfig};
 use std::io::Write;
@@ -51,15 +52,14 @@ pub struct Args {
 impl Args {
     /// The recipe with the optimizer flags applied.
     fn config(&self) -> TrainConfig {
-        let recipe = self.recipe.config();
-        let base = recipe.optimizer.switched_to(self.optimizer.unwrap_or(recipe.optimizer.kind));
-        let optimizer = OptimizerConfig {
-            lr: self.lr.unwrap_or(base.lr),
-            momentum: self.momentum,
-            weight_decay: self.weight_decay.unwrap_or(base.weight_decay),
-            ..base
+        let overrides = Overrides {
+            optimizer: self.optimizer,
+            lr: self.lr,
+            momentum: Some(self.momentum),
+            weight_decay: self.weight_decay,
+            ..self.recipe.overrides()
         };
-        TrainConfig { optimizer, ..recipe }
+        self.recipe.preset.config_with(&overrides)
     }
 }
 

@@ -138,6 +138,19 @@ pub fn files_present(dir: &Path) -> bool {
     MNIST_FILES.iter().all(|f| locate(dir, f.name).is_some())
 }
 
+/// Where MNIST is kept when the user names no directory.
+pub const DEFAULT_DIR: &str = "data/mnist";
+
+/// The directory to read and how strictly to check it: one the user named (`--data`,
+/// `$DIGITNN_DATA`, the Python package's `data_dir`) may hold another dataset in MNIST's format;
+/// the default must hold MNIST.
+pub fn location(named: Option<PathBuf>) -> (PathBuf, Checksums) {
+    match named {
+        Some(dir) => (dir, Checksums::IfMnist),
+        None => (PathBuf::from(DEFAULT_DIR), Checksums::Require),
+    }
+}
+
 /// Loads the dataset in `dir`, first fetching MNIST there from `sources` (progress lines to
 /// `log`) when its files are missing; `sources` None refuses to fetch (callers turn fetching off
 /// with `DIGITNN_NO_FETCH`).

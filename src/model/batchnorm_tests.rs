@@ -2,9 +2,8 @@
 //! from scripts/make_fixtures.py): training-mode logits, gradients and running statistics,
 //! evaluation-mode logits through the folded network, and file round trips.
 
-use super::tests::{assert_close, read_fixture};
+use super::tests::{assert_close, read_fixture, step_on_fixture};
 use super::*;
-use crate::nn::loss::cross_entropy;
 use safetensors::SafeTensors;
 use std::collections::HashMap;
 use std::path::Path;
@@ -51,15 +50,11 @@ fn the_fixture_is_the_best_architecture() {
 #[test]
 fn batchnorm_network_matches_pytorch_in_training_and_evaluation() {
     let f = fixture();
-    let labels: Vec<u8> = f["labels"].iter().map(|&l| l as u8).collect();
     for engine in EngineConfig::every_supported() {
         let mut network = network_with_pytorch_state(&f, engine);
-        let logits = network.forward(&f["input"], 4, true).to_vec();
+        let (logits, loss) = step_on_fixture(&mut network, &f);
         assert_close(&format!("training logits on {engine}"), &logits, &f["logits"], 1e-5, 0.0);
-        let mut grad_logits = vec![0.0; logits.len()];
-        let loss = cross_entropy(&logits, &labels, 10, &mut grad_logits);
         assert!((loss - f["loss"][0]).abs() < 1e-5, "loss {loss} vs PyTorch {}", f["loss"][0]);
-        network.backward(&grad_logits);
         for t in network.tensors().to_vec() {
             let want = &f[&format!("grad.{}", t.name)];
             let got = &network.grads()[t.range];

@@ -36,6 +36,17 @@ fn seed_cnn_with_pytorch_weights(f: &HashMap<String, Vec<f32>>, engine: EngineCo
     network
 }
 
+/// One training step's forward and backward passes on the fixture's batch of 4 images: returns
+/// the logits and the loss, and leaves the gradients in the network.
+pub(super) fn step_on_fixture(network: &mut Network, f: &HashMap<String, Vec<f32>>) -> (Vec<f32>, f32) {
+    let labels: Vec<u8> = f["labels"].iter().map(|&l| l as u8).collect();
+    let logits = network.forward(&f["input"], 4, true).to_vec();
+    let mut grad_logits = vec![0.0; logits.len()];
+    let loss = cross_entropy(&logits, &labels, 10, &mut grad_logits);
+    network.backward(&grad_logits);
+    (logits, loss)
+}
+
 pub(super) fn assert_close(what: &str, got: &[f32], want: &[f32], abs: f32, rel: f32) {
     assert_eq!(got.len(), want.len(), "{what}: length");
     for (i, (g, w)) in got.iter().zip(want).enumerate() {
@@ -70,16 +81,12 @@ fn seed_cnn_in_bf16_stays_within_its_rounding_of_pytorch() {
         crate::kernels::bf16::tests::available("the seed CNN in bf16");
     }
     let f = fixture();
-    let labels: Vec<u8> = f["labels"].iter().map(|&l| l as u8).collect();
     for engine in engines {
         let mut network = seed_cnn_with_pytorch_weights(&f, engine);
-        let logits = network.forward(&f["input"], 4, true).to_vec();
+        let (logits, _) = step_on_fixture(&mut network, &f);
         let scale = f["logits"].iter().fold(0.0f32, |m, v| m.max(v.abs()));
         assert_close(&format!("logits on {engine}"), &logits, &f["logits"], 0.01 * scale, 0.0);
         assert_ne!(logits, f["logits"], "{engine}: bf16 gave f32's logits exactly (did it run?)");
-        let mut grad_logits = vec![0.0; logits.len()];
-        cross_entropy(&logits, &labels, 10, &mut grad_logits);
-        network.backward(&grad_logits);
         for t in network.tensors().to_vec() {
             let (got, want) = (&network.grads()[t.range], &f[&format!("grad.{}", t.name)]);
             let dot: f64 = got.iter().zip(want.iter()).map(|(&a, &b)| f64::from(a) * f64::from(b)).sum();
@@ -100,12 +107,8 @@ fn seed_cnn_gradients_and_adam_step_match_pytorch() {
 fn gradients_and_adam_step_match_pytorch(engine: EngineConfig) {
     let f = fixture();
     let mut network = seed_cnn_with_pytorch_weights(&f, engine);
-    let labels: Vec<u8> = f["labels"].iter().map(|&l| l as u8).collect();
-    let logits = network.forward(&f["input"], 4, true).to_vec();
-    let mut grad_logits = vec![0.0; logits.len()];
-    let loss = cross_entropy(&logits, &labels, 10, &mut grad_logits);
+    let (_, loss) = step_on_fixture(&mut network, &f);
     assert!((loss - f["loss"][0]).abs() < 1e-5, "loss {loss} vs PyTorch {}", f["loss"][0]);
-    network.backward(&grad_logits);
     for t in network.tensors().to_vec() {
         let want = &f[&format!("grad.{}", t.name)];
         let scale = want.iter().fold(0.0f32, |m, v| m.max(v.abs()));

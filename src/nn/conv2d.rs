@@ -152,7 +152,7 @@ impl Conv2d {
     /// multiplications at twice the rate, and 1.8x the transform work, which grows with the
     /// channels while the products grow with their square: measured per layer of the seed CNN
     /// (training step, batch 32, AVX512-BF16 on 2 Zen 5 cores), 32 -> 64 channels took 2.9 ms
-    /// in F(2x2)-bf16 against 2.5 ms in F(4x4)-f32, 64 -> 64 took 4.0 against 4.35.
+    /// in F(2x2)-bf16 against 2.5 ms in F(4x4)-f32, 64 -> 64 took 4.0 against 4.3 to 4.4.
     fn bf16_pays(&self) -> bool {
         let c = &self.config;
         self.bf16_channels() && c.in_channels.min(c.out_channels) >= 64
