@@ -8,7 +8,7 @@ use digitnn::train::TrainConfig;
 
 #[derive(clap::Args)]
 pub struct RecipeArgs {
-    /// A named recipe (seed, seed-plus, best, fast); the flags below override its settings
+    /// A named recipe (seed, seed-plus, best, fast, reader); the flags below override its settings
     #[arg(long, default_value_t = Preset::default())]
     pub preset: Preset,
     /// seed | fast | best | FILE.json (a list of layers, or {"input": [c, h, w], "layers": [...]})
@@ -86,6 +86,7 @@ impl RecipeArgs {
             shear: self.shear,
             elastic: None,
             intensity: self.intensity.unwrap_or(preset.augment.map_or(0.0, |a| a.intensity)),
+            degrade: preset.augment.map_or(0.0, |a| a.degrade),
         };
         Overrides {
             epochs: self.epochs,

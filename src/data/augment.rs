@@ -9,6 +9,7 @@
 //! original 8-bit pixels; outside the image is background (0).
 
 use super::Dataset;
+use super::degrade::maybe_degrade;
 use crate::error::{Error, Result};
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::{Rng, SeedableRng};
@@ -35,15 +36,37 @@ pub struct AugmentConfig {
     /// 1 - 0.45 x strength, and uniform noise of up to 0.35 x strength on every pixel (values in
     /// 0..1), like faint ink on grey or noisy paper.
     pub intensity: f32,
+    /// Share (0 to 1) of the images given one damage of `data::degrade` (noise, a line across,
+    /// hollow strokes, an uneven or partly inverted background, blur) after the rest.
+    pub degrade: f32,
 }
 
 impl Default for AugmentConfig {
     fn default() -> Self {
-        AugmentConfig { rotation: 10.0, scale: 0.1, translation: 2.0, shear: 10.0, elastic: None, intensity: 0.0 }
+        AugmentConfig {
+            rotation: 10.0,
+            scale: 0.1,
+            translation: 2.0,
+            shear: 10.0,
+            elastic: None,
+            intensity: 0.0,
+            degrade: 0.0,
+        }
     }
 }
 
 impl AugmentConfig {
+    /// No change at all: the starting point for a single transform.
+    pub const NONE: AugmentConfig = AugmentConfig {
+        rotation: 0.0,
+        scale: 0.0,
+        translation: 0.0,
+        shear: 0.0,
+        elastic: None,
+        intensity: 0.0,
+        degrade: 0.0,
+    };
+
     /// The default ranges with Simard's elastic distortion: alpha 34 and sigma 4 on 28x28, as in
     /// the paper (displacements of about 1.4 pixels, varying smoothly over the digit).
     pub fn with_elastic() -> Self {
@@ -57,10 +80,11 @@ impl AugmentConfig {
             && ok(self.scale, 0.9)
             && ok(self.translation, 64.0)
             && ok(self.shear, 60.0)
-            && ok(self.intensity, 1.0);
+            && ok(self.intensity, 1.0)
+            && ok(self.degrade, 1.0);
         if !(ranges_ok && elastic_ok) {
             return Err(Error::Invalid(format!(
-                "augmentation ranges out of bounds: {self:?} (rotation <= 180, scale <= 0.9, translation <= 64, shear <= 60, intensity <= 1, elastic alpha <= 100 and 0 < sigma <= 20)"
+                "augmentation ranges out of bounds: {self:?} (rotation <= 180, scale <= 0.9, translation <= 64, shear <= 60, intensity <= 1, degrade <= 1, elastic alpha <= 100 and 0 < sigma <= 20)"
             )));
         }
         Ok(())
@@ -119,6 +143,12 @@ pub fn augment_image(
     if config.intensity > 0.0 {
         change_intensity(out, config.intensity, rng);
     }
+    if config.degrade > 0.0 {
+        DISPLACEMENT.with(|cell| {
+            let scratch = &mut cell.borrow_mut().degrade;
+            maybe_degrade(out, cols, config.degrade, rng, scratch);
+        });
+    }
 }
 
 /// Half of the images (drawn from `rng`): a raised background, fainter ink and noise (see
@@ -137,7 +167,7 @@ fn change_intensity(values: &mut [f32], strength: f32, rng: &mut ChaCha8Rng) {
 }
 
 /// A generator seed for one image in one epoch (SplitMix64 of the three numbers).
-fn image_seed(seed: u64, epoch: usize, index: usize) -> u64 {
+pub(crate) fn image_seed(seed: u64, epoch: usize, index: usize) -> u64 {
     let mut z =
         seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (index as u64).wrapping_mul(0xD1B5_4A32_D192_ED03);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -207,6 +237,8 @@ struct Displacement {
     noise: Vec<f32>,
     smoothing: Vec<f32>,
     kernel: Vec<f32>,
+    /// The degradations' neighbourhood copies.
+    degrade: Vec<f32>,
 }
 
 thread_local! {
@@ -272,8 +304,7 @@ mod tests {
 
     #[test]
     fn no_ranges_is_the_identity() {
-        let none =
-            AugmentConfig { rotation: 0.0, scale: 0.0, translation: 0.0, shear: 0.0, elastic: None, intensity: 0.0 };
+        let none = AugmentConfig::NONE;
         let mut out = vec![0.0; 784];
         augment_image(&stroke(), 28, 28, &none, &mut ChaCha8Rng::seed_from_u64(1), &mut out);
         let want: Vec<f32> = stroke().iter().map(|&v| v as f32 / 255.0).collect();
@@ -282,8 +313,7 @@ mod tests {
 
     #[test]
     fn a_shift_moves_the_ink_and_keeps_it() {
-        let shift =
-            AugmentConfig { rotation: 0.0, scale: 0.0, translation: 3.0, shear: 0.0, elastic: None, intensity: 0.0 };
+        let shift = AugmentConfig { translation: 3.0, ..AugmentConfig::NONE };
         for seed in 0..20 {
             let mut out = vec![0.0; 784];
             augment_image(&stroke(), 28, 28, &shift, &mut ChaCha8Rng::seed_from_u64(seed), &mut out);
@@ -328,8 +358,7 @@ mod tests {
 
     #[test]
     fn intensity_changes_raise_the_background_of_about_half_the_images() {
-        let config =
-            AugmentConfig { rotation: 0.0, scale: 0.0, translation: 0.0, shear: 0.0, elastic: None, intensity: 1.0 };
+        let config = AugmentConfig { intensity: 1.0, ..AugmentConfig::NONE };
         let mut changed = 0;
         for seed in 0..40 {
             let mut out = vec![0.0; 784];
@@ -348,5 +377,6 @@ mod tests {
         assert!(AugmentConfig { scale: 2.0, ..AugmentConfig::default() }.validate().is_err());
         assert!(AugmentConfig { elastic: Some((8.0, 0.0)), ..AugmentConfig::default() }.validate().is_err());
         assert!(AugmentConfig { intensity: 1.5, ..AugmentConfig::default() }.validate().is_err());
+        assert!(AugmentConfig { degrade: -0.1, ..AugmentConfig::default() }.validate().is_err());
     }
 }

@@ -72,8 +72,7 @@ impl Corruption {
                 *o = (v * 255.0).round().clamp(0.0, 255.0) as u8;
             }
         };
-        let none =
-            AugmentConfig { rotation: 0.0, scale: 0.0, translation: 0.0, shear: 0.0, elastic: None, intensity: 0.0 };
+        let none = AugmentConfig::NONE;
         match self {
             Corruption::Rotate => geometric(AugmentConfig { rotation: 25.0, ..none }, &mut rng, out),
             Corruption::Shift => geometric(AugmentConfig { translation: 4.0, ..none }, &mut rng, out),

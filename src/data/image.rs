@@ -160,7 +160,20 @@ pub fn prepare(image: &DynamicImage, raw: bool, name: &Path) -> Result<(Pixels, 
     if is_mnist_size && !inverted {
         return Ok((to_pixels(&gray), Preparation::AsIs));
     }
-    let crop = normalise_stroke(image::imageops::crop_imm(&ink, x0, y0, x1 - x0 + 1, y1 - y0 + 1).to_image());
+    Ok((frame(&ink, (x0, y0, x1, y1)), Preparation::MnistStyle { inverted }))
+}
+
+/// Light-on-dark ink placed as MNIST placed its digits (see the module docs): cropped, its pen
+/// brought to MNIST's width, scaled into the 20x20 box and centred by mass. None when nothing in
+/// it is bright enough to be ink. What `prepare` does after finding the ink; the generated
+/// non-digits of training (`data::nondigit`) are framed by it too, so they look as a user's
+/// image would after preparation.
+pub fn frame_ink(ink: &GrayImage) -> Option<Pixels> {
+    bounding_box(ink).map(|bounds| frame(ink, bounds))
+}
+
+fn frame(ink: &GrayImage, (x0, y0, x1, y1): (u32, u32, u32, u32)) -> Pixels {
+    let crop = normalise_stroke(image::imageops::crop_imm(ink, x0, y0, x1 - x0 + 1, y1 - y0 + 1).to_image());
     let scale = DIGIT_BOX / crop.width().max(crop.height()) as f32;
     let (sw, sh) = (
         ((crop.width() as f32 * scale).round() as u32).clamp(1, DIGIT_BOX as u32),
@@ -173,7 +186,7 @@ pub fn prepare(image: &DynamicImage, raw: bool, name: &Path) -> Result<(Pixels, 
     for p in scaled.pixels_mut() {
         p[0] = (p[0] as f32 * 255.0 / peak).round().min(255.0) as u8;
     }
-    Ok((centre_by_mass(&scaled), Preparation::MnistStyle { inverted }))
+    centre_by_mass(&scaled)
 }
 
 /// MNIST's pen: its strokes are about 0.13 of the digit's larger side wide (the test set's

@@ -3,9 +3,11 @@
 
 pub mod augment;
 pub mod corrupt;
+pub mod degrade;
 pub mod idx;
 pub mod image;
 pub mod mnist;
+pub mod nondigit;
 
 pub use mnist::{Checksums, Dataset, Mnist};
 
