@@ -14,6 +14,10 @@ Writes into tests/fixtures/:
                         training-mode logits, loss, gradients and updated running statistics, and
                         the evaluation-mode logits after that update; its architecture in metadata
   best_cnn.pt           its initial state_dict saved with torch.save (int64 num_batches_tracked)
+  reader_cnn.safetensors  the `reader` architecture (best's with an eleventh output, "not a digit",
+                        dropout p=0): its state_dict, a batch of 4 with one image labelled 10 (not
+                        a digit), the training-mode logits, the loss with label smoothing 0.1 (as
+                        the reader preset trains) and the gradients of the last layer
 The tests themselves never need PyTorch; rerun this only to change what is recorded.
 """
 import json, os, numpy as np, torch, torch.nn as nn
@@ -114,4 +118,20 @@ with torch.no_grad():
     tensors['eval_logits'] = m(x)
 save_file({k: v.contiguous() for k, v in tensors.items()}, os.path.join(out, 'best_cnn.safetensors'),
           metadata={'torch_version': torch.__version__, 'architecture': json.dumps(best)})
+# --- the reader CNN: best's network with an eleventh output, "not a digit" ----------------------
+reader = best[:-1] + [dict(type='linear', in_features=128 * 9, out_features=11)]
+torch.manual_seed(2)
+m = Sequential(reader)
+state = {k: v.clone() for k, v in m.state_dict().items()}
+y = torch.tensor([3, 10, 0, 9])
+m.train()
+logits = m(x)
+loss = nn.CrossEntropyLoss(label_smoothing=0.1)(logits, y)
+loss.backward()
+last = [k for k, _ in m.named_parameters()][-2:]
+tensors = {k: v.to(torch.float32) for k, v in state.items()}
+tensors.update({'input': x, 'labels': y.to(torch.float32), 'logits': logits.detach(), 'loss': loss.detach().reshape(1)})
+tensors.update({'grad.' + k: p.grad.clone() for k, p in m.named_parameters() if k in last})
+save_file({k: v.contiguous() for k, v in tensors.items()}, os.path.join(out, 'reader_cnn.safetensors'),
+          metadata={'torch_version': torch.__version__, 'architecture': json.dumps(reader)})
 print('wrote', out)

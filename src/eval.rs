@@ -4,7 +4,7 @@
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::model::Network;
-use crate::nn::loss::{argmax, softmax};
+use crate::predict::classify;
 use serde::Serialize;
 
 /// Images per forward pass when evaluating: large enough to keep both cores busy, small enough
@@ -12,16 +12,24 @@ use serde::Serialize;
 /// `Network::inference_batch`).
 const EVAL_BATCH: usize = 250;
 
+/// Labels are digits, whatever else the model can say.
+const DIGITS: usize = 10;
+
 #[derive(Clone, Debug, Serialize)]
 pub struct EvalReport {
+    /// Share of the images whose most likely digit is right (refused or not).
     pub accuracy: f64,
     pub correct: usize,
     pub total: usize,
-    /// `confusion[true][predicted]`.
+    /// Images the model said were not digits (`predict::classify` with refusal on).
+    pub refused: usize,
+    /// Share of the images read right and not refused: what a reader that refuses gets right.
+    pub read_right: f64,
+    /// `confusion[true][predicted]`, over the digits (the most likely digit of each image).
     pub confusion: Vec<Vec<usize>>,
     pub precision: Vec<f64>,
     pub recall: Vec<f64>,
-    /// For every example: predicted class and its probability.
+    /// For every example: the most likely digit and its probability among the digits.
     #[serde(skip)]
     pub predictions: Vec<(u8, f32)>,
 }
@@ -44,15 +52,15 @@ pub fn evaluate_with(
     if labels.is_empty() {
         return Err(Error::Invalid("the test set is empty: there is nothing to measure accuracy on".into()));
     }
-    let classes = network.classes();
+    network.check_digit_classes()?;
+    let (outputs, classes) = (network.classes(), DIGITS);
     if let Some(&label) = labels.iter().find(|&&label| label as usize >= classes) {
-        return Err(Error::Invalid(format!(
-            "the data has label {label} but the model has {classes} outputs; a digit model has 10"
-        )));
+        return Err(Error::Invalid(format!("the data has label {label}; digits are labelled 0 to 9")));
     }
     let mut confusion = vec![vec![0usize; classes]; classes];
     let mut predictions = Vec::with_capacity(labels.len());
-    let (mut images, mut probabilities) = (Vec::new(), vec![0.0; classes]);
+    let (mut refused, mut refused_right) = (0, 0);
+    let mut images = Vec::new();
     let indices: Vec<usize> = (0..labels.len()).collect();
     for batch in indices.chunks(network.inference_batch(EVAL_BATCH)) {
         images.clear();
@@ -61,11 +69,13 @@ pub fn evaluate_with(
             return Err(Error::Invalid("the images do not fit the model's input".into()));
         }
         let logits = network.forward(&images, batch.len(), false);
-        for (row, &i) in logits.chunks(classes).zip(batch) {
-            softmax(row, &mut probabilities);
-            let (best, p) = argmax(&probabilities);
-            predictions.push((best as u8, p));
-            confusion[labels[i] as usize][best] += 1;
+        for (prediction, &i) in classify(logits, outputs, true).zip(batch) {
+            predictions.push((prediction.guess as u8, prediction.confidence));
+            confusion[labels[i] as usize][prediction.guess] += 1;
+            if !prediction.is_digit {
+                refused += 1;
+                refused_right += usize::from(prediction.guess == labels[i] as usize);
+            }
         }
     }
     let correct: usize = (0..classes).map(|c| confusion[c][c]).sum();
@@ -76,6 +86,8 @@ pub fn evaluate_with(
         accuracy: ratio(correct, labels.len()),
         correct,
         total: labels.len(),
+        refused,
+        read_right: ratio(correct - refused_right, labels.len()),
         confusion,
         precision,
         recall,

@@ -1,6 +1,7 @@
 //! Layer 4: predicting the digit in images.
 
 use crate::data::image::{self, Pixels, Preparation};
+use crate::data::nondigit::NOT_A_DIGIT;
 use crate::error::{Error, Result};
 use crate::model::Network;
 use crate::nn::loss::{argmax, softmax};
@@ -8,16 +9,36 @@ use serde::Serialize;
 use std::ops::Range;
 use std::path::Path;
 
+/// What a model says of one image: a digit, or "not a digit".
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct Prediction {
-    pub digit: usize,
+    /// The digit read; None when the image was refused as not a digit.
+    pub digit: Option<usize>,
+    pub is_digit: bool,
+    /// The most likely digit, refused or not, and its probability among the digits.
+    pub guess: usize,
     pub confidence: f32,
+    /// How likely the image is not a digit at all: the "not a digit" output's probability for
+    /// an 11-output model; 1 - confidence for a 10-output one, which has no such output.
+    pub not_digit: f32,
+    /// Each digit's probability, given that the image is a digit (they sum to 1).
     pub probabilities: Vec<f32>,
 }
 
+/// An 11-output model refuses an image whose "not a digit" probability passes this. Set on digits
+/// the model never saw, without MNIST's test set: the reader recipe trained on MNIST's first
+/// 55,000 training digits refuses 0.28% of the other 5,000 at 0.1 (0.48% at 0.07, 0.06% at 0.5);
+/// `cargo run --release --example not_a_digit -- validation` prints that table.
+pub const NOT_DIGIT_THRESHOLD: f32 = 0.1;
+
+/// A 10-output model, which has no "not a digit" output, refuses an image when no digit gets
+/// this much probability (its `not_digit` is 1 - confidence).
+pub const LOW_CONFIDENCE: f32 = 0.5;
+
 /// Predictions for prepared 28x28 images (0-255, light on dark), in batches whose activations
-/// fit the inference budget (`limits::INFERENCE_BATCH_BYTES`).
-pub fn predict_pixels(network: &mut Network, images: &[Pixels]) -> Result<Vec<Prediction>> {
+/// fit the inference budget (`limits::INFERENCE_BATCH_BYTES`). `refuse`: say "not a digit" where
+/// the model finds none (see [`classify`]); false gives every image its most likely digit.
+pub fn predict_pixels(network: &mut Network, images: &[Pixels], refuse: bool) -> Result<Vec<Prediction>> {
     if network.input_len() != image::SIDE * image::SIDE {
         return Err(Error::Invalid(format!(
             "the model takes {:?} inputs, not 28x28 images",
@@ -25,23 +46,39 @@ pub fn predict_pixels(network: &mut Network, images: &[Pixels]) -> Result<Vec<Pr
         )));
     }
     network.check_digit_classes()?;
+    let classes = network.classes();
     let mut predictions = Vec::with_capacity(images.len());
     let fill = |range: Range<usize>, input: &mut Vec<f32>| {
         input.extend(images[range].iter().flat_map(|p| p.iter().map(|&v| crate::data::pixel_value(v))));
     };
-    infer_in_batches(network, images.len(), fill, |_, logits| predictions.extend(classify(logits, 10)))?;
+    infer_in_batches(network, images.len(), fill, |_, logits| predictions.extend(classify(logits, classes, refuse)))?;
     Ok(predictions)
 }
 
-/// The prediction for each row of `logits` (one row of `classes` logits per image).
-pub fn classify(logits: &[f32], classes: usize) -> impl Iterator<Item = Prediction> + '_ {
-    logits.chunks(classes).map(|row| {
-        let mut probabilities = vec![0.0; row.len()];
-        softmax(row, &mut probabilities);
-        let (digit, confidence) = argmax(&probabilities);
-        Prediction { digit, confidence, probabilities }
+/// The prediction for each row of `logits` (one row of `classes` logits per image: 10 digits,
+/// then "not a digit" if there are 11). With `refuse`, an 11-output model refuses an image whose
+/// "not a digit" probability passes [`NOT_DIGIT_THRESHOLD`]; a 10-output model one whose most
+/// likely digit gets less than [`LOW_CONFIDENCE`].
+pub fn classify(logits: &[f32], classes: usize, refuse: bool) -> impl Iterator<Item = Prediction> + '_ {
+    logits.chunks(classes).map(move |row| {
+        let mut all = vec![0.0; row.len()];
+        softmax(row, &mut all);
+        let digits = row.len().min(DIGITS);
+        let digit_mass: f32 = all[..digits].iter().sum();
+        let probabilities: Vec<f32> = all[..digits].iter().map(|p| p / digit_mass.max(f32::MIN_POSITIVE)).collect();
+        let (guess, confidence) = argmax(&probabilities);
+        let (not_digit, threshold) = if row.len() > DIGITS {
+            (all[NOT_A_DIGIT], NOT_DIGIT_THRESHOLD)
+        } else {
+            (1.0 - confidence, 1.0 - LOW_CONFIDENCE)
+        };
+        let is_digit = !(refuse && not_digit > threshold);
+        Prediction { digit: is_digit.then_some(guess), is_digit, guess, confidence, not_digit, probabilities }
     })
 }
+
+/// The outputs that are digits.
+const DIGITS: usize = 10;
 
 /// Runs `count` inputs through `network` for inference, in batches whose activations fit the
 /// inference budget: `fill(range, out)` appends inputs `range` (f32, `network.input_len()` values
@@ -128,4 +165,44 @@ pub fn prepare_request(content_type: &str, body: &[u8]) -> Result<Pixels> {
     let side = image::SIDE as u32;
     let gray = ::image::GrayImage::from_raw(side, side, raw).expect("784 pixels make a 28x28 image");
     image::prepare(&::image::DynamicImage::ImageLuma8(gray), false, name).map(|(pixels, _)| pixels)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An 11-output model refuses where "not a digit" takes more than half the probability and
+    /// keeps its guess; a 10-output model refuses where no digit gets half; `refuse: false`
+    /// never refuses.
+    #[test]
+    fn classify_refuses_by_the_not_a_digit_probability() {
+        let mut eleven = [0.0f32; 33];
+        eleven[3] = 2.0; // image 0: a clear 3
+        eleven[10] = -1.0;
+        eleven[11 + 4] = 1.0; // image 1: "not a digit" wins, 4 is the best guess
+        eleven[11 + 10] = 5.0;
+        eleven[22 + 2] = 6.0; // image 2: a 2, yet "not a digit" at 12%: past the threshold
+        eleven[22 + 10] = 4.0;
+        let got: Vec<Prediction> = classify(&eleven, 11, true).collect();
+        assert_eq!((got[0].digit, got[0].is_digit, got[0].guess), (Some(3), true, 3));
+        assert!(got[0].not_digit < 0.1, "{}", got[0].not_digit);
+        assert_eq!((got[1].digit, got[1].is_digit, got[1].guess), (None, false, 4));
+        assert!(got[1].not_digit > 0.9);
+        assert!(got[2].not_digit > NOT_DIGIT_THRESHOLD && got[2].not_digit < 0.2, "{}", got[2].not_digit);
+        assert_eq!((got[2].digit, got[2].guess), (None, 2));
+        for p in &got {
+            assert!((p.probabilities.iter().sum::<f32>() - 1.0).abs() < 1e-5, "digit probabilities sum to 1");
+            assert_eq!(p.probabilities.len(), 10);
+        }
+        let kept: Vec<Prediction> = classify(&eleven, 11, false).collect();
+        assert_eq!((kept[1].digit, kept[1].is_digit), (Some(4), true));
+        assert_eq!(kept[1].not_digit, got[1].not_digit, "the score is reported either way");
+
+        let mut ten = [0.0f32; 20];
+        ten[7] = 6.0; // image 0: 7 with 97%
+        let got: Vec<Prediction> = classify(&ten, 10, true).collect();
+        assert_eq!(got[0].digit, Some(7));
+        assert_eq!(got[1].digit, None, "uniform logits: no digit gets half");
+        assert!((got[1].not_digit - 0.9).abs() < 1e-5);
+    }
 }

@@ -7,6 +7,7 @@
 //! | `seed-plus` | the same network trained to generalise: geometric and intensity augmentation, OneCycle, label smoothing |
 //! | `best`      | the most accurate single model: a BatchNorm CNN (Architecture::best_cnn), 20 epochs of augmented data |
 //! | `fast`      | 99% in as little time as possible: a small pooled CNN, one epoch (after the fastest published MNIST recipe) |
+//! | `reader`    | `best`'s network with an 11th output, "not a digit", trained on generated non-digits and damaged digits besides (the built-in model) |
 
 use crate::data::augment::AugmentConfig;
 use crate::model::Architecture;
@@ -21,9 +22,10 @@ pub enum Preset {
     SeedPlus,
     Best,
     Fast,
+    Reader,
 }
 
-named_enum!(Preset, "preset", [Seed => "seed", SeedPlus => "seed-plus", Best => "best", Fast => "fast"]);
+named_enum!(Preset, "preset", [Seed => "seed", SeedPlus => "seed-plus", Best => "best", Fast => "fast", Reader => "reader"]);
 
 impl Preset {
     pub fn architecture(self) -> Architecture {
@@ -31,6 +33,7 @@ impl Preset {
             Preset::Seed | Preset::SeedPlus => Architecture::seed_cnn(),
             Preset::Best => Architecture::best_cnn(),
             Preset::Fast => Architecture::fast_cnn(),
+            Preset::Reader => Architecture::reader_cnn(),
         }
     }
 
@@ -65,6 +68,16 @@ impl Preset {
                 label_smoothing: 0.1,
                 ..TrainConfig::default()
             },
+            // best's recipe, with 30% of the digits damaged (data::degrade) and 3 generated
+            // non-digits for every 16 digits in each batch (data::nondigit), labelled "not a digit".
+            Preset::Reader => {
+                let best = Preset::Best.train_config();
+                TrainConfig {
+                    augment: best.augment.map(|a| AugmentConfig { degrade: 0.3, ..a }),
+                    not_digits: 3.0 / 16.0,
+                    ..best
+                }
+            }
         }
     }
 }
@@ -124,6 +137,7 @@ impl Preset {
             },
             label_smoothing: o.label_smoothing.unwrap_or(base.label_smoothing),
             ema: o.ema.or(base.ema),
+            not_digits: base.not_digits,
         }
     }
 }

@@ -1,7 +1,9 @@
 //! Layer 4: training as a library function. The seed recipe is `TrainConfig::default()`.
 
 use crate::data::Dataset;
-use crate::data::augment::{AugmentConfig, augment_batch};
+use crate::data::augment::{AugmentConfig, augment_batch, augment_image, image_seed};
+use crate::data::image::SIDE;
+use crate::data::nondigit;
 use crate::error::{Error, Result};
 use crate::eval::evaluate;
 use crate::model::Network;
@@ -9,6 +11,7 @@ use crate::nn::loss::cross_entropy_smoothed;
 use crate::optim::{OptimizerConfig, Schedule};
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::{Rng, SeedableRng};
+use rayon::prelude::*;
 use serde::Serialize;
 use std::ops::ControlFlow;
 use std::time::Instant;
@@ -37,6 +40,10 @@ pub struct TrainConfig {
     /// it instead of the last weights; None: off. Only the parameters are averaged: BatchNorm's
     /// running statistics are the trained network's.
     pub ema: Option<f32>,
+    /// Generated non-digits (`data::nondigit`) added to every batch, as a share of its digits,
+    /// labelled "not a digit" (the last of the network's 11 outputs); 0: none, as for a 10-output
+    /// network. They get the same augmentation as the digits.
+    pub not_digits: f32,
 }
 
 impl Default for TrainConfig {
@@ -51,6 +58,7 @@ impl Default for TrainConfig {
             schedule: Schedule::default(),
             label_smoothing: 0.0,
             ema: None,
+            not_digits: 0.0,
         }
     }
 }
@@ -68,6 +76,9 @@ impl TrainConfig {
         }
         if self.ema.is_some_and(|decay| !(decay.is_finite() && (0.0..1.0).contains(&decay))) {
             return Err(Error::Invalid(format!("--ema {} must be a decay in [0, 1)", self.ema.unwrap_or(0.0))));
+        }
+        if !(self.not_digits.is_finite() && (0.0..=1.0).contains(&self.not_digits)) {
+            return Err(Error::Invalid(format!("the share of non-digits {} must be in [0, 1]", self.not_digits)));
         }
         if let Some(augment) = &self.augment {
             augment.validate()?;
@@ -137,6 +148,7 @@ pub fn train_until(
             train.rows, train.cols, network.architecture.input
         )));
     }
+    let outliers = (config.not_digits > 0.0).then(|| Outliers::new(network, config, train)).transpose()?;
     let mut optimizer = config.optimizer.build(network.parameter_count());
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed ^ 0x005e_ed0f_da7a);
     let mut order: Vec<usize> = (0..train.len()).collect();
@@ -158,8 +170,11 @@ pub fn train_until(
             }
             labels.clear();
             labels.extend(indices.iter().map(|&i| train.labels[i]));
+            if let Some(outliers) = &outliers {
+                outliers.add_to_batch(indices.len(), epoch, step, &mut images, &mut labels);
+            }
             let classes = network.classes();
-            let logits = network.forward(&images, indices.len(), true);
+            let logits = network.forward(&images, labels.len(), true);
             grad_logits.resize(logits.len(), 0.0);
             let loss = cross_entropy_smoothed(logits, &labels, classes, config.label_smoothing, &mut grad_logits);
             if !loss.is_finite() {
@@ -199,6 +214,51 @@ pub fn train_until(
     ema.keep_average(network);
     Ok(history)
 }
+
+/// The generated non-digits of a batch (see [`TrainConfig::not_digits`]).
+struct Outliers<'a> {
+    digits: &'a Dataset,
+    share: f32,
+    augment: Option<AugmentConfig>,
+    seed: u64,
+}
+
+impl<'a> Outliers<'a> {
+    fn new(network: &Network, config: &TrainConfig, digits: &'a Dataset) -> Result<Self> {
+        if network.classes() != nondigit::CLASSES {
+            return Err(Error::Invalid(format!(
+                "training with non-digits needs a network with {} outputs (the digits and \"not a digit\"), this one has {}",
+                nondigit::CLASSES,
+                network.classes()
+            )));
+        }
+        if (digits.rows, digits.cols) != (SIDE, SIDE) {
+            return Err(Error::Invalid("training with non-digits needs 28x28 images".into()));
+        }
+        let batch = (config.batch_size as f32 * (1.0 + config.not_digits)).ceil() as usize;
+        network.check_training_batch(batch)?;
+        Ok(Outliers { digits, share: config.not_digits, augment: config.augment, seed: config.seed })
+    }
+
+    /// Appends the non-digits of step `step` of `epoch` to a batch of `count` digits.
+    fn add_to_batch(&self, count: usize, epoch: usize, step: usize, images: &mut Vec<f32>, labels: &mut Vec<u8>) {
+        let extra = (count as f32 * self.share).round() as usize;
+        let start = images.len();
+        images.resize(start + extra * SIDE * SIDE, 0.0);
+        images[start..].par_chunks_mut(SIDE * SIDE).enumerate().for_each(|(j, out)| {
+            let mut rng = ChaCha8Rng::seed_from_u64(image_seed(self.seed ^ OUTLIER_SEED, epoch, step * 4096 + j));
+            let pixels = nondigit::generate(nondigit::Kind::random(&mut rng), self.digits, &mut rng);
+            match &self.augment {
+                Some(augment) => augment_image(&pixels, SIDE, SIDE, augment, &mut rng, out),
+                None => out.iter_mut().zip(pixels).for_each(|(o, p)| *o = crate::data::pixel_value(p)),
+            }
+        });
+        labels.extend(std::iter::repeat_n(nondigit::NOT_A_DIGIT as u8, extra));
+    }
+}
+
+/// Mixed into the generated non-digits' seeds so they draw apart from the digits' transforms.
+const OUTLIER_SEED: u64 = 0x6e6f_6e64_6967_6974;
 
 /// The exponential moving average of the weights, when asked for: after step t,
 /// `average = d * average + (1 - d) * weights` with `d = min(decay, (1 + t) / (10 + t))`, so that

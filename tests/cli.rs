@@ -85,6 +85,8 @@ fn train_eval_predict_end_to_end() {
     assert!(eval.status.success(), "{}", stderr(&eval));
     let report: Value = serde_json::from_str(stdout(&eval).trim()).unwrap();
     assert_eq!(report["total"], 50);
+    assert!(report["refused"].as_u64().is_some_and(|n| n <= 50), "eval reports refusals: {report}");
+    assert!(report["read_right"].as_f64().is_some_and(|r| r <= report["accuracy"].as_f64().unwrap()));
     assert_eq!(report["confusion"].as_array().unwrap().len(), 10);
     for corruption in ["rotate", "elastic", "thick", "contrast"] {
         let o = digitnn(&["eval", "--model", &model, "--data", &s.path("data"), "--corrupt", corruption, "--json"]);
@@ -96,6 +98,7 @@ fn train_eval_predict_end_to_end() {
     assert!(!o.status.success() && stderr(&o).contains("unknown corruption 'fog'"), "{}", stderr(&o));
     let text = digitnn(&["eval", "--model", &model, "--data", &s.path("data")]);
     assert!(stdout(&text).contains("confusion matrix") && stdout(&text).contains("precision"));
+    assert!(stdout(&text).contains("refused as not a digit"), "{}", stdout(&text));
 
     // Three 28x28 digits as PNG files (light on dark, used as is) and one that is not an image.
     let mut paths = Vec::new();
@@ -417,7 +420,7 @@ fn predict_and_eval_use_the_builtin_model_on_a_fresh_checkout() {
     };
     let o = run(&["predict", &seven]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stderr(&o).contains("model: the built-in best model"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("model: the built-in reader model"), "{}", stderr(&o));
     let o = run(&["eval", "--data", &s.path("data"), "--json"]);
     assert!(o.status.success() && stderr(&o).contains("built-in"), "{}", stderr(&o));
 

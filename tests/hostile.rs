@@ -155,9 +155,13 @@ fn evaluating_a_model_with_too_few_outputs_is_an_error() {
     // Finding 6: labels up to 9 against 5 outputs indexed out of bounds.
     let mut network = Network::new(seed_like(5), 0).unwrap();
     let err = digitnn::eval::evaluate(&mut network, &small_dataset(10)).unwrap_err().to_string();
-    assert!(err.contains("label") && err.contains("5 outputs"), "{err}");
-    let err = digitnn::predict::predict_pixels(&mut network, &[[0; 784]]).unwrap_err().to_string();
     assert!(err.contains("5 outputs"), "{err}");
+    let err = digitnn::predict::predict_pixels(&mut network, &[[0; 784]], true).unwrap_err().to_string();
+    assert!(err.contains("5 outputs"), "{err}");
+    // 11 outputs are the digits and "not a digit"; 12 are neither.
+    let mut network = Network::new(seed_like(12), 0).unwrap();
+    let err = digitnn::eval::evaluate(&mut network, &small_dataset(10)).unwrap_err().to_string();
+    assert!(err.contains("12 outputs"), "{err}");
     // An empty test set is an error, not "0.00%".
     let mut network = Network::new(Architecture::seed_cnn(), 0).unwrap();
     let empty = Dataset { images: vec![], labels: vec![], rows: 28, cols: 28 };

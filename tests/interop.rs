@@ -73,11 +73,29 @@ fn onnx_export_runs_in_tract_with_pytorchs_logits() {
 fn best_model_round_trips_through_onnx_pt_and_safetensors() {
     let (mut network, info) = model::from_bytes(include_bytes!("fixtures/best_cnn.pt"), Path::new("best.pt")).unwrap();
     assert_eq!(info.architecture, Architecture::best_cnn());
+    assert_round_trips(&mut network);
+}
+
+/// The built-in model, whose eleventh output says "not a digit": the `.pt` file is read back as
+/// the `reader` architecture (a state_dict names no architecture: its shapes say which), and
+/// every format keeps the eleven logits.
+#[test]
+fn the_builtin_models_not_a_digit_output_survives_every_format() {
+    let (mut network, info) = model::builtin().unwrap();
+    assert_eq!(info.architecture, Architecture::reader_cnn());
+    assert_eq!(network.classes(), 11);
+    assert_round_trips(&mut network);
+    let (back, info) = model::from_bytes(&model::to_pt_bytes(&network).unwrap(), Path::new("m.pt")).unwrap();
+    assert_eq!((info.architecture, back.classes()), (Architecture::reader_cnn(), 11));
+}
+
+/// ONNX (run by tract), `.pt` and safetensors give back `network`'s evaluation logits.
+fn assert_round_trips(network: &mut Network) {
     let input = fixture("input");
     let want = network.forward(&input, 4, false).to_vec();
-    assert_close("ONNX logits", &run_onnx(&model::onnx::export(&mut network), input.clone()), &want, 1e-5);
+    assert_close("ONNX logits", &run_onnx(&model::onnx::export(network), input.clone()), &want, 1e-5);
     for (bytes, name) in
-        [(model::to_pt_bytes(&network).unwrap(), "m.pt"), (model::to_bytes(&network, None).unwrap(), "m.safetensors")]
+        [(model::to_pt_bytes(network).unwrap(), "m.pt"), (model::to_bytes(network, None).unwrap(), "m.safetensors")]
     {
         let (mut back, _) = model::from_bytes(&bytes, Path::new(name)).unwrap();
         assert_eq!(back.forward(&input, 4, false), &want[..], "{name}");

@@ -28,8 +28,22 @@ impl Server {
     }
 
     fn start_with(flags: &[&str]) -> Server {
+        Server::run(&["--model", MODEL], flags)
+    }
+
+    /// The server with the built-in model (the one that can say "not a digit"), run from an
+    /// empty directory so that no digit_model.safetensors lying around is picked up instead.
+    fn start_builtin(flags: &[&str]) -> Server {
+        Server::run(&[], flags)
+    }
+
+    fn run(model: &[&str], flags: &[&str]) -> Server {
+        let empty = std::env::temp_dir().join(format!("digitnn-serve-cwd-{}", std::process::id()));
+        std::fs::create_dir_all(&empty).unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_digitnn"))
-            .args(["serve", "--model", MODEL, "--addr", "127.0.0.1:0"])
+            .current_dir(&empty)
+            .args(["serve", "--addr", "127.0.0.1:0"])
+            .args(model)
             .args(flags)
             .stdout(Stdio::piped())
             .spawn()
@@ -125,6 +139,37 @@ fn the_api_predicts_and_refuses_bad_input() {
     assert_eq!(post(&url, "image/png", &drawn_one()).0, 200);
 }
 
+/// A "#" drawn on paper, as PNG bytes: not a digit.
+fn drawn_hash() -> Vec<u8> {
+    let page = GrayImage::from_fn(280, 280, |x, y| {
+        let bar = |v: u32, at: u32| (at..at + 18).contains(&v);
+        let lines = (bar(x, 95) || bar(x, 175)) && (30..250).contains(&y)
+            || (bar(y, 95) || bar(y, 175)) && (30..250).contains(&x);
+        Luma([if lines { 0 } else { 255 }])
+    });
+    let mut png = Vec::new();
+    page.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png).unwrap();
+    png
+}
+
+/// The built-in model refuses a "#" with `"digit": null` and keeps its guess and probabilities;
+/// `--always-digit` answers a digit for it, as before refusal existed.
+#[test]
+fn the_api_says_not_a_digit_unless_told_not_to() {
+    for (flags, refused) in [(&[][..], true), (&["--always-digit"][..], false)] {
+        let server = Server::start_builtin(flags);
+        let (status, answer) = post(&format!("{}/api/predict", server.url), "image/png", &drawn_hash());
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(answer["is_digit"], json!(!refused), "{flags:?}: {answer}");
+        assert_eq!(answer["digit"].is_null(), refused, "{answer}");
+        assert!(answer["guess"].as_u64().is_some_and(|g| g < 10), "{answer}");
+        assert!(answer["not_digit"].as_f64().is_some_and(|p| p > 0.5), "{answer}");
+        assert_eq!(answer["probabilities"].as_array().unwrap().len(), 10);
+        let (_, one) = post(&format!("{}/api/predict", server.url), "image/png", &drawn_one());
+        assert_eq!((&one["digit"], &one["is_digit"]), (&json!(1), &json!(true)), "{one}");
+    }
+}
+
 #[test]
 fn concurrent_requests_are_all_answered() {
     let server = Server::start();
@@ -142,7 +187,8 @@ fn concurrent_requests_are_all_answered() {
 }
 
 /// Draws 0, 1 and 7 on the page with the mouse in headless Chromium (tests/browser/draw.mjs)
-/// and checks the page shows each digit. Needs node, Chromium and `npm ci` in tests/browser,
+/// and checks the page shows each digit, then a "#" and checks it shows "not a digit" (with the
+/// built-in model, which has that output). Needs node, Chromium and `npm ci` in tests/browser,
 /// which .ci/run installs; elsewhere it says what is missing and skips.
 #[test]
 fn drawing_in_a_real_browser_shows_the_digit() {
@@ -165,13 +211,13 @@ fn drawing_in_a_real_browser_shows_the_digit() {
         std::io::Write::write_all(&mut std::io::stderr().lock(), line.as_bytes()).unwrap();
         return;
     }
-    let server = Server::start();
+    let server = Server::start_builtin(&[]);
     let screenshot = std::env::temp_dir().join(format!("digitnn-serve-{}.png", std::process::id()));
     let output =
         Command::new("node").arg(browser_dir.join("draw.mjs")).arg(&server.url).arg(&screenshot).output().unwrap();
     let log = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
     assert!(output.status.success(), "browser test failed:\n{log}");
-    for digit in ["0", "1", "7"] {
+    for digit in ["0", "1", "7", "not a digit"] {
         assert!(log.contains(&format!("drew {digit}: page shows {digit}")), "{log}");
     }
     let shot = image::open(&screenshot).expect("a screenshot was taken");

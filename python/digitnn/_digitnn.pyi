@@ -37,15 +37,20 @@ class Model:
         tensors of `state_dict` (PyTorch's names and shapes; numpy arrays or torch tensors)."""
     def save(self, path: _Path) -> None:
         """Saves as .safetensors, or .pt / .pth for torch.load; atomically."""
-    def predict(self, x: _Images) -> _Predictions:
-        """Digits (int64, (N,)) and probabilities (float32, (N, 10)) for images shaped (28, 28),
-        (N, 28, 28) or (N, 1, 28, 28): uint8 0-255 or float32 0-1, light digits on dark."""
+    def predict(self, x: _Images, *, refuse: bool = True) -> _Predictions:
+        """Digits (int64, (N,); -1 where the image is not a digit) and probabilities (float32,
+        (N, 10), each digit's if it is one) for images shaped (28, 28), (N, 28, 28) or
+        (N, 1, 28, 28): uint8 0-255 or float32 0-1, light digits on dark. refuse=False answers a
+        digit for every image."""
+    def not_digit(self, x: _Images) -> npt.NDArray[np.float32]:
+        """How likely each image is not a digit, float32 (N,); predict refuses above 0.1 (0.5 for a 10-output model)."""
     def logits(self, x: _Images) -> npt.NDArray[np.float32]:
-        """The scores before the softmax, float32 (N, 10)."""
-    def predict_images(self, paths: Sequence[_Path]) -> _Predictions:
+        """The scores before the softmax, float32 (N, 10), or (N, 11) with "not a digit" last."""
+    def predict_images(self, paths: Sequence[_Path], *, refuse: bool = True) -> _Predictions:
         """Reads and prepares image files as `digitnn predict` does, then predicts."""
     def evaluate(self, images: _Images, labels: npt.ArrayLike) -> dict[str, Any]:
-        """accuracy, correct, total, confusion (int64 10x10, [true][predicted]), precision, recall."""
+        """accuracy, correct, total, refused, read_right, confusion (int64 10x10,
+        [true][predicted]), precision, recall."""
     def state_dict(self) -> dict[str, npt.NDArray[Any]]:
         """Every tensor under PyTorch's names, as new numpy arrays."""
     def set_engine(

@@ -111,21 +111,21 @@ impl Model {
     }
 }
 
-/// Digits (int64, one per image) and probabilities (float32, one row of 10 per image).
+/// Digits (int64, one per image, -1 for "not a digit") and probabilities (float32, one row of
+/// 10 per image).
 type Predictions<'py> = (Bound<'py, PyArray1<i64>>, Bound<'py, PyArray2<f32>>);
 
-fn predictions<'py>(
-    py: Python<'py>,
-    found: impl Iterator<Item = Prediction>,
-    classes: usize,
-) -> PyResult<Predictions<'py>> {
+/// What `predict` returns for a refused image instead of a digit.
+const NOT_A_DIGIT: i64 = -1;
+
+fn predictions<'py>(py: Python<'py>, found: impl Iterator<Item = Prediction>) -> PyResult<Predictions<'py>> {
     let (mut digits, mut probabilities) = (Vec::new(), Vec::new());
     for prediction in found {
-        digits.push(prediction.digit as i64);
+        digits.push(prediction.digit.map_or(NOT_A_DIGIT, |d| d as i64));
         probabilities.extend(prediction.probabilities);
     }
     let rows = digits.len();
-    Ok((digits.to_pyarray(py), probabilities.to_pyarray(py).reshape([rows, classes])?))
+    Ok((digits.to_pyarray(py), probabilities.to_pyarray(py).reshape([rows, 10])?))
 }
 
 #[pymethods]
@@ -147,7 +147,8 @@ impl Model {
         Model::new(network, info.test_accuracy)
     }
 
-    /// The model built into digitnn (the `best` preset, 99.73% on MNIST's test set).
+    /// The model built into digitnn (the `reader` preset: `best`'s network with a "not a digit"
+    /// output).
     #[staticmethod]
     #[pyo3(signature = (*, isa=None, conv=None, precision=None))]
     fn builtin(py: Python, isa: Option<&str>, conv: Option<&str>, precision: Option<&str>) -> PyResult<Model> {
@@ -157,7 +158,7 @@ impl Model {
         Model::new(network, info.test_accuracy)
     }
 
-    /// A model of architecture `arch` (a name: "seed", "fast", "best"; or a list of layers as
+    /// A model of architecture `arch` (a name: "seed", "fast", "best", "reader"; or a list of layers as
     /// in `train --arch FILE.json`) holding the tensors of `state_dict` (names and shapes as
     /// PyTorch's `state_dict()`; every tensor must be there).
     #[staticmethod]
@@ -192,14 +193,32 @@ impl Model {
 
     /// The digit in each image and the 10 probabilities: `x` is a numpy array, uint8 (0-255) or
     /// float32 (0-1), light digits on a dark background as in MNIST, shaped (28, 28),
-    /// (N, 28, 28) or (N, 1, 28, 28). Returns `(digits, probabilities)`: int64 of shape (N,) and
-    /// float32 of shape (N, 10) (N = 1 for a single image).
-    fn predict<'py>(&self, py: Python<'py>, x: &Bound<'py, PyAny>) -> PyResult<Predictions<'py>> {
+    /// (N, 28, 28) or (N, 1, 28, 28). Returns `(digits, probabilities)`: int64 of shape (N,),
+    /// -1 where the image is not a digit, and float32 of shape (N, 10), each digit's probability
+    /// if it is one (N = 1 for a single image). `refuse=False` answers a digit for every image.
+    #[pyo3(signature = (x, *, refuse=true))]
+    fn predict<'py>(&self, py: Python<'py>, x: &Bound<'py, PyAny>, refuse: bool) -> PyResult<Predictions<'py>> {
         let (logits, classes) = self.run(py, x)?;
-        predictions(py, classify(&logits, classes), classes)
+        if !(10..=11).contains(&classes) {
+            return Err(PyValueError::new_err(format!("the model has {classes} outputs; a digit model has 10 or 11")));
+        }
+        predictions(py, classify(&logits, classes, refuse))
     }
 
-    /// The raw scores before the softmax, float32 of shape (N, 10), for `x` as `predict` takes it.
+    /// How likely each image is not a digit at all (float32 of shape (N,)): the "not a digit"
+    /// output's probability for a model that has one (the built-in model does), 1 - the top
+    /// digit's probability for a 10-output model. `predict` refuses an image above 0.5.
+    fn not_digit<'py>(&self, py: Python<'py>, x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyArray1<f32>>> {
+        let (logits, classes) = self.run(py, x)?;
+        if !(10..=11).contains(&classes) {
+            return Err(PyValueError::new_err(format!("the model has {classes} outputs; a digit model has 10 or 11")));
+        }
+        let scores: Vec<f32> = classify(&logits, classes, true).map(|p| p.not_digit).collect();
+        Ok(scores.to_pyarray(py))
+    }
+
+    /// The raw scores before the softmax, float32 of shape (N, 10), or (N, 11) with "not a
+    /// digit" last, for `x` as `predict` takes it.
     fn logits<'py>(&self, py: Python<'py>, x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyArray2<f32>>> {
         let (logits, classes) = self.run(py, x)?;
         let rows = logits.len() / classes.max(1);
@@ -209,18 +228,19 @@ impl Model {
     /// Reads image files (PNG, JPEG, ...) and prepares them as `digitnn predict` does (dark ink
     /// on light paper or the reverse, cropped, centred, scaled into 20x20 of 28x28), then
     /// predicts: `(digits, probabilities)` as `predict` returns them.
-    fn predict_images<'py>(&self, py: Python<'py>, paths: Vec<PathBuf>) -> PyResult<Predictions<'py>> {
+    #[pyo3(signature = (paths, *, refuse=true))]
+    fn predict_images<'py>(&self, py: Python<'py>, paths: Vec<PathBuf>, refuse: bool) -> PyResult<Predictions<'py>> {
         let found = self.engine_call(py, || {
             let pixels =
                 paths.iter().map(|path| prepare_file(path, false).map(|(p, _)| p)).collect::<Result<Vec<_>, _>>()?;
-            predict_pixels(&mut self.network(), &pixels)
+            predict_pixels(&mut self.network(), &pixels, refuse)
         });
-        // predict_pixels refuses a model without exactly 10 classes.
-        predictions(py, found.map_err(error)?.into_iter(), 10)
+        predictions(py, found.map_err(error)?.into_iter())
     }
 
     /// Accuracy on labelled images (`images` as `predict` takes them, `labels` integers 0-9):
-    /// a dict with `accuracy`, `correct`, `total`, `confusion` (int64 10x10, `[true][predicted]`),
+    /// a dict with `accuracy`, `correct`, `total`, `refused` (images said not to be digits),
+    /// `read_right` (share right and not refused), `confusion` (int64 10x10, `[true][predicted]`),
     /// `precision` and `recall` (per digit), as `digitnn eval` reports them.
     fn evaluate<'py>(
         &self,
@@ -243,6 +263,8 @@ impl Model {
         dict.set_item("accuracy", report.accuracy)?;
         dict.set_item("correct", report.correct)?;
         dict.set_item("total", report.total)?;
+        dict.set_item("refused", report.refused)?;
+        dict.set_item("read_right", report.read_right)?;
         let confusion: Vec<i64> = report.confusion.iter().flatten().map(|&n| n as i64).collect();
         let classes = report.confusion.len();
         dict.set_item("confusion", confusion.to_pyarray(py).reshape([classes, classes])?)?;

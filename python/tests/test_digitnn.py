@@ -127,7 +127,7 @@ def test_predict_array_matches_the_cli_on_raw_pixels(tmp_path):
         capture_output=True, text=True, check=True, cwd=tmp_path,
     ).stdout
     rows = [json.loads(line) for line in out.splitlines()]
-    assert list(digits) == [row["digit"] for row in rows]
+    assert list(digits) == [-1 if row["digit"] is None else row["digit"] for row in rows]
     np.testing.assert_allclose(probabilities, [row["probabilities"] for row in rows], rtol=0, atol=1e-6)
 
 
@@ -160,7 +160,7 @@ def test_state_dict_round_trips(tmp_path):
     assert state["model.0.weight"].shape == (32, 1, 3, 3) and state["model.0.weight"].dtype == np.float32
     counters = [name for name in state if name.endswith("num_batches_tracked")]
     assert counters and all(state[name].dtype == np.int64 for name in counters)
-    again = digitnn.Model.from_state_dict("best", state)
+    again = digitnn.Model.from_state_dict("reader", state)
     np.testing.assert_array_equal(again.logits(images), logits)
     for name in ("copy.safetensors", "copy.pt"):
         model.save(tmp_path / name)
@@ -168,6 +168,52 @@ def test_state_dict_round_trips(tmp_path):
     seed = digitnn.Model.load(ONE_EPOCH_MODEL)
     from_arch_list = digitnn.Model.from_state_dict(json.loads(seed.architecture), seed.state_dict())
     np.testing.assert_array_equal(from_arch_list.logits(images), seed.logits(images))
+
+
+def hash_sign(side=200):
+    """A "#" drawn dark on light paper: not a digit."""
+    page = np.full((side, side), 235, np.uint8)
+    for at in (side * 7 // 20, side * 13 // 20):
+        page[side // 10 : side * 9 // 10, at - 7 : at + 7] = 25
+        page[at - 7 : at + 7, side // 10 : side * 9 // 10] = 25
+    return page
+
+
+def test_not_a_digit(tmp_path):
+    """The built-in model refuses a "#" (-1, probabilities kept), reads a drawn 7, answers a digit
+    for everything with refuse=False; its eleventh output survives state_dict and .pt."""
+    write_png(tmp_path / "hash.png", hash_sign())
+    write_png(tmp_path / "seven.png", drawn_digit(7))
+    paths = [tmp_path / "hash.png", tmp_path / "seven.png"]
+    model = digitnn.Model.builtin()
+    digits, probabilities = model.predict_images(paths)
+    assert list(digits) == [-1, 7]
+    assert probabilities.shape == (2, 10)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1, atol=1e-5)
+    forced, _ = model.predict_images(paths, refuse=False)
+    assert forced[0] == probabilities[0].argmax() and forced[1] == 7
+    out = subprocess.run(
+        [cli(), "predict", "--json"] + [str(p) for p in paths], capture_output=True, text=True, check=True, cwd=tmp_path
+    ).stdout
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert [row["digit"] for row in rows] == [None, 7] and [row["is_digit"] for row in rows] == [False, True]
+    assert rows[0]["guess"] == forced[0]
+
+    images, _ = synthetic_images(4, 3)
+    assert model.logits(images).shape == (4, 11)
+    scores = model.not_digit(images)
+    assert scores.shape == (4,) and scores.dtype == np.float32
+    refused = model.predict(images)[0] == -1
+    assert (refused == (scores > 0.1)).all()
+    state = model.state_dict()
+    last = max((k for k in state if k.endswith(".weight")), key=lambda k: int(k.split(".")[1]))
+    assert state[last].shape == (11, 1152)
+    model.save(tmp_path / "reader.pt")
+    np.testing.assert_array_equal(digitnn.Model.load(tmp_path / "reader.pt").logits(images), model.logits(images))
+    # A 10-output model says "not a digit" only where no digit gets half the probability.
+    old = digitnn.Model.load(ONE_EPOCH_MODEL)
+    digits, probabilities = old.predict(images)
+    assert ((digits == -1) == (probabilities.max(axis=1) < 0.5)).all()
 
 
 def test_bad_arrays_raise_clear_errors():
@@ -187,7 +233,7 @@ def test_bad_arrays_raise_clear_errors():
     images, labels = synthetic_images(3, 8)
     with pytest.raises(ValueError, match="2 labels for 3 images"):
         model.evaluate(images, labels[:2])
-    with pytest.raises(ValueError, match="label 10 but the model has 10 outputs"):
+    with pytest.raises(ValueError, match="label 10; digits are labelled 0 to 9"):
         model.evaluate(images, np.array([1, 2, 10]))
     with pytest.raises(TypeError, match="integers"):
         model.evaluate(images, np.array([1.0, 2.0, 3.0]))
@@ -310,3 +356,32 @@ def test_parity_with_torch():
     # And back: torch's tensors build the same model.
     again = digitnn.Model.from_state_dict("seed", {"model." + k: v for k, v in seed.state_dict().items()})
     np.testing.assert_array_equal(again.logits(images), model.logits(images))
+
+
+def test_the_builtin_models_pt_file_loads_into_torch_strictly(tmp_path):
+    """The built-in model saved as .pt loads into a torch Sequential of the reader network (11
+    outputs, "not a digit" last) with torch.load(weights_only=True) and strict=True, and gives
+    its logits."""
+    torch = pytest.importorskip("torch", reason="torch is not installed: the .pt file's load into PyTorch not checked")
+    nn = torch.nn
+
+    def stage(pairs):
+        layers = []
+        for i, o in pairs:
+            layers += [nn.Conv2d(i, o, 3, padding=1), nn.BatchNorm2d(o), nn.ReLU()]
+        return layers + [nn.MaxPool2d(2, 2)]
+
+    reader = nn.Sequential(
+        *stage([(1, 32), (32, 32)]), *stage([(32, 64), (64, 64)]), *stage([(64, 128)]),
+        nn.Dropout(0.25), nn.Flatten(), nn.Linear(128 * 9, 11),
+    )
+    model = digitnn.Model.builtin()
+    model.save(tmp_path / "reader.pt")
+    state = torch.load(tmp_path / "reader.pt", weights_only=True)
+    reader.load_state_dict({k.removeprefix("model."): v for k, v in state.items()}, strict=True)
+    reader.eval()
+    images = synthetic_images(8, 21)[0].astype(np.float32) / 255
+    with torch.no_grad():
+        want = reader(torch.from_numpy(images[:, None])).numpy()
+    assert want.shape == (8, 11)
+    np.testing.assert_allclose(model.logits(images), want, rtol=0, atol=1e-4)

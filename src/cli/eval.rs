@@ -10,7 +10,7 @@ use std::process::ExitCode;
 #[derive(clap::Args)]
 pub struct Args {
     /// A model file, safetensors or PyTorch .pt [default: digit_model.safetensors if it is in the
-    /// working directory, else the built-in best model]
+    /// working directory, else the built-in reader model]
     #[arg(long)]
     model: Option<PathBuf>,
     /// Directory with the MNIST IDX files [default: $DIGITNN_DATA, else data/mnist]
@@ -56,6 +56,13 @@ pub fn run(args: Args) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     writeln!(out, "test accuracy {:.2}% ({} of {})", report.accuracy * 100.0, report.correct, report.total)?;
+    writeln!(
+        out,
+        "refused as not a digit: {} ({:.2}%); read right and not refused: {:.2}%",
+        report.refused,
+        report.refused as f64 * 100.0 / report.total as f64,
+        report.read_right * 100.0
+    )?;
     writeln!(out, "\nconfusion matrix (rows: true digit, columns: predicted)")?;
     write!(out, "     ")?;
     for c in 0..report.confusion.len() {

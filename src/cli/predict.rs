@@ -1,7 +1,7 @@
 //! `digitnn predict`.
 
 use anyhow::Result;
-use digitnn::predict::{predict_pixels, prepare_file};
+use digitnn::predict::{Prediction, predict_pixels, prepare_file};
 use rayon::prelude::*;
 use serde::Serialize;
 use std::io::Write;
@@ -11,7 +11,7 @@ use std::process::ExitCode;
 #[derive(clap::Args)]
 pub struct Args {
     /// A model file, safetensors or PyTorch .pt [default: digit_model.safetensors if it is in the
-    /// working directory, else the built-in best model]
+    /// working directory, else the built-in reader model]
     #[arg(long)]
     model: Option<PathBuf>,
     /// Image files (any format the `image` crate reads)
@@ -23,6 +23,9 @@ pub struct Args {
     /// One JSON object per image per line
     #[arg(long)]
     json: bool,
+    /// Answer a digit for every image, never "not a digit" (the behaviour before refusal)
+    #[arg(long)]
+    always_digit: bool,
     /// Worker threads [default: all cores]
     #[arg(long)]
     threads: Option<usize>,
@@ -33,9 +36,20 @@ pub struct Args {
 #[derive(Serialize)]
 struct Line<'a> {
     path: &'a str,
-    digit: usize,
-    confidence: f32,
-    probabilities: &'a [f32],
+    #[serde(flatten)]
+    prediction: &'a Prediction,
+}
+
+/// One image's line of text: the digit, or "not a digit" with the best guess beside it.
+pub fn describe(p: &Prediction) -> String {
+    let probabilities: Vec<String> = p.probabilities.iter().map(|v| format!("{v:.3}")).collect();
+    let verdict = match p.digit {
+        Some(digit) => format!("{digit} ({:.1}%)", p.confidence * 100.0),
+        None => {
+            format!("not a digit ({:.1}%; best guess {} at {:.1}%)", p.not_digit * 100.0, p.guess, p.confidence * 100.0)
+        }
+    };
+    format!("{verdict}  [{}]", probabilities.join(" "))
 }
 
 /// Images per forward pass.
@@ -51,7 +65,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         for paths in args.images.chunks(CHUNK) {
             let prepared: Vec<_> = paths.par_iter().map(|p| prepare_file(p, args.raw)).collect();
             let good: Vec<_> = prepared.iter().filter_map(|r| r.as_ref().ok().map(|(pixels, _)| *pixels)).collect();
-            let mut predictions = predict_pixels(&mut network, &good)?.into_iter();
+            let mut predictions = predict_pixels(&mut network, &good, !args.always_digit)?.into_iter();
             for (path, result) in paths.iter().zip(&prepared) {
                 if let Err(e) = result {
                     eprintln!("error: {e}");
@@ -61,12 +75,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 let p = predictions.next().expect("one prediction per prepared image");
                 let path = path.display().to_string();
                 if args.json {
-                    let line =
-                        Line { path: &path, digit: p.digit, confidence: p.confidence, probabilities: &p.probabilities };
-                    writeln!(out, "{}", serde_json::to_string(&line)?)?;
+                    writeln!(out, "{}", serde_json::to_string(&Line { path: &path, prediction: &p })?)?;
                 } else {
-                    let probabilities: Vec<String> = p.probabilities.iter().map(|v| format!("{v:.3}")).collect();
-                    writeln!(out, "{path}: {} ({:.1}%)  [{}]", p.digit, p.confidence * 100.0, probabilities.join(" "))?;
+                    writeln!(out, "{path}: {}", describe(&p))?;
                 }
             }
         }

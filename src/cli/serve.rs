@@ -33,7 +33,7 @@ const BODIES_AT_ONCE: usize = 64;
 #[derive(clap::Args)]
 pub struct Args {
     /// A model file, safetensors or PyTorch .pt [default: digit_model.safetensors if it is in the
-    /// working directory, else the built-in best model]
+    /// working directory, else the built-in reader model]
     #[arg(long)]
     model: Option<PathBuf>,
     /// Address to listen on (port 0 picks a free port)
@@ -48,6 +48,9 @@ pub struct Args {
     /// Connections held at once; more are closed as soon as they are accepted
     #[arg(long, value_name = "N", default_value_t = limits::SERVE_MAX_CONNECTIONS, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=65536))]
     max_connections: usize,
+    /// Answer a digit for every image, never "not a digit" (the behaviour before refusal)
+    #[arg(long)]
+    always_digit: bool,
     #[command(flatten)]
     engine: super::EngineArgs,
 }
@@ -65,6 +68,8 @@ struct App {
     /// Bounds the request bodies being read at once.
     reading: tokio::sync::Semaphore,
     body_timeout: Duration,
+    /// Say "not a digit" where the model finds none.
+    refuse: bool,
 }
 
 impl App {
@@ -102,6 +107,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         busy: tokio::sync::Semaphore::new(workers * 2),
         reading: tokio::sync::Semaphore::new(BODIES_AT_ONCE),
         body_timeout: Duration::from_secs(args.body_timeout),
+        refuse: !args.always_digit,
     });
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let connections =
@@ -218,15 +224,12 @@ async fn predict(State(app): State<Arc<App>>, headers: HeaderMap, body: axum::bo
     let result = tokio::task::spawn_blocking(move || -> Result<Value, (StatusCode, String)> {
         let pixels = prepare_request(&content_type, &body).map_err(|e| (StatusCode::BAD_REQUEST, e.to_string()))?;
         let mut network = worker.take_network().map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e))?;
-        let prediction = predict_pixels(&mut network, &[pixels]);
+        let prediction = predict_pixels(&mut network, &[pixels], worker.refuse);
         worker.give_back(network);
         let p = prediction.map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?.remove(0);
-        Ok(json!({
-            "digit": p.digit,
-            "confidence": p.confidence,
-            "probabilities": p.probabilities,
-            "input": pixels.to_vec(),
-        }))
+        let mut answer = serde_json::to_value(&p).map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+        answer["input"] = json!(pixels.to_vec());
+        Ok(answer)
     })
     .await;
     match result {

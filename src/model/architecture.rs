@@ -138,8 +138,18 @@ impl Architecture {
         Architecture { input: [1, 28, 28], layers }
     }
 
+    /// `best`'s network with an eleventh output, "not a digit" (`data::nondigit::NOT_A_DIGIT`):
+    /// the network of the `reader` preset and the built-in model.
+    pub fn reader_cnn() -> Self {
+        let mut architecture = Self::best_cnn();
+        if let Some(LayerSpec::Linear { out_features, .. }) = architecture.layers.last_mut() {
+            *out_features = crate::data::nondigit::CLASSES;
+        }
+        architecture
+    }
+
     /// The named architectures, by name.
-    pub const NAMES: [&'static str; 3] = ["seed", "fast", "best"];
+    pub const NAMES: [&'static str; 4] = ["seed", "fast", "best", "reader"];
 
     /// A named architecture (see [`Architecture::NAMES`]).
     pub fn named(name: &str) -> Option<Self> {
@@ -147,6 +157,7 @@ impl Architecture {
             "seed" => Some(Self::seed_cnn()),
             "fast" => Some(Self::fast_cnn()),
             "best" => Some(Self::best_cnn()),
+            "reader" => Some(Self::reader_cnn()),
             _ => None,
         }
     }

@@ -1,6 +1,7 @@
 //! A BatchNorm network (the `best` architecture) against PyTorch (tests/fixtures/best_cnn.*,
 //! from scripts/make_fixtures.py): training-mode logits, gradients and running statistics,
-//! evaluation-mode logits through the folded network, and file round trips.
+//! evaluation-mode logits through the folded network, and file round trips; and the `reader`
+//! network's eleventh output, "not a digit" (tests/fixtures/reader_cnn.safetensors).
 
 use super::tests::{assert_close, read_fixture, step_on_fixture};
 use super::*;
@@ -17,7 +18,10 @@ fn fixture() -> HashMap<String, Vec<f32>> {
 
 /// The best architecture with its dropout off, as the fixture was recorded.
 fn recorded_architecture() -> Architecture {
-    let mut architecture = Architecture::best_cnn();
+    without_dropout(Architecture::best_cnn())
+}
+
+fn without_dropout(mut architecture: Architecture) -> Architecture {
     for layer in &mut architecture.layers {
         if let LayerSpec::Dropout { p } = layer {
             *p = 0.0;
@@ -27,7 +31,11 @@ fn recorded_architecture() -> Architecture {
 }
 
 fn network_with_pytorch_state(f: &HashMap<String, Vec<f32>>, engine: EngineConfig) -> Network {
-    let mut network = Network::with_engine(recorded_architecture(), 0, engine).unwrap();
+    with_pytorch_state(recorded_architecture(), f, engine)
+}
+
+fn with_pytorch_state(architecture: Architecture, f: &HashMap<String, Vec<f32>>, engine: EngineConfig) -> Network {
+    let mut network = Network::with_engine(architecture, 0, engine).unwrap();
     for t in network.tensors().to_vec() {
         network.params_mut()[t.range].copy_from_slice(&f[&t.name]);
     }
@@ -35,6 +43,34 @@ fn network_with_pytorch_state(f: &HashMap<String, Vec<f32>>, engine: EngineConfi
         network.state_mut()[t.range].copy_from_slice(&f[&t.name]);
     }
     network
+}
+
+/// The reader's eleventh output on every engine: training-mode logits, the loss with label
+/// smoothing 0.1 over 11 classes with one image labelled "not a digit", and the last layer's
+/// gradients, against PyTorch's `CrossEntropyLoss(label_smoothing=0.1)`.
+#[test]
+fn the_not_a_digit_output_matches_pytorch() {
+    const READER: &[u8] = include_bytes!("../../tests/fixtures/reader_cnn.safetensors");
+    let metadata = SafeTensors::read_metadata(READER).unwrap().1.metadata().clone().unwrap();
+    let layers: Vec<LayerSpec> = serde_json::from_str(&metadata["architecture"]).unwrap();
+    assert_eq!(layers, without_dropout(Architecture::reader_cnn()).layers);
+    let f = read_fixture(READER);
+    let labels: Vec<u8> = f["labels"].iter().map(|&l| l as u8).collect();
+    assert!(labels.contains(&(crate::data::nondigit::NOT_A_DIGIT as u8)));
+    for engine in EngineConfig::every_supported() {
+        let mut network = with_pytorch_state(without_dropout(Architecture::reader_cnn()), &f, engine);
+        let logits = network.forward(&f["input"], 4, true).to_vec();
+        assert_close(&format!("reader logits on {engine}"), &logits, &f["logits"], 1e-5, 0.0);
+        let mut grad_logits = vec![0.0; logits.len()];
+        let loss = crate::nn::loss::cross_entropy_smoothed(&logits, &labels, 11, 0.1, &mut grad_logits);
+        assert!((loss - f["loss"][0]).abs() < 1e-5, "loss {loss} vs PyTorch {}", f["loss"][0]);
+        network.backward(&grad_logits);
+        let head: Vec<_> = network.tensors().iter().rev().take(2).cloned().collect();
+        for t in head {
+            let want = &f[&format!("grad.{}", t.name)];
+            assert_close(&format!("{} gradient on {engine}", t.name), &network.grads()[t.range], want, 1e-5, 1e-4);
+        }
+    }
 }
 
 #[test]

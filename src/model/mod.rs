@@ -234,15 +234,20 @@ impl Network {
     }
 
     /// Refuses a network that does not give one score per digit (predicting and evaluating
-    /// digits need exactly 10).
+    /// digits need 10, or 11 with "not a digit" last).
     pub fn check_digit_classes(&self) -> Result<()> {
-        if self.classes != 10 {
+        if !(10..=crate::data::nondigit::CLASSES).contains(&self.classes) {
             return Err(Error::Invalid(format!(
-                "the model has {} outputs; a digit model has 10 (one per digit)",
+                "the model has {} outputs; a digit model has 10 (one per digit), or 11 (and \"not a digit\")",
                 self.classes
             )));
         }
         Ok(())
+    }
+
+    /// The model has a "not a digit" output (`data::nondigit::NOT_A_DIGIT`).
+    pub fn knows_non_digits(&self) -> bool {
+        self.classes == crate::data::nondigit::CLASSES
     }
 
     /// What one sample costs this network (memory and multiply-adds).

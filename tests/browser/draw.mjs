@@ -1,5 +1,5 @@
 // Draws digits on `digitnn serve`'s page in headless Chromium with pointer events, as a person
-// would with a mouse, and checks the digit the page shows.
+// would with a mouse, and checks the digit the page shows; then a "#", which is not a digit.
 //
 // usage: node draw.mjs URL SCREENSHOT.png
 // Prints one line per drawing ("drew 7: page shows 7 (99.2% sure)") and exits non-zero on a
@@ -25,6 +25,7 @@ try {
     7: [[[70, 60], [210, 60], [120, 230]]],
     1: [[[140, 40], [140, 240]]],
     0: [[[140, 40], [90, 70], [75, 140], [90, 210], [140, 240], [190, 210], [205, 140], [190, 70], [140, 40]]],
+    "not a digit": [[[105, 40], [95, 240]], [[185, 40], [175, 240]], [[50, 105], [235, 100]], [[45, 180], [230, 175]]],
   };
   for (const [digit, strokes] of Object.entries(digits)) {
     await page.click("#clear");
