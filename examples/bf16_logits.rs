@@ -24,7 +24,7 @@ fn logits(network: &mut Network, test: &Dataset) -> Vec<f32> {
 
 /// The digit each row of logits picks.
 fn digits(logits: &[f32]) -> Vec<usize> {
-    classify(logits, 10).map(|prediction| prediction.digit).collect()
+    classify(logits, 10, false).map(|prediction| prediction.guess).collect()
 }
 
 fn accuracy(digits: &[usize], labels: &[u8]) -> f64 {
