@@ -123,8 +123,8 @@ pub fn generate(kind: Kind, digits: &Dataset, rng: &mut ChaCha8Rng) -> Pixels {
             Kind::Glyph => {
                 let fonts = training_fonts();
                 let font = &fonts[(rng.next_u32() as usize) % fonts.len()];
-                let glyphs: Vec<char> = GLYPHS.chars().collect();
-                glyph(font, glyphs[(rng.next_u32() as usize) % glyphs.len()], rng)
+                let pick = (rng.next_u32() as usize) % GLYPHS.chars().count();
+                glyph(font, GLYPHS.chars().nth(pick).expect("pick < count"), rng)
             }
             Kind::Scribble => scribble(rng),
             Kind::Shape => shape(rng),
