@@ -11,7 +11,7 @@ pub struct RecipeArgs {
     /// A named recipe (seed, seed-plus, best, fast, reader); the flags below override its settings
     #[arg(long, default_value_t = Preset::default())]
     pub preset: Preset,
-    /// seed | fast | best | FILE.json (a list of layers, or {"input": [c, h, w], "layers": [...]})
+    /// seed | fast | best | reader | FILE.json (a list of layers, or {"input": [c, h, w], "layers": [...]})
     /// [default: the preset's]
     #[arg(long)]
     arch: Option<String>,
@@ -84,7 +84,8 @@ impl RecipeArgs {
             scale: self.scale,
             translation: self.translate,
             shear: self.shear,
-            elastic: None,
+            // The preset's own elastic distortion is kept (none has one yet); --elastic adds it.
+            elastic: preset.augment.and_then(|a| a.elastic),
             intensity: self.intensity.unwrap_or(preset.augment.map_or(0.0, |a| a.intensity)),
             degrade: preset.augment.map_or(0.0, |a| a.degrade),
         };
