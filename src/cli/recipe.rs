@@ -124,3 +124,25 @@ pub fn parse_architecture(arch: &str) -> anyhow::Result<Architecture> {
     }
     Architecture::from_json(&String::from_utf8_lossy(&text)).map_err(|e| anyhow::anyhow!("--arch {arch}: {e}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Flags {
+        #[command(flatten)]
+        recipe: RecipeArgs,
+    }
+
+    /// `digitnn train --preset NAME` trains the preset's recipe: with no other flag, the
+    /// augmentation the flags rebuild is the preset's own (the reader's damage share included).
+    #[test]
+    fn a_preset_alone_trains_its_own_augmentation() {
+        for preset in Preset::ALL {
+            let flags = Flags::parse_from(["train", "--preset", preset.name()]);
+            assert_eq!(flags.recipe.config().augment, preset.train_config().augment, "{}", preset.name());
+        }
+    }
+}
