@@ -4,16 +4,13 @@
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::model::Network;
-use crate::predict::classify;
+use crate::predict::{DIGITS, classify};
 use serde::Serialize;
 
 /// Images per forward pass when evaluating: large enough to keep both cores busy, small enough
 /// that the seed CNN's activations stay around 100 MB (fewer for larger networks, see
 /// `Network::inference_batch`).
 const EVAL_BATCH: usize = 250;
-
-/// Labels are digits, whatever else the model can say.
-const DIGITS: usize = 10;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct EvalReport {

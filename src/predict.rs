@@ -77,8 +77,8 @@ pub fn classify(logits: &[f32], classes: usize, refuse: bool) -> impl Iterator<I
     })
 }
 
-/// The outputs that are digits.
-const DIGITS: usize = 10;
+/// The outputs that are digits (the first ten of any digit model).
+pub const DIGITS: usize = 10;
 
 /// Runs `count` inputs through `network` for inference, in batches whose activations fit the
 /// inference budget: `fill(range, out)` appends inputs `range` (f32, `network.input_len()` values
@@ -171,8 +171,8 @@ pub fn prepare_request(content_type: &str, body: &[u8]) -> Result<Pixels> {
 mod tests {
     use super::*;
 
-    /// An 11-output model refuses where "not a digit" takes more than half the probability and
-    /// keeps its guess; a 10-output model refuses where no digit gets half; `refuse: false`
+    /// An 11-output model refuses where "not a digit" passes NOT_DIGIT_THRESHOLD and keeps its
+    /// guess; a 10-output model refuses where no digit gets half; `refuse: false`
     /// never refuses.
     #[test]
     fn classify_refuses_by_the_not_a_digit_probability() {

@@ -207,7 +207,8 @@ impl Model {
 
     /// How likely each image is not a digit at all (float32 of shape (N,)): the "not a digit"
     /// output's probability for a model that has one (the built-in model does), 1 - the top
-    /// digit's probability for a 10-output model. `predict` refuses an image above 0.5.
+    /// digit's probability for a 10-output model. `predict` refuses an image above 0.1 (a
+    /// 10-output model above 0.5).
     fn not_digit<'py>(&self, py: Python<'py>, x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyArray1<f32>>> {
         let (logits, classes) = self.run(py, x)?;
         if !(10..=11).contains(&classes) {
