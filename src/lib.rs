@@ -30,6 +30,7 @@ pub mod nn;
 pub mod optim;
 pub mod predict;
 pub mod presets;
+pub mod read;
 pub mod report;
 pub mod train;
 

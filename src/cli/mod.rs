@@ -7,6 +7,7 @@ mod convert;
 mod data;
 mod eval;
 mod predict;
+mod read;
 mod recipe;
 mod serve;
 mod train;
@@ -38,6 +39,8 @@ enum Command {
     Eval(eval::Args),
     /// Print the digit in each image.
     Predict(predict::Args),
+    /// Read the number in each image: several digits, touching or not, left to right.
+    Read(read::Args),
     /// Manage the dataset.
     Data {
         #[command(subcommand)]
@@ -60,6 +63,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Train(args) => train::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Predict(args) => predict::run(args),
+        Command::Read(args) => read::run(args),
         Command::Data { command } => data::run(command),
         Command::Bench(args) => bench::run(args),
         Command::Convert(args) => convert::convert(args),

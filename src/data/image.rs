@@ -274,7 +274,7 @@ fn to_pixels(gray: &GrayImage) -> Pixels {
 }
 
 /// Mean of the outermost pixels: the background's brightness.
-fn border_mean(gray: &GrayImage) -> f32 {
+pub(crate) fn border_mean(gray: &GrayImage) -> f32 {
     let (w, h) = gray.dimensions();
     let (mut sum, mut count) = (0u64, 0u64);
     for (x, y, p) in gray.enumerate_pixels() {

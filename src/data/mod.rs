@@ -8,6 +8,7 @@ pub mod idx;
 pub mod image;
 pub mod mnist;
 pub mod nondigit;
+pub mod numbers;
 
 pub use mnist::{Checksums, Dataset, Mnist};
 

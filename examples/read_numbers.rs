@@ -1,0 +1,188 @@
+//! How well `read` reads numbers, beside the textbook pipeline (one global threshold, connected
+//! components left to right, each framed and read by the same model).
+//!
+//! cargo run --release --example read_numbers -- MNIST_DIR [--split test|train] [--count N]
+//!     [--seed S] [--model FILE] [--digit-cost C] [--skip-cost C] [--sets a,b,...] [--save DIR]
+//!
+//! Numbers of 2 to 6 digits are composed (`digitnn::data::numbers`) from MNIST's test digits
+//! (the report) or its training digits (`--split train`: what the search's costs were set on),
+//! and from pen drawings. Prints, per set, the share of numbers read whole and the digit
+//! accuracy (1 - edit distance / length) for both pipelines, then the time to read a 6-digit
+//! number on one thread.
+
+use digitnn::data::numbers::{self, NumberStyle, Source, Spacing};
+use digitnn::data::{Checksums, mnist};
+use digitnn::model::{self, Network};
+use digitnn::predict::predict_pixels;
+use digitnn::read::{self, ReadConfig};
+use image::{DynamicImage, GrayImage, Luma};
+use rand_chacha::ChaCha8Rng;
+use rand_chacha::rand_core::SeedableRng;
+use std::time::Instant;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let flag = |name: &str| args.iter().position(|a| a == name).map(|i| args[i + 1].clone());
+    let dir = args.first().ok_or("usage: read_numbers MNIST_DIR [flags]")?;
+    let split = flag("--split").unwrap_or("test".into());
+    let count: usize = flag("--count").map_or(Ok(500), |v| v.parse())?;
+    let seed: u64 = flag("--seed").map_or(Ok(2026), |v| v.parse())?;
+    let mut config = ReadConfig::default();
+    if let Some(v) = flag("--digit-cost") {
+        config.digit_cost = v.parse()?;
+    }
+    if let Some(v) = flag("--skip-cost") {
+        config.skip_cost = v.parse()?;
+    }
+    let mnist = mnist::load(dir.as_ref(), Checksums::Require)?;
+    let digits = if split == "train" { mnist.train } else { mnist.test };
+    let mut network = match flag("--model") {
+        Some(path) => model::load(path.as_ref())?.0,
+        None => model::builtin()?.0,
+    };
+    let sets = [
+        ("mnist-gaps", Source::Dataset, Spacing::Gaps, false),
+        ("mnist-touching", Source::Dataset, Spacing::Touching, false),
+        ("pen-gaps", Source::Pen, Spacing::Gaps, false),
+        ("pen-touching", Source::Pen, Spacing::Touching, false),
+        ("pen-photo", Source::Pen, Spacing::Gaps, true),
+    ];
+    let wanted = flag("--sets");
+    println!("{split} digits, {count} numbers of 2-6 digits per set, seed {seed}, {config:?}");
+    println!("{:<16} {:>12} {:>12} {:>12} {:>12}", "set", "read whole", "read digits", "textbook", "tb digits");
+    for (set_index, (name, source, spacing, photo)) in sets.into_iter().enumerate() {
+        if wanted.as_ref().is_some_and(|w| !w.split(',').any(|s| s == name)) {
+            continue;
+        }
+        let style = NumberStyle { source, spacing, photo, digits: (2, 6) };
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ (set_index as u64) << 32);
+        let (mut whole, mut digit_score, mut tb_whole, mut tb_digits) = (0usize, 0.0f64, 0usize, 0.0f64);
+        for i in 0..count {
+            let number = numbers::compose(style, &digits, &mut rng);
+            let reading = read::read_image(&mut network, &number.picture, &config)?;
+            let baseline = textbook(&mut network, &number.picture)?;
+            whole += (reading.text == number.text) as usize;
+            digit_score += digit_accuracy(&reading.text, &number.text);
+            tb_whole += (baseline == number.text) as usize;
+            tb_digits += digit_accuracy(&baseline, &number.text);
+            if let Some(dir) = flag("--save") {
+                if reading.text != number.text {
+                    let path = format!("{dir}/{name}-{i}-{}-read-{}.png", number.text, reading.text);
+                    number.picture.save(path)?;
+                }
+            }
+        }
+        let pct = |n: f64| 100.0 * n / count as f64;
+        println!(
+            "{name:<16} {:>11.1}% {:>11.1}% {:>11.1}% {:>11.1}%",
+            pct(whole as f64),
+            pct(digit_score),
+            pct(tb_whole as f64),
+            pct(tb_digits)
+        );
+    }
+    time_six_digits(&mut network, &digits, &config)?;
+    Ok(())
+}
+
+/// 1 - edit distance / the true number's length (at least 0).
+fn digit_accuracy(read: &str, truth: &str) -> f64 {
+    let (a, b): (Vec<char>, Vec<char>) = (read.chars().collect(), truth.chars().collect());
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for i in 1..=a.len() {
+        let mut diagonal = row[0];
+        row[0] = i;
+        for j in 1..=b.len() {
+            let up = row[j];
+            row[j] = (row[j] + 1).min(row[j - 1] + 1).min(diagonal + (a[i - 1] != b[j - 1]) as usize);
+            diagonal = up;
+        }
+    }
+    (1.0 - row[b.len()] as f64 / b.len() as f64).max(0.0)
+}
+
+/// The textbook pipeline: Otsu's global threshold, connected components (specks under 2% of
+/// the largest's area dropped), left to right by their left edge, each framed as `predict`
+/// frames a digit and given its most likely digit.
+fn textbook(network: &mut Network, picture: &DynamicImage) -> Result<String, digitnn::Error> {
+    let gray = digitnn::data::image::to_gray(picture);
+    let (w, h) = gray.dimensions();
+    let border: Vec<u8> =
+        gray.enumerate_pixels().filter(|(x, y, _)| *x == 0 || *y == 0 || *x == w - 1 || *y == h - 1).map(|p| p.2[0]).collect();
+    let light_paper = border.iter().map(|&v| v as u32).sum::<u32>() >= 128 * border.len() as u32;
+    let ink = GrayImage::from_fn(w, h, |x, y| {
+        let v = gray.get_pixel(x, y)[0];
+        Luma([if light_paper { 255 - v } else { v }])
+    });
+    let level = otsu(&ink);
+    let binary = GrayImage::from_fn(w, h, |x, y| Luma([if ink.get_pixel(x, y)[0] > level { 255 } else { 0 }]));
+    let Some(labels) = read::marks::label(&binary, 100_000) else { return Ok(String::new()) };
+    let largest = labels.marks.iter().map(|m| m.area).max().unwrap_or(0);
+    let mut kept: Vec<usize> = (0..labels.marks.len()).filter(|&i| labels.marks[i].area * 50 >= largest).collect();
+    kept.sort_by_key(|&i| labels.marks[i].x0);
+    let images: Vec<_> = kept
+        .iter()
+        .filter_map(|&i| {
+            let m = labels.marks[i];
+            let crop = GrayImage::from_fn(m.width(), m.height(), |x, y| {
+                let (px, py) = (m.x0 + x, m.y0 + y);
+                let own = labels.labels[(py * w + px) as usize] == i as u32 + 1;
+                Luma([if own { ink.get_pixel(px, py)[0] } else { 0 }])
+            });
+            digitnn::data::image::frame_ink(&crop)
+        })
+        .collect();
+    let predictions = predict_pixels(network, &images, false)?;
+    Ok(predictions.iter().map(|p| char::from(b'0' + p.guess as u8)).collect())
+}
+
+/// Otsu's threshold: the level that best splits the histogram into two classes.
+fn otsu(image: &GrayImage) -> u8 {
+    let mut histogram = [0u64; 256];
+    for p in image.pixels() {
+        histogram[p[0] as usize] += 1;
+    }
+    let total: u64 = histogram.iter().sum();
+    let sum: f64 = histogram.iter().enumerate().map(|(i, &c)| i as f64 * c as f64).sum();
+    let (mut weight_below, mut sum_below, mut best, mut level) = (0u64, 0.0f64, 0.0f64, 0u8);
+    for (t, &c) in histogram.iter().enumerate() {
+        weight_below += c;
+        sum_below += t as f64 * c as f64;
+        let weight_above = total - weight_below;
+        if weight_below == 0 || weight_above == 0 {
+            continue;
+        }
+        let (mean_below, mean_above) = (sum_below / weight_below as f64, (sum - sum_below) / weight_above as f64);
+        let between = weight_below as f64 * weight_above as f64 * (mean_below - mean_above).powi(2);
+        if between > best {
+            (best, level) = (between, t as u8);
+        }
+    }
+    level
+}
+
+/// Median time to read a 6-digit number (MNIST digits, touching) on one thread, and numbers per
+/// second over a set of 200 on all threads.
+fn time_six_digits(network: &mut Network, digits: &digitnn::data::Dataset, config: &ReadConfig) -> Result<(), Box<dyn std::error::Error>> {
+    let mut rng = ChaCha8Rng::seed_from_u64(6);
+    let style = NumberStyle { source: Source::Dataset, spacing: Spacing::Touching, photo: false, digits: (6, 6) };
+    let pictures: Vec<_> = (0..200).map(|_| numbers::compose(style, digits, &mut rng).picture).collect();
+    let one_thread = digitnn::with_threads(Some(1), || -> Result<Vec<f64>, digitnn::Error> {
+        let mut times = Vec::new();
+        for picture in pictures.iter().take(50) {
+            let start = Instant::now();
+            read::read_image(network, picture, config)?;
+            times.push(start.elapsed().as_secs_f64() * 1e3);
+        }
+        Ok(times)
+    })??;
+    let mut times = one_thread;
+    times.sort_by(f64::total_cmp);
+    let start = Instant::now();
+    for picture in &pictures {
+        read::read_image(network, picture, config)?;
+    }
+    let rate = pictures.len() as f64 / start.elapsed().as_secs_f64();
+    println!("6-digit number: {:.2} ms median on one thread; {rate:.0} numbers/s on all threads", times[times.len() / 2]);
+    Ok(())
+}

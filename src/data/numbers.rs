@@ -1,0 +1,320 @@
+//! Pictures of handwritten numbers with their text, made from single digits: MNIST's (cut to
+//! their ink) or drawn with a pen from strokes, side by side with gaps, or touching and
+//! overlapping their neighbours, with size and baseline changes; optionally photographed on
+//! paper (uneven light, grey paper, blur, grain, JPEG). For measuring `read`
+//! (`examples/read_numbers.rs`) and its tests; seeded, so each picture is reproducible.
+
+use super::Dataset;
+use super::nondigit::Canvas;
+use image::{DynamicImage, GrayImage, Luma};
+use rand_chacha::ChaCha8Rng;
+use rand_chacha::rand_core::{Rng, SeedableRng};
+
+/// Where the digits come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// Digits of a dataset (MNIST's), cut to their ink.
+    Dataset,
+    /// Digits drawn with a pen from strokes, each one slanted, squeezed and wobbled its own way.
+    Pen,
+}
+
+/// How neighbouring digits sit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Spacing {
+    /// Apart, by a tenth to half a digit's height.
+    Gaps,
+    /// Touching, or overlapping by up to a third of the narrower one's width.
+    Touching,
+}
+
+/// A picture of a number and the number.
+pub struct Number {
+    pub picture: DynamicImage,
+    pub text: String,
+}
+
+/// How a number is made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NumberStyle {
+    pub source: Source,
+    pub spacing: Spacing,
+    /// Photographed on paper rather than a clean dark-on-white file.
+    pub photo: bool,
+    /// Digits per number, at least and at most.
+    pub digits: (usize, usize),
+}
+
+/// A number of `style`, its digits drawn from `digits` (for `Source::Dataset`) at random.
+pub fn compose(style: NumberStyle, digits: &Dataset, rng: &mut ChaCha8Rng) -> Number {
+    let (least, most) = style.digits;
+    let count = least + below(rng, (most - least + 1) as u32) as usize;
+    let mut text = String::new();
+    let mut glyphs = Vec::with_capacity(count);
+    // Digits are made this tall, then scaled by each one's own size change.
+    let height = match style.source {
+        Source::Dataset => 20.0,
+        Source::Pen => 40.0,
+    };
+    for _ in 0..count {
+        let (digit, glyph) = match style.source {
+            Source::Dataset => {
+                let index = below(rng, digits.len() as u32) as usize;
+                (digits.labels[index], cut_to_ink(digits.image(index), digits.cols))
+            }
+            Source::Pen => {
+                let digit = below(rng, 10) as u8;
+                (digit, pen_digit(digit, height, rng))
+            }
+        };
+        text.push(char::from(b'0' + digit));
+        let size = uniform(rng, 0.85, 1.15);
+        glyphs.push(rescale(&glyph, size));
+    }
+    let ink = lay_out(&glyphs, height, style.spacing, rng);
+    let picture = if style.photo { photograph(&ink, rng) } else { on_white(&ink) };
+    Number { picture, text }
+}
+
+/// `text` written with a pen, dark on white: digits as [`pen_digit`] draws them, and ',' '.'
+/// '-' as the small marks they are, on the digits' baseline or across their middle. For tests
+/// and demonstrations of a particular number.
+pub fn pen_number(text: &str, spacing: Spacing, rng: &mut ChaCha8Rng) -> DynamicImage {
+    let height = 40.0;
+    let glyphs: Vec<Canvas> = text
+        .bytes()
+        .map(|c| match c {
+            b'0'..=b'9' => pen_digit(c - b'0', height, rng),
+            _ => mark(c, height),
+        })
+        .collect();
+    on_white(&lay_out(&glyphs, height, spacing, rng))
+}
+
+/// A comma, full stop or dash on a canvas as tall as a digit, where it sits beside digits.
+fn mark(c: u8, height: f32) -> Canvas {
+    let pen = 0.1 * height;
+    let mut canvas = Canvas::new((0.4 * height) as usize, (height + 2.0 * pen) as usize);
+    let points: &[(f32, f32)] = match c {
+        b',' => &[(0.55, 0.88), (0.5, 1.0), (0.3, 1.12)],
+        b'.' => &[(0.45, 0.95), (0.5, 0.97)],
+        _ => &[(0.1, 0.55), (0.9, 0.55)],
+    };
+    let points: Vec<(f32, f32)> = points.iter().map(|&(x, y)| (x * 0.4 * height, pen + y * height)).collect();
+    canvas.stroke(&points, pen, 1.0);
+    canvas
+}
+
+/// Digits side by side on one canvas (ink 0..1), each shifted up or down a little.
+fn lay_out(glyphs: &[Canvas], height: f32, spacing: Spacing, rng: &mut ChaCha8Rng) -> Canvas {
+    let margin = (height * 0.4) as usize;
+    let rows = (height * 1.6) as usize + 2 * margin;
+    let width: usize = glyphs.iter().map(|g| g.width + (height * 0.6) as usize).sum::<usize>() + 2 * margin;
+    let mut canvas = Canvas::new(width, rows);
+    // The rightmost ink of each row so far (None: nothing yet).
+    let mut right: Vec<Option<usize>> = vec![None; rows];
+    let mut x_end = margin;
+    for glyph in glyphs {
+        let top = ((rows - glyph.height) as f32 / 2.0 + uniform(rng, -0.1, 0.1) * height).max(0.0) as usize;
+        let left_profile: Vec<Option<usize>> = (0..glyph.height)
+            .map(|y| (0..glyph.width).find(|&x| glyph.ink[y * glyph.width + x] >= 0.25))
+            .collect();
+        let x = match spacing {
+            Spacing::Gaps => x_end + (uniform(rng, 0.1, 0.5) * height) as usize,
+            Spacing::Touching => {
+                // Where the new digit first touches the ink so far, then pushed in further.
+                let touch = (0..glyph.height)
+                    .filter_map(|y| Some(right[top + y]? as i64 + 1 - left_profile[y]? as i64))
+                    .max()
+                    .unwrap_or(x_end as i64 - 1);
+                let overlap = (uniform(rng, 0.0, 0.33) * glyph.width as f32) as i64;
+                (touch - overlap).max(0) as usize
+            }
+        };
+        for y in 0..glyph.height {
+            for gx in 0..glyph.width {
+                let v = glyph.ink[y * glyph.width + gx];
+                if x + gx < width && v > 0.0 {
+                    let cell = &mut canvas.ink[(top + y) * width + x + gx];
+                    *cell = cell.max(v);
+                    if v >= 0.25 {
+                        right[top + y] = Some(right[top + y].map_or(x + gx, |r| r.max(x + gx)));
+                    }
+                }
+            }
+        }
+        x_end = x_end.max(x + glyph.width);
+    }
+    let used = (x_end + margin).min(width);
+    let mut trimmed = Canvas::new(used, rows);
+    for y in 0..rows {
+        trimmed.ink[y * used..(y + 1) * used].copy_from_slice(&canvas.ink[y * width..y * width + used]);
+    }
+    trimmed
+}
+
+/// A dataset image cut to the box of its ink, as a canvas.
+fn cut_to_ink(image: &[u8], cols: usize) -> Canvas {
+    let rows = image.len() / cols;
+    let inked = |x: usize, y: usize| image[y * cols + x] > 0;
+    let xs: Vec<usize> = (0..cols).filter(|&x| (0..rows).any(|y| inked(x, y))).collect();
+    let ys: Vec<usize> = (0..rows).filter(|&y| (0..cols).any(|x| inked(x, y))).collect();
+    let (Some(&x0), Some(&x1), Some(&y0), Some(&y1)) = (xs.first(), xs.last(), ys.first(), ys.last()) else {
+        return Canvas::new(1, 1);
+    };
+    let mut canvas = Canvas::new(x1 - x0 + 1, y1 - y0 + 1);
+    for y in y0..=y1 {
+        for x in x0..=x1 {
+            canvas.ink[(y - y0) * canvas.width + x - x0] = image[y * cols + x] as f32 / 255.0;
+        }
+    }
+    canvas
+}
+
+/// A canvas scaled by `factor` (bilinear).
+fn rescale(canvas: &Canvas, factor: f32) -> Canvas {
+    let (w, h) = (((canvas.width as f32 * factor).round() as usize).max(1), ((canvas.height as f32 * factor).round() as usize).max(1));
+    let gray = canvas.to_gray();
+    let scaled = image::imageops::resize(&gray, w as u32, h as u32, image::imageops::FilterType::Triangle);
+    let mut out = Canvas::new(w, h);
+    for (i, p) in scaled.pixels().enumerate() {
+        out.ink[i] = p[0] as f32 / 255.0;
+    }
+    out
+}
+
+/// The pen strokes of each digit in a unit box (y down).
+pub fn strokes(digit: u8, flag_apart: bool) -> Vec<Vec<(f32, f32)>> {
+    let ring = |cx: f32, cy: f32, rx: f32, ry: f32| -> Vec<(f32, f32)> {
+        (0..=24)
+            .map(|i| {
+                let a = i as f32 / 24.0 * std::f32::consts::TAU;
+                (cx + rx * a.sin(), cy - ry * a.cos())
+            })
+            .collect()
+    };
+    let tail = |from: (f32, f32), points: &[(f32, f32)]| -> Vec<(f32, f32)> {
+        let mut all = vec![from];
+        all.extend_from_slice(points);
+        all
+    };
+    match digit {
+        0 => vec![ring(0.5, 0.5, 0.32, 0.46)],
+        1 => vec![vec![(0.35, 0.22), (0.55, 0.04), (0.55, 0.96)]],
+        2 => vec![vec![(0.2, 0.28), (0.3, 0.1), (0.5, 0.04), (0.72, 0.12), (0.78, 0.3), (0.68, 0.5), (0.2, 0.95), (0.85, 0.95)]],
+        3 => vec![vec![
+            (0.2, 0.14),
+            (0.45, 0.04),
+            (0.7, 0.12),
+            (0.72, 0.32),
+            (0.45, 0.48),
+            (0.75, 0.62),
+            (0.78, 0.82),
+            (0.5, 0.96),
+            (0.2, 0.88),
+        ]],
+        4 => vec![vec![(0.6, 0.04), (0.12, 0.66), (0.88, 0.66)], vec![(0.62, 0.32), (0.62, 0.96)]],
+        5 => {
+            let body = tail(if flag_apart { (0.3, 0.16) } else { (0.3, 0.06) }, &[(0.25, 0.46), (0.55, 0.4), (0.78, 0.55), (0.78, 0.8), (0.55, 0.96), (0.2, 0.88)]);
+            if flag_apart {
+                vec![vec![(0.45, 0.02), (0.85, 0.02)], body]
+            } else {
+                vec![vec![(0.82, 0.04), (0.3, 0.04)], body]
+            }
+        }
+        6 => vec![vec![
+            (0.7, 0.04),
+            (0.4, 0.25),
+            (0.25, 0.6),
+            (0.3, 0.88),
+            (0.5, 0.96),
+            (0.72, 0.85),
+            (0.75, 0.65),
+            (0.55, 0.52),
+            (0.28, 0.62),
+        ]],
+        7 => vec![vec![(0.15, 0.06), (0.85, 0.06), (0.4, 0.96)]],
+        8 => vec![ring(0.5, 0.27, 0.22, 0.23), ring(0.5, 0.73, 0.28, 0.23)],
+        _ => vec![ring(0.48, 0.3, 0.25, 0.26), vec![(0.73, 0.3), (0.68, 0.96)]],
+    }
+}
+
+/// `digit` drawn with a pen about `height` pixels tall: slanted, narrowed, its points wobbled,
+/// a pen from fine to heavy, a 5's flag sometimes lifted off.
+pub fn pen_digit(digit: u8, height: f32, rng: &mut ChaCha8Rng) -> Canvas {
+    let slant = uniform(rng, -0.3, 0.3);
+    let aspect = uniform(rng, 0.55, 0.9);
+    let pen = uniform(rng, 0.06, 0.15) * height;
+    let flag_apart = below(rng, 3) == 0;
+    let pad = pen;
+    let width = (height * (aspect + slant.abs()) + 2.0 * pad).ceil() as usize + 1;
+    let mut canvas = Canvas::new(width, (height + 2.0 * pad).ceil() as usize + 1);
+    let shift = if slant < 0.0 { -slant * height } else { 0.0 };
+    for stroke in strokes(digit, flag_apart) {
+        let points: Vec<(f32, f32)> = stroke
+            .iter()
+            .map(|&(x, y)| {
+                let (x, y) = (x + uniform(rng, -0.03, 0.03), y + uniform(rng, -0.03, 0.03));
+                (pad + shift + x * aspect * height + slant * (1.0 - y) * height, pad + y * height)
+            })
+            .collect();
+        canvas.stroke(&points, pen, 1.0);
+    }
+    canvas
+}
+
+/// Dark ink on white, as a scanned or drawn file.
+fn on_white(ink: &Canvas) -> DynamicImage {
+    let gray = GrayImage::from_fn(ink.width as u32, ink.height as u32, |x, y| {
+        Luma([255 - (ink.ink[y as usize * ink.width + x as usize].clamp(0.0, 1.0) * 255.0).round() as u8])
+    });
+    DynamicImage::ImageLuma8(gray)
+}
+
+/// The number written on paper and photographed: enlarged 1.5 to 3 times, ink of some darkness
+/// on grey to white paper lit unevenly (a gradient and, half the time, a shadow's edge across
+/// the page), blurred, grain, then saved as a JPEG of middling quality and read back.
+fn photograph(ink: &Canvas, rng: &mut ChaCha8Rng) -> DynamicImage {
+    let scale = uniform(rng, 1.5, 3.0);
+    let (w, h) = ((ink.width as f32 * scale) as u32, (ink.height as f32 * scale) as u32);
+    let enlarged =
+        image::imageops::resize(&Canvas::to_gray(ink), w, h, image::imageops::FilterType::Triangle);
+    let blur = uniform(rng, 0.0, 1.5);
+    let enlarged = if blur > 0.3 { image::imageops::blur(&enlarged, blur) } else { enlarged };
+    let (paper, ink_level) = (uniform(rng, 150.0, 245.0), uniform(rng, 0.0, 80.0));
+    let gradient = (uniform(rng, -60.0, 60.0), uniform(rng, -40.0, 40.0));
+    // A shadow's edge: a line across the page, darker on one side.
+    let shadow = (below(rng, 2) == 0).then(|| {
+        let angle = uniform(rng, 0.0, std::f32::consts::PI);
+        (angle.cos(), angle.sin(), uniform(rng, 0.3, 0.7), uniform(rng, 0.5, 0.75))
+    });
+    let mut grain = ChaCha8Rng::seed_from_u64(rng.next_u64());
+    let photo = GrayImage::from_fn(w, h, |x, y| {
+        let (u, v) = (x as f32 / w as f32, y as f32 / h as f32);
+        let mut light = paper + gradient.0 * (u - 0.5) + gradient.1 * (v - 0.5);
+        if let Some((cx, cy, at, darkness)) = shadow {
+            if (u - 0.5) * cx + (v - 0.5) * cy + 0.5 > at {
+                light *= darkness;
+            }
+        }
+        let coverage = enlarged.get_pixel(x, y)[0] as f32 / 255.0;
+        let level = light * (1.0 - coverage) + ink_level.min(light) * coverage;
+        let noise = (grain.next_u32() % 17) as f32 - 8.0;
+        Luma([(level + noise).clamp(0.0, 255.0) as u8])
+    });
+    let quality = 50 + below(rng, 41) as u8;
+    let mut jpeg = Vec::new();
+    let encoder = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, quality);
+    DynamicImage::ImageLuma8(photo.clone())
+        .write_with_encoder(encoder)
+        .expect("encoding a JPEG in memory cannot fail");
+    image::load_from_memory(&jpeg).unwrap_or(DynamicImage::ImageLuma8(photo))
+}
+
+fn uniform(rng: &mut ChaCha8Rng, lo: f32, hi: f32) -> f32 {
+    lo + (hi - lo) * (rng.next_u32() >> 8) as f32 / (1u32 << 24) as f32
+}
+
+fn below(rng: &mut ChaCha8Rng, n: u32) -> u32 {
+    rng.next_u32() % n.max(1)
+}

@@ -1,0 +1,284 @@
+//! Layer 4: reading a handwritten number, several digits in one picture, touching or not.
+//!
+//! How: ink is separated from paper region by region (`ink`), the marks are found and grouped
+//! into lines, and any mark wide enough to hold several touching digits is cut at each column
+//! where its ink is thin (`marks`): more pieces than digits. Then segmentation by recognition:
+//! every run of up to [`ReadConfig::max_pieces`] neighbouring pieces that could be one digit is
+//! framed as `predict` frames a digit and read by the model in one batch, and a dynamic
+//! programme chooses how to split the line into digits and skipped marks so that the product of
+//! the model's probabilities is largest (each digit paying [`ReadConfig::digit_cost`], so a digit
+//! is not split into two that each look like one). The model's "not a digit" output is what
+//! makes a digit's half, two digits together, a comma or a dash score badly as a digit.
+
+mod ink;
+pub mod marks;
+
+use crate::data::image::{Pixels, frame_ink, to_gray};
+use crate::error::{Error, Result};
+use crate::model::Network;
+use crate::predict::{Prediction, predict_pixels};
+use image::DynamicImage;
+use marks::{Labels, Line, Piece};
+use serde::Serialize;
+
+pub use ink::separate as separate_ink;
+
+/// How the reader searches. `Default` is what the CLI, the server and Python use.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ReadConfig {
+    /// What each digit read costs, in nats of log-probability: the higher, the fewer and wider
+    /// the digits the search prefers.
+    pub digit_cost: f32,
+    /// What skipping a mark as "not a digit" costs beyond the log of its "not a digit"
+    /// probability.
+    pub skip_cost: f32,
+    /// What a gap of empty columns inside a would-be digit costs, per line height: separate
+    /// marks side by side are separate digits far more often than one digit in pieces.
+    pub gap_cost: f32,
+    /// A run of pieces with a gap wider than this share of the line's height is never one digit.
+    pub max_gap: f32,
+    /// The most pieces that make one digit (a digit in several strokes, or cut too often).
+    pub max_pieces: usize,
+    /// The widest a digit may be, as a share of its line's height.
+    pub max_width: f32,
+    /// The shortest a digit may be, as a share of its line's height: shorter marks are skipped.
+    pub min_height: f32,
+    /// The most marks a picture may hold (specks included); more is refused as not a number.
+    pub max_marks: usize,
+    /// The most pieces a line may be cut into, which bounds the model's work per line.
+    pub max_line_pieces: usize,
+}
+
+impl Default for ReadConfig {
+    fn default() -> Self {
+        ReadConfig {
+            digit_cost: 0.3,
+            skip_cost: 1.0,
+            gap_cost: 15.0,
+            max_gap: 0.3,
+            max_pieces: 5,
+            max_width: 1.6,
+            min_height: 0.45,
+            max_marks: 5_000,
+            max_line_pieces: 400,
+        }
+    }
+}
+
+/// One digit read: which, how sure among the digits, and where (x, y, width, height in the
+/// picture's pixels).
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct ReadDigit {
+    pub digit: usize,
+    pub confidence: f32,
+    #[serde(rename = "box")]
+    pub bounds: [u32; 4],
+    /// Which line of the picture, from 0 at the top.
+    pub line: usize,
+}
+
+/// A mark that was not read as a digit (a comma, a dash, a stray stroke).
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Skipped {
+    #[serde(rename = "box")]
+    pub bounds: [u32; 4],
+    /// The model's "not a digit" probability for it; absent for a mark too small to be a digit.
+    pub not_digit: Option<f32>,
+}
+
+/// What a picture says: the number on each line (lines joined by '\n'), the digits left to right
+/// with their boxes, what was skipped, and a message when nothing could be read.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Reading {
+    pub text: String,
+    /// The product of the digits' confidences (0 when nothing was read).
+    pub confidence: f32,
+    pub digits: Vec<ReadDigit>,
+    pub skipped: Vec<Skipped>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+impl Reading {
+    fn nothing(message: &str) -> Reading {
+        Reading { text: String::new(), confidence: 0.0, digits: Vec::new(), skipped: Vec::new(), message: Some(message.into()) }
+    }
+}
+
+/// Reads the number in an image file (decoded within `data::image`'s limits).
+pub fn read_file(network: &mut Network, path: &std::path::Path, config: &ReadConfig) -> Result<Reading> {
+    read_image(network, &crate::data::image::open(path)?, config)
+}
+
+/// Reads the number in a picture (any size, grey or colour, dark ink on light paper or the
+/// reverse). A picture with nothing readable gives an empty `text` and a `message`; an error
+/// only for a picture that cannot be a number (more than `max_marks` marks, or a model that does
+/// not read 28x28 digits).
+pub fn read_image(network: &mut Network, picture: &DynamicImage, config: &ReadConfig) -> Result<Reading> {
+    let gray = to_gray(picture);
+    let Some(ink) = ink::separate(&gray) else { return Ok(Reading::nothing("no ink found: the picture is blank")) };
+    let Some(labels) = marks::label(&ink.image, config.max_marks) else {
+        return Err(Error::Invalid(format!(
+            "more than {} separate marks: this is not a picture of a number (is it a photo of a textured surface?)",
+            config.max_marks
+        )));
+    };
+    let (lines, low) = marks::lines(&labels);
+    let to_picture = |b: [u32; 4]| -> [u32; 4] {
+        let s = ink.scale;
+        let (x, y) = ((b[0] as f32 / s).floor() as u32, (b[1] as f32 / s).floor() as u32);
+        let (w, h) = (((b[2] as f32 / s).ceil() as u32).max(1), ((b[3] as f32 / s).ceil() as u32).max(1));
+        [x, y, w.min(gray.width() - x.min(gray.width())), h.min(gray.height() - y.min(gray.height()))]
+    };
+    let mut reading = Reading { text: String::new(), confidence: 1.0, digits: Vec::new(), skipped: Vec::new(), message: None };
+    for i in low {
+        let m = labels.marks[i];
+        reading.skipped.push(Skipped { bounds: to_picture([m.x0, m.y0, m.width(), m.height()]), not_digit: None });
+    }
+    let mut texts = Vec::new();
+    for line in &lines {
+        let pieces = marks::pieces(&labels, line);
+        if pieces.len() > config.max_line_pieces {
+            return Err(Error::Invalid(format!(
+                "a line of writing cut into {} pieces, more than the {} a number may have",
+                pieces.len(),
+                config.max_line_pieces
+            )));
+        }
+        let (digits, skipped) = search(network, &ink.image, &labels, line, &pieces, config)?;
+        let number: String = digits.iter().map(|d| char::from(b'0' + d.digit as u8)).collect();
+        if !number.is_empty() {
+            texts.push(number);
+        }
+        let line_index = texts.len().saturating_sub(1);
+        for d in digits {
+            reading.confidence *= d.confidence;
+            reading.digits.push(ReadDigit { bounds: to_picture(d.bounds), line: line_index, ..d });
+        }
+        reading.skipped.extend(skipped.into_iter().map(|s| Skipped { bounds: to_picture(s.bounds), ..s }));
+    }
+    reading.text = texts.join("\n");
+    if reading.digits.is_empty() {
+        reading.confidence = 0.0;
+        reading.message = Some("no digits found: the marks here do not read as digits".into());
+    }
+    Ok(reading)
+}
+
+/// A run of pieces that may be one digit, and what the model says of it.
+struct Candidate {
+    first: usize,
+    last: usize,
+    bounds: [u32; 4],
+    /// What reading it as one digit costs beyond its log-probability (its gaps).
+    penalty: f32,
+    prediction: Option<Prediction>,
+}
+
+/// The widest run of columns inside a group of pieces that none of them covers.
+fn widest_gap(group: &[Piece]) -> u32 {
+    let mut spans: Vec<(u32, u32)> = group.iter().map(|p| (p.x0, p.x1)).collect();
+    spans.sort_unstable();
+    let mut reach = spans[0].1;
+    let mut widest = 0;
+    for &(x0, x1) in &spans[1..] {
+        widest = widest.max(x0.saturating_sub(reach));
+        reach = reach.max(x1);
+    }
+    widest
+}
+
+/// The best split of one line's pieces into digits and skipped marks (see the module docs).
+fn search(
+    network: &mut Network,
+    ink: &image::GrayImage,
+    labels: &Labels,
+    line: &Line,
+    pieces: &[Piece],
+    config: &ReadConfig,
+) -> Result<(Vec<ReadDigit>, Vec<Skipped>)> {
+    let mut candidates = Vec::new();
+    let mut images: Vec<Pixels> = Vec::new();
+    for first in 0..pieces.len() {
+        for last in first..(first + config.max_pieces).min(pieces.len()) {
+            let (crop, bounds) = marks::crop(ink, labels, &pieces[first..=last]);
+            // A single piece is always a candidate, to be read or skipped; a longer run only
+            // while it is no wider than a digit.
+            if last > first && bounds[2] as f32 > config.max_width * line.height {
+                break;
+            }
+            let gap = widest_gap(&pieces[first..=last]) as f32 / line.height;
+            let could_be_digit = bounds[3] as f32 >= config.min_height * line.height && gap <= config.max_gap;
+            let framed = could_be_digit.then(|| frame_ink(&crop)).flatten();
+            let has_image = framed.is_some();
+            images.extend(framed);
+            let penalty = config.gap_cost * gap;
+            candidates.push((Candidate { first, last, bounds, penalty, prediction: None }, has_image));
+        }
+    }
+    let mut predictions = predict_pixels(network, &images, true)?.into_iter();
+    let candidates: Vec<Candidate> = candidates
+        .into_iter()
+        .map(|(c, has_image)| Candidate { prediction: if has_image { predictions.next() } else { None }, ..c })
+        .collect();
+    Ok(best_split(&candidates, pieces.len(), config))
+}
+
+/// What the search keeps for each number of pieces consumed: the best score, and the step that
+/// reached it (a candidate read as a digit, or one piece skipped).
+#[derive(Clone, Copy)]
+enum Step {
+    Digit(usize),
+    Skip(usize),
+}
+
+fn best_split(candidates: &[Candidate], pieces: usize, config: &ReadConfig) -> (Vec<ReadDigit>, Vec<Skipped>) {
+    let mut best = vec![f32::NEG_INFINITY; pieces + 1];
+    let mut step: Vec<Option<Step>> = vec![None; pieces + 1];
+    best[0] = 0.0;
+    // Candidates come ordered by their first piece, so every way into `first` is known when
+    // the search reaches them.
+    for (index, c) in candidates.iter().enumerate() {
+        let from = best[c.first];
+        if from == f32::NEG_INFINITY {
+            continue;
+        }
+        if let Some(p) = &c.prediction {
+            let joint = (1.0 - p.not_digit) * p.confidence;
+            let score = from + joint.max(1e-12).ln() - config.digit_cost - c.penalty;
+            if score > best[c.last + 1] {
+                best[c.last + 1] = score;
+                step[c.last + 1] = Some(Step::Digit(index));
+            }
+        }
+        if c.first == c.last {
+            let not_digit = c.prediction.as_ref().map_or(1.0, |p| p.not_digit);
+            let score = from + not_digit.max(1e-12).ln() - config.skip_cost;
+            if score > best[c.first + 1] {
+                best[c.first + 1] = score;
+                step[c.first + 1] = Some(Step::Skip(index));
+            }
+        }
+    }
+    let (mut digits, mut skipped) = (Vec::new(), Vec::new());
+    let mut at = pieces;
+    while at > 0 {
+        let Some(s) = step[at] else { break };
+        match s {
+            Step::Digit(i) => {
+                let c = &candidates[i];
+                let p = c.prediction.as_ref().expect("a digit step has a prediction");
+                digits.push(ReadDigit { digit: p.guess, confidence: p.confidence, bounds: c.bounds, line: 0 });
+                at = c.first;
+            }
+            Step::Skip(i) => {
+                let c = &candidates[i];
+                skipped.push(Skipped { bounds: c.bounds, not_digit: c.prediction.as_ref().map(|p| p.not_digit) });
+                at = c.first;
+            }
+        }
+    }
+    digits.reverse();
+    skipped.reverse();
+    (digits, skipped)
+}

@@ -1,0 +1,171 @@
+//! Reading numbers: `digitnn::read` with the built-in model on pen-drawn numbers made here
+//! (`data::numbers`), and `digitnn read` as a user runs it. The measured comparison with the
+//! textbook pipeline on MNIST's digits is `examples/read_numbers.rs`, which needs MNIST.
+
+use digitnn::data::numbers::{self, NumberStyle, Source, Spacing};
+use digitnn::model;
+use digitnn::read::{ReadConfig, read_image};
+use image::{DynamicImage, GrayImage, Luma};
+use rand_chacha::ChaCha8Rng;
+use rand_chacha::rand_core::SeedableRng;
+use serde_json::Value;
+
+mod common;
+use common::digitnn;
+
+fn read(picture: &DynamicImage) -> digitnn::read::Reading {
+    let (mut network, _) = model::builtin().unwrap();
+    read_image(&mut network, picture, &ReadConfig::default()).unwrap()
+}
+
+#[test]
+fn numbers_written_with_gaps_are_read_whole() {
+    let (mut network, _) = model::builtin().unwrap();
+    let empty = digitnn::data::Dataset { images: Vec::new(), labels: Vec::new(), rows: 28, cols: 28 };
+    let style = NumberStyle { source: Source::Pen, spacing: Spacing::Gaps, photo: false, digits: (2, 6) };
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    let mut right = 0;
+    for _ in 0..30 {
+        let number = numbers::compose(style, &empty, &mut rng);
+        let reading = read_image(&mut network, &number.picture, &ReadConfig::default()).unwrap();
+        right += (reading.text == number.text) as usize;
+        assert_eq!(reading.digits.len(), reading.text.len());
+    }
+    assert!(right >= 28, "{right} of 30 read whole");
+}
+
+#[test]
+fn each_digit_has_its_box_left_to_right() {
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    let picture = numbers::pen_number("2047", Spacing::Gaps, &mut rng);
+    let reading = read(&picture);
+    assert_eq!(reading.text, "2047");
+    let boxes: Vec<[u32; 4]> = reading.digits.iter().map(|d| d.bounds).collect();
+    for pair in boxes.windows(2) {
+        assert!(pair[0][0] + pair[0][2] <= pair[1][0] + 2, "{boxes:?}");
+    }
+    for b in &boxes {
+        assert!(b[0] + b[2] <= picture.width() && b[1] + b[3] <= picture.height());
+        assert!(b[3] > 30, "a digit about 40 pixels tall: {b:?}");
+    }
+    assert!(reading.confidence > 0.5 && reading.message.is_none());
+}
+
+#[test]
+fn a_comma_and_a_dash_between_digits_are_skipped() {
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    for (written, number) in [("12,345", "12345"), ("90-17", "9017"), ("3.5", "35")] {
+        let reading = read(&numbers::pen_number(written, Spacing::Gaps, &mut rng));
+        assert_eq!(reading.text, number, "{written}: {reading:?}");
+        // A full stop is a speck beside digits: left out without a word.
+        if !written.contains('.') {
+            assert!(!reading.skipped.is_empty(), "{written}: the mark is reported as skipped");
+        }
+    }
+}
+
+#[test]
+fn a_five_with_its_flag_apart_is_one_digit() {
+    let mut canvas = digitnn::data::nondigit::Canvas::new(120, 70);
+    for (digit, left) in [(5u8, 10.0), (3, 65.0)] {
+        for stroke in numbers::strokes(digit, true) {
+            let points: Vec<(f32, f32)> = stroke.iter().map(|&(x, y)| (left + x * 40.0, 10.0 + y * 50.0)).collect();
+            canvas.stroke(&points, 5.0, 1.0);
+        }
+    }
+    let picture = DynamicImage::ImageLuma8(canvas.to_gray());
+    let pieces = digitnn::read::marks::label(&digitnn::read::separate_ink(&canvas.to_gray()).unwrap().image, 100);
+    assert_eq!(pieces.unwrap().marks.len(), 3, "the 5's flag is a mark of its own");
+    assert_eq!(read(&picture).text, "53");
+}
+
+#[test]
+fn touching_digits_are_cut_apart() {
+    // A 1 and a 0 drawn so that the 1's foot runs into the 0.
+    let mut canvas = digitnn::data::nondigit::Canvas::new(110, 70);
+    canvas.stroke(&[(15.0, 20.0), (28.0, 8.0), (28.0, 60.0), (56.0, 60.0)], 5.0, 1.0);
+    let ring: Vec<(f32, f32)> = (0..=24)
+        .map(|i| {
+            let a = i as f32 / 24.0 * std::f32::consts::TAU;
+            (62.0 + 17.0 * a.sin(), 34.0 - 26.0 * a.cos())
+        })
+        .collect();
+    canvas.stroke(&ring, 5.0, 1.0);
+    let gray = canvas.to_gray();
+    let marks = digitnn::read::marks::label(&digitnn::read::separate_ink(&gray).unwrap().image, 100).unwrap();
+    assert_eq!(marks.marks.len(), 1, "one mark: the digits touch");
+    assert_eq!(read(&DynamicImage::ImageLuma8(gray)).text, "10");
+}
+
+#[test]
+fn blank_pictures_and_marks_alone_read_nothing() {
+    for picture in [GrayImage::from_pixel(200, 80, Luma([255])), GrayImage::from_pixel(1, 1, Luma([0]))] {
+        let reading = read(&DynamicImage::ImageLuma8(picture));
+        assert_eq!((reading.text.as_str(), reading.digits.len()), ("", 0));
+        assert!(reading.message.unwrap().contains("blank"));
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let reading = read(&numbers::pen_number("-.,-", Spacing::Gaps, &mut rng));
+    assert_eq!(reading.text, "");
+    assert!(reading.message.is_some());
+}
+
+#[test]
+fn a_single_digit_reads_as_predict_reads_it() {
+    let (mut network, _) = model::builtin().unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    for digit in 0..10u8 {
+        let picture = numbers::pen_number(&digit.to_string(), Spacing::Gaps, &mut rng);
+        let (pixels, _) = digitnn::data::image::prepare(&picture, false, "d.png".as_ref()).unwrap();
+        let predicted = digitnn::predict::predict_pixels(&mut network, &[pixels], true).unwrap()[0].digit;
+        assert_eq!(predicted, Some(digit as usize));
+        assert_eq!(read(&picture).text, digit.to_string());
+    }
+}
+
+#[test]
+fn a_long_line_and_a_noisy_picture_are_bounded() {
+    // A line 20,000 pixels wide with digits along it: read, at a bounded working size.
+    let mut rng = ChaCha8Rng::seed_from_u64(13);
+    let number = numbers::pen_number("31415926", Spacing::Gaps, &mut rng).to_luma8();
+    let mut line = GrayImage::from_pixel(20_000, number.height(), Luma([255]));
+    image::imageops::replace(&mut line, &number, 9_000, 0);
+    assert_eq!(read(&DynamicImage::ImageLuma8(line)).text, "31415926");
+    // Thousands of separate marks: refused, not searched.
+    let dots = GrayImage::from_fn(600, 600, |x, y| Luma([if x % 6 < 2 && y % 6 < 2 { 0 } else { 255 }]));
+    let (mut network, _) = model::builtin().unwrap();
+    let err = read_image(&mut network, &DynamicImage::ImageLuma8(dots), &ReadConfig::default()).unwrap_err();
+    assert!(err.to_string().contains("marks"), "{err}");
+}
+
+#[test]
+fn the_command_line_reads_numbers_in_text_and_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(17);
+    let number = dir.path().join("number.png");
+    numbers::pen_number("209", Spacing::Gaps, &mut rng).save(&number).unwrap();
+    let blank = dir.path().join("blank.png");
+    GrayImage::from_pixel(60, 30, Luma([250])).save(&blank).unwrap();
+    let (number, blank) = (number.to_str().unwrap(), blank.to_str().unwrap());
+
+    let out = digitnn(&["read", number, blank]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(&format!("{number}: 209  (2 ")), "{text}");
+    assert!(text.contains(&format!("{blank}: (nothing read: ")), "{text}");
+
+    let out = digitnn(&["read", "--json", number]);
+    let line: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(line["path"], number);
+    assert_eq!(line["text"], "209");
+    let digits = line["digits"].as_array().unwrap();
+    assert_eq!(digits.len(), 3);
+    assert_eq!(digits[0]["digit"], 2);
+    assert_eq!(digits[0]["box"].as_array().unwrap().len(), 4);
+    assert!(digits[0]["confidence"].as_f64().unwrap() > 0.5);
+
+    let out = digitnn(&["read", number, "no-such-file.png"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no-such-file.png") && err.contains("1 of 2 images could not be read"), "{err}");
+}
