@@ -107,8 +107,11 @@ fn digit_accuracy(read: &str, truth: &str) -> f64 {
 fn textbook(network: &mut Network, picture: &DynamicImage) -> Result<String, digitnn::Error> {
     let gray = digitnn::data::image::to_gray(picture);
     let (w, h) = gray.dimensions();
-    let border: Vec<u8> =
-        gray.enumerate_pixels().filter(|(x, y, _)| *x == 0 || *y == 0 || *x == w - 1 || *y == h - 1).map(|p| p.2[0]).collect();
+    let border: Vec<u8> = gray
+        .enumerate_pixels()
+        .filter(|(x, y, _)| *x == 0 || *y == 0 || *x == w - 1 || *y == h - 1)
+        .map(|p| p.2[0])
+        .collect();
     let light_paper = border.iter().map(|&v| v as u32).sum::<u32>() >= 128 * border.len() as u32;
     let ink = GrayImage::from_fn(w, h, |x, y| {
         let v = gray.get_pixel(x, y)[0];
@@ -163,7 +166,11 @@ fn otsu(image: &GrayImage) -> u8 {
 
 /// Median time to read a 6-digit number (MNIST digits, touching) on one thread, and numbers per
 /// second over a set of 200 on all threads.
-fn time_six_digits(network: &mut Network, digits: &digitnn::data::Dataset, config: &ReadConfig) -> Result<(), Box<dyn std::error::Error>> {
+fn time_six_digits(
+    network: &mut Network,
+    digits: &digitnn::data::Dataset,
+    config: &ReadConfig,
+) -> Result<(), Box<dyn std::error::Error>> {
     let mut rng = ChaCha8Rng::seed_from_u64(6);
     let style = NumberStyle { source: Source::Dataset, spacing: Spacing::Touching, photo: false, digits: (6, 6) };
     let pictures: Vec<_> = (0..200).map(|_| numbers::compose(style, digits, &mut rng).picture).collect();
@@ -183,6 +190,9 @@ fn time_six_digits(network: &mut Network, digits: &digitnn::data::Dataset, confi
         read::read_image(network, picture, config)?;
     }
     let rate = pictures.len() as f64 / start.elapsed().as_secs_f64();
-    println!("6-digit number: {:.2} ms median on one thread; {rate:.0} numbers/s on all threads", times[times.len() / 2]);
+    println!(
+        "6-digit number: {:.2} ms median on one thread; {rate:.0} numbers/s on all threads",
+        times[times.len() / 2]
+    );
     Ok(())
 }

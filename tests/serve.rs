@@ -5,6 +5,7 @@
 //! (`digitnn train --epochs 1 --seed 0 --out tests/fixtures/mnist_model.safetensors`).
 
 use image::{GrayImage, Luma};
+use rand_chacha::rand_core::SeedableRng;
 
 mod common;
 use common::png_claiming;
@@ -139,6 +140,44 @@ fn the_api_predicts_and_refuses_bad_input() {
     assert_eq!(post(&url, "image/png", &drawn_one()).0, 200);
 }
 
+/// `POST /api/read`: the number in a picture, as `digitnn read --json` gives it, with the same
+/// limits and errors as `/api/predict`.
+#[test]
+fn the_api_reads_a_number() {
+    let server = Server::start_builtin(&[]);
+    let url = format!("{}/api/read", server.url);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(209);
+    let picture = digitnn::data::numbers::pen_number("2,09", digitnn::data::numbers::Spacing::Gaps, &mut rng);
+    let mut png = Vec::new();
+    picture.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png).unwrap();
+    let (status, answer) = post(&url, "image/png", &png);
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["text"], "209", "{answer}");
+    let digits = answer["digits"].as_array().unwrap();
+    assert_eq!(digits.iter().map(|d| d["digit"].as_u64().unwrap()).collect::<Vec<_>>(), [2, 0, 9]);
+    assert!(digits.iter().all(|d| d["box"].as_array().unwrap().len() == 4));
+    assert_eq!(answer["skipped"].as_array().unwrap().len(), 1, "the comma: {answer}");
+
+    let blank = {
+        let mut png = Vec::new();
+        GrayImage::from_pixel(300, 100, Luma([255]))
+            .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+            .unwrap();
+        png
+    };
+    let (status, answer) = post(&url, "image/png", &blank);
+    assert_eq!((status, answer["text"].as_str()), (200, Some("")), "{answer}");
+    assert!(answer["message"].as_str().unwrap().contains("blank"), "{answer}");
+    for (content_type, body, want) in [
+        ("image/png", b"not a png".to_vec(), "not an image"),
+        ("application/json", b"{}".to_vec(), "send an image"),
+        ("image/png", png_claiming(16000, 16000), "megapixels"),
+    ] {
+        let (status, answer) = post(&url, content_type, &body);
+        assert!(status == 400 && answer["error"].as_str().is_some_and(|e| e.contains(want)), "{answer}");
+    }
+}
+
 /// A "#" drawn on paper, as PNG bytes: not a digit.
 fn drawn_hash() -> Vec<u8> {
     let page = GrayImage::from_fn(280, 280, |x, y| {
@@ -188,7 +227,8 @@ fn concurrent_requests_are_all_answered() {
 
 /// Draws 0, 1 and 7 on the page with the mouse in headless Chromium (tests/browser/draw.mjs)
 /// and checks the page shows each digit, then a "#" and checks it shows "not a digit" (with the
-/// built-in model, which has that output). Needs node, Chromium and `npm ci` in tests/browser,
+/// built-in model, which has that output), then writes 207 on the number canvas and checks the
+/// number read and its boxes. Needs node, Chromium and `npm ci` in tests/browser,
 /// which .ci/run installs; elsewhere it says what is missing and skips.
 #[test]
 fn drawing_in_a_real_browser_shows_the_digit() {
@@ -221,7 +261,8 @@ fn drawing_in_a_real_browser_shows_the_digit() {
         assert!(log.contains(&format!("drew {digit}: page shows {digit}")), "{log}");
     }
     let shot = image::open(&screenshot).expect("a screenshot was taken");
-    assert_eq!((shot.width(), shot.height()), (1120, 480));
+    assert!(log.contains("wrote 207: page reads 207"), "{log}");
+    assert_eq!((shot.width(), shot.height()), (1120, 1000));
     let _ = std::fs::remove_file(screenshot);
 }
 

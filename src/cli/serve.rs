@@ -15,9 +15,11 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use digitnn::data::image::ImageLimits;
 use digitnn::data::image::SIDE;
 use digitnn::model::{ModelInfo, Network};
 use digitnn::predict::{predict_pixels, prepare_request};
+use digitnn::read::{ReadConfig, read_bytes};
 use digitnn::{EngineConfig, limits};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
@@ -128,6 +130,7 @@ async fn serve(app: Arc<App>, addr: SocketAddr, model: &str, limits: Connections
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/api/model", get(model_info))
         .route("/api/predict", post(predict))
+        .route("/api/read", post(read))
         .with_state(app);
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
     let bound = listener.local_addr()?;
@@ -211,6 +214,41 @@ async fn read_body(app: &App, headers: &HeaderMap, body: axum::body::Body) -> Re
 }
 
 async fn predict(State(app): State<Arc<App>>, headers: HeaderMap, body: axum::body::Body) -> Response {
+    compute(app, headers, body, |app, network, content_type, body| {
+        let pixels = prepare_request(content_type, body).map_err(|e| (StatusCode::BAD_REQUEST, e.to_string()))?;
+        let p = predict_pixels(network, &[pixels], app.refuse).map_err(internal)?.remove(0);
+        let mut answer = serde_json::to_value(&p).map_err(internal)?;
+        answer["input"] = json!(pixels.to_vec());
+        Ok(answer)
+    })
+    .await
+}
+
+/// `POST /api/read`: the number in an image (`Content-Type: image/...`), as `digitnn read --json`
+/// gives it.
+async fn read(State(app): State<Arc<App>>, headers: HeaderMap, body: axum::body::Body) -> Response {
+    compute(app, headers, body, |_, network, content_type, body| {
+        if !content_type.starts_with("image/") {
+            return Err((StatusCode::BAD_REQUEST, "send an image (Content-Type: image/png or image/jpeg)".into()));
+        }
+        let reading = read_bytes(network, body, ImageLimits::serve(), &ReadConfig::default())
+            .map_err(|e| (StatusCode::BAD_REQUEST, e.to_string()))?;
+        serde_json::to_value(&reading).map_err(internal)
+    })
+    .await
+}
+
+fn internal(e: impl std::fmt::Display) -> (StatusCode, String) {
+    (StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+}
+
+/// What an endpoint computes from the app, a network, the Content-Type and the body: its JSON
+/// answer, or an error's status and message.
+type Work = fn(&App, &mut Network, &str, &[u8]) -> Result<Value, (StatusCode, String)>;
+
+/// Reads the body within the limits, then runs `work` on a blocking thread with a network from
+/// the pool, answering its JSON or its error.
+async fn compute(app: Arc<App>, headers: HeaderMap, body: axum::body::Body, work: Work) -> Response {
     let content_type =
         headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
     let body = match read_body(&app, &headers, body).await {
@@ -222,19 +260,15 @@ async fn predict(State(app): State<Arc<App>>, headers: HeaderMap, body: axum::bo
     };
     let worker = Arc::clone(&app);
     let result = tokio::task::spawn_blocking(move || -> Result<Value, (StatusCode, String)> {
-        let pixels = prepare_request(&content_type, &body).map_err(|e| (StatusCode::BAD_REQUEST, e.to_string()))?;
         let mut network = worker.take_network().map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e))?;
-        let prediction = predict_pixels(&mut network, &[pixels], worker.refuse);
+        let answer = work(&worker, &mut network, &content_type, &body);
         worker.give_back(network);
-        let p = prediction.map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?.remove(0);
-        let mut answer = serde_json::to_value(&p).map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-        answer["input"] = json!(pixels.to_vec());
-        Ok(answer)
+        answer
     })
     .await;
     match result {
         Ok(Ok(value)) => Json(value).into_response(),
         Ok(Err((status, message))) => error(status, message),
-        Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "prediction failed"),
+        Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "the computation failed"),
     }
 }

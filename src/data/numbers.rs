@@ -116,9 +116,8 @@ fn lay_out(glyphs: &[Canvas], height: f32, spacing: Spacing, rng: &mut ChaCha8Rn
     let mut x_end = margin;
     for glyph in glyphs {
         let top = ((rows - glyph.height) as f32 / 2.0 + uniform(rng, -0.1, 0.1) * height).max(0.0) as usize;
-        let left_profile: Vec<Option<usize>> = (0..glyph.height)
-            .map(|y| (0..glyph.width).find(|&x| glyph.ink[y * glyph.width + x] >= 0.25))
-            .collect();
+        let left_profile: Vec<Option<usize>> =
+            (0..glyph.height).map(|y| (0..glyph.width).find(|&x| glyph.ink[y * glyph.width + x] >= 0.25)).collect();
         let x = match spacing {
             Spacing::Gaps => x_end + (uniform(rng, 0.1, 0.5) * height) as usize,
             Spacing::Touching => {
@@ -173,7 +172,10 @@ fn cut_to_ink(image: &[u8], cols: usize) -> Canvas {
 
 /// A canvas scaled by `factor` (bilinear).
 fn rescale(canvas: &Canvas, factor: f32) -> Canvas {
-    let (w, h) = (((canvas.width as f32 * factor).round() as usize).max(1), ((canvas.height as f32 * factor).round() as usize).max(1));
+    let (w, h) = (
+        ((canvas.width as f32 * factor).round() as usize).max(1),
+        ((canvas.height as f32 * factor).round() as usize).max(1),
+    );
     let gray = canvas.to_gray();
     let scaled = image::imageops::resize(&gray, w as u32, h as u32, image::imageops::FilterType::Triangle);
     let mut out = Canvas::new(w, h);
@@ -201,7 +203,16 @@ pub fn strokes(digit: u8, flag_apart: bool) -> Vec<Vec<(f32, f32)>> {
     match digit {
         0 => vec![ring(0.5, 0.5, 0.32, 0.46)],
         1 => vec![vec![(0.35, 0.22), (0.55, 0.04), (0.55, 0.96)]],
-        2 => vec![vec![(0.2, 0.28), (0.3, 0.1), (0.5, 0.04), (0.72, 0.12), (0.78, 0.3), (0.68, 0.5), (0.2, 0.95), (0.85, 0.95)]],
+        2 => vec![vec![
+            (0.2, 0.28),
+            (0.3, 0.1),
+            (0.5, 0.04),
+            (0.72, 0.12),
+            (0.78, 0.3),
+            (0.68, 0.5),
+            (0.2, 0.95),
+            (0.85, 0.95),
+        ]],
         3 => vec![vec![
             (0.2, 0.14),
             (0.45, 0.04),
@@ -215,7 +226,10 @@ pub fn strokes(digit: u8, flag_apart: bool) -> Vec<Vec<(f32, f32)>> {
         ]],
         4 => vec![vec![(0.6, 0.04), (0.12, 0.66), (0.88, 0.66)], vec![(0.62, 0.32), (0.62, 0.96)]],
         5 => {
-            let body = tail(if flag_apart { (0.3, 0.16) } else { (0.3, 0.06) }, &[(0.25, 0.46), (0.55, 0.4), (0.78, 0.55), (0.78, 0.8), (0.55, 0.96), (0.2, 0.88)]);
+            let body = tail(
+                if flag_apart { (0.3, 0.16) } else { (0.3, 0.06) },
+                &[(0.25, 0.46), (0.55, 0.4), (0.78, 0.55), (0.78, 0.8), (0.55, 0.96), (0.2, 0.88)],
+            );
             if flag_apart {
                 vec![vec![(0.45, 0.02), (0.85, 0.02)], body]
             } else {
@@ -277,8 +291,7 @@ fn on_white(ink: &Canvas) -> DynamicImage {
 fn photograph(ink: &Canvas, rng: &mut ChaCha8Rng) -> DynamicImage {
     let scale = uniform(rng, 1.5, 3.0);
     let (w, h) = ((ink.width as f32 * scale) as u32, (ink.height as f32 * scale) as u32);
-    let enlarged =
-        image::imageops::resize(&Canvas::to_gray(ink), w, h, image::imageops::FilterType::Triangle);
+    let enlarged = image::imageops::resize(&Canvas::to_gray(ink), w, h, image::imageops::FilterType::Triangle);
     let blur = uniform(rng, 0.0, 1.5);
     let enlarged = if blur > 0.3 { image::imageops::blur(&enlarged, blur) } else { enlarged };
     let (paper, ink_level) = (uniform(rng, 150.0, 245.0), uniform(rng, 0.0, 80.0));
@@ -292,10 +305,10 @@ fn photograph(ink: &Canvas, rng: &mut ChaCha8Rng) -> DynamicImage {
     let photo = GrayImage::from_fn(w, h, |x, y| {
         let (u, v) = (x as f32 / w as f32, y as f32 / h as f32);
         let mut light = paper + gradient.0 * (u - 0.5) + gradient.1 * (v - 0.5);
-        if let Some((cx, cy, at, darkness)) = shadow {
-            if (u - 0.5) * cx + (v - 0.5) * cy + 0.5 > at {
-                light *= darkness;
-            }
+        if let Some((cx, cy, at, darkness)) = shadow
+            && (u - 0.5) * cx + (v - 0.5) * cy + 0.5 > at
+        {
+            light *= darkness;
         }
         let coverage = enlarged.get_pixel(x, y)[0] as f32 / 255.0;
         let level = light * (1.0 - coverage) + ink_level.min(light) * coverage;
@@ -305,9 +318,7 @@ fn photograph(ink: &Canvas, rng: &mut ChaCha8Rng) -> DynamicImage {
     let quality = 50 + below(rng, 41) as u8;
     let mut jpeg = Vec::new();
     let encoder = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, quality);
-    DynamicImage::ImageLuma8(photo.clone())
-        .write_with_encoder(encoder)
-        .expect("encoding a JPEG in memory cannot fail");
+    DynamicImage::ImageLuma8(photo.clone()).write_with_encoder(encoder).expect("encoding a JPEG in memory cannot fail");
     image::load_from_memory(&jpeg).unwrap_or(DynamicImage::ImageLuma8(photo))
 }
 

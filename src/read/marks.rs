@@ -257,7 +257,8 @@ fn cut_columns(labels: &Labels, label: u32, mark: &Mark, spacing: u32) -> Vec<u3
 /// The piece of mark `label` in columns `x0..x1`, None if it has no ink there.
 fn piece(labels: &Labels, label: u32, x0: u32, x1: u32) -> Option<Piece> {
     let mark = labels.marks[label as usize - 1];
-    let rows = (mark.y0..=mark.y1).filter(|&y| (x0..x1).any(|x| labels.labels[(y * labels.width + x) as usize] == label));
+    let rows =
+        (mark.y0..=mark.y1).filter(|&y| (x0..x1).any(|x| labels.labels[(y * labels.width + x) as usize] == label));
     let (mut top, mut bottom) = (u32::MAX, 0);
     for y in rows {
         (top, bottom) = (top.min(y), bottom.max(y));

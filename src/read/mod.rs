@@ -101,13 +101,31 @@ pub struct Reading {
 
 impl Reading {
     fn nothing(message: &str) -> Reading {
-        Reading { text: String::new(), confidence: 0.0, digits: Vec::new(), skipped: Vec::new(), message: Some(message.into()) }
+        Reading {
+            text: String::new(),
+            confidence: 0.0,
+            digits: Vec::new(),
+            skipped: Vec::new(),
+            message: Some(message.into()),
+        }
     }
 }
 
 /// Reads the number in an image file (decoded within `data::image`'s limits).
 pub fn read_file(network: &mut Network, path: &std::path::Path, config: &ReadConfig) -> Result<Reading> {
     read_image(network, &crate::data::image::open(path)?, config)
+}
+
+/// Reads the number in an image file's bytes already in memory (a request body), decoded within
+/// `limits`.
+pub fn read_bytes(
+    network: &mut Network,
+    bytes: &[u8],
+    limits: crate::data::image::ImageLimits,
+    config: &ReadConfig,
+) -> Result<Reading> {
+    let picture = crate::data::image::decode(bytes, std::path::Path::new("request body"), limits)?;
+    read_image(network, &picture, config)
 }
 
 /// Reads the number in a picture (any size, grey or colour, dark ink on light paper or the
@@ -130,7 +148,8 @@ pub fn read_image(network: &mut Network, picture: &DynamicImage, config: &ReadCo
         let (w, h) = (((b[2] as f32 / s).ceil() as u32).max(1), ((b[3] as f32 / s).ceil() as u32).max(1));
         [x, y, w.min(gray.width() - x.min(gray.width())), h.min(gray.height() - y.min(gray.height()))]
     };
-    let mut reading = Reading { text: String::new(), confidence: 1.0, digits: Vec::new(), skipped: Vec::new(), message: None };
+    let mut reading =
+        Reading { text: String::new(), confidence: 1.0, digits: Vec::new(), skipped: Vec::new(), message: None };
     for i in low {
         let m = labels.marks[i];
         reading.skipped.push(Skipped { bounds: to_picture([m.x0, m.y0, m.width(), m.height()]), not_digit: None });

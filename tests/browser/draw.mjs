@@ -1,5 +1,6 @@
 // Draws digits on `digitnn serve`'s page in headless Chromium with pointer events, as a person
-// would with a mouse, and checks the digit the page shows; then a "#", which is not a digit.
+// would with a mouse, and checks the digit the page shows; then a "#", which is not a digit;
+// then writes the number 207 on the wide canvas and checks the number read and its boxes.
 //
 // usage: node draw.mjs URL SCREENSHOT.png
 // Prints one line per drawing ("drew 7: page shows 7 (99.2% sure)") and exits non-zero on a
@@ -14,7 +15,7 @@ const browser = await chromium.launch({
 });
 let failed = false;
 try {
-  const page = await browser.newPage({ viewport: { width: 1120, height: 480 } });
+  const page = await browser.newPage({ viewport: { width: 1120, height: 1000 } });
   const errors = [];
   page.on("pageerror", e => errors.push(e.message));
   page.on("console", m => { if (m.type() === "error") errors.push(m.text()); });
@@ -44,6 +45,35 @@ try {
     console.log(`drew ${digit}: page shows ${shown} (${sure})`);
     if (shown !== digit) failed = true;
   }
+  // A number on the wide canvas (840x240), each digit in a unit box 110 wide and 200 tall.
+  const line = await page.locator("#line").boundingBox();
+  const ring = Array.from({ length: 25 }, (_, i) => [0.5 + 0.32 * Math.sin(i / 24 * 2 * Math.PI), 0.5 - 0.46 * Math.cos(i / 24 * 2 * Math.PI)]);
+  const number = [
+    [[[0.2, 0.28], [0.3, 0.1], [0.5, 0.04], [0.72, 0.12], [0.78, 0.3], [0.68, 0.5], [0.2, 0.95], [0.85, 0.95]]],
+    [ring],
+    [[[0.15, 0.06], [0.85, 0.06], [0.4, 0.96]]],
+  ];
+  for (const [i, strokes] of number.entries()) {
+    for (const stroke of strokes) {
+      const at = ([u, v]) => [line.x + (100 + 220 * i + u * 110) * line.width / 840, line.y + (20 + v * 200) * line.height / 240];
+      await page.mouse.move(...at(stroke[0]));
+      await page.mouse.down();
+      for (let k = 1; k < stroke.length; k++) await page.mouse.move(...at(stroke[k]), { steps: 4 });
+      await page.mouse.up();
+    }
+  }
+  await page.waitForFunction(() => document.getElementById("number").textContent.length >= 3, null, { timeout: 10000 });
+  await page.waitForTimeout(500);
+  const read = await page.textContent("#number");
+  const detail = await page.textContent("#number-detail");
+  // Each digit's box is drawn in red over the canvas.
+  const boxed = await page.evaluate(() => {
+    const c = document.getElementById("boxes"), d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+    let red = 0; for (let i = 0; i < d.length; i += 4) if (d[i + 3] > 0 && d[i] > 150 && d[i + 1] < 120) red++;
+    return red;
+  });
+  console.log(`wrote 207: page reads ${read} (${detail}); ${boxed} box pixels`);
+  if (read !== "207" || boxed < 500) failed = true;
   if (screenshot) await page.screenshot({ path: screenshot });
   if (errors.length) { console.log("page errors: " + errors.join("; ")); failed = true; }
 } finally {
