@@ -65,11 +65,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             digit_score += digit_accuracy(&reading.text, &number.text);
             tb_whole += (baseline == number.text) as usize;
             tb_digits += digit_accuracy(&baseline, &number.text);
-            if let Some(dir) = flag("--save") {
-                if reading.text != number.text {
-                    let path = format!("{dir}/{name}-{i}-{}-read-{}.png", number.text, reading.text);
-                    number.picture.save(path)?;
-                }
+            if let Some(dir) = flag("--save")
+                && reading.text != number.text
+            {
+                let path = format!("{dir}/{name}-{i}-{}-read-{}.png", number.text, reading.text);
+                number.picture.save(path)?;
             }
         }
         let pct = |n: f64| 100.0 * n / count as f64;
