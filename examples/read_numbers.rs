@@ -119,7 +119,7 @@ fn textbook(network: &mut Network, picture: &DynamicImage) -> Result<String, dig
     });
     let level = otsu(&ink);
     let binary = GrayImage::from_fn(w, h, |x, y| Luma([if ink.get_pixel(x, y)[0] > level { 255 } else { 0 }]));
-    let Some(labels) = read::marks::label(&binary, 100_000) else { return Ok(String::new()) };
+    let Some(labels) = digitnn::data::marks::label(&binary, 100_000) else { return Ok(String::new()) };
     let largest = labels.marks.iter().map(|m| m.area).max().unwrap_or(0);
     let mut kept: Vec<usize> = (0..labels.marks.len()).filter(|&i| labels.marks[i].area * 50 >= largest).collect();
     kept.sort_by_key(|&i| labels.marks[i].x0);

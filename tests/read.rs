@@ -74,7 +74,7 @@ fn a_five_with_its_flag_apart_is_one_digit() {
         }
     }
     let picture = DynamicImage::ImageLuma8(canvas.to_gray());
-    let pieces = digitnn::read::marks::label(&digitnn::read::separate_ink(&canvas.to_gray()).unwrap().image, 100);
+    let pieces = digitnn::data::marks::label(&digitnn::data::ink::separate(&canvas.to_gray()).unwrap().image, 100);
     assert_eq!(pieces.unwrap().marks.len(), 3, "the 5's flag is a mark of its own");
     assert_eq!(read(&picture).text, "53");
 }
@@ -92,7 +92,7 @@ fn touching_digits_are_cut_apart() {
         .collect();
     canvas.stroke(&ring, 5.0, 1.0);
     let gray = canvas.to_gray();
-    let marks = digitnn::read::marks::label(&digitnn::read::separate_ink(&gray).unwrap().image, 100).unwrap();
+    let marks = digitnn::data::marks::label(&digitnn::data::ink::separate(&gray).unwrap().image, 100).unwrap();
     assert_eq!(marks.marks.len(), 1, "one mark: the digits touch");
     assert_eq!(read(&DynamicImage::ImageLuma8(gray)).text, "10");
 }

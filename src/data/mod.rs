@@ -6,6 +6,8 @@ pub mod corrupt;
 pub mod degrade;
 pub mod idx;
 pub mod image;
+pub mod ink;
+pub mod marks;
 pub mod mnist;
 pub mod nondigit;
 pub mod numbers;

@@ -2,26 +2,23 @@
 //!
 //! How: ink is separated from paper region by region (`ink`), the marks are found and grouped
 //! into lines, and any mark wide enough to hold several touching digits is cut at each column
-//! where its ink is thin (`marks`): more pieces than digits. Then segmentation by recognition:
-//! every run of up to [`ReadConfig::max_pieces`] neighbouring pieces that could be one digit is
+//! where its ink is thin (`data::marks`): more pieces than digits. Then segmentation by recognition:
+//! every run of a few neighbouring pieces that could be one digit is
 //! framed as `predict` frames a digit and read by the model in one batch, and a dynamic
 //! programme chooses how to split the line into digits and skipped marks so that the product of
 //! the model's probabilities is largest (each digit paying [`ReadConfig::digit_cost`], so a digit
 //! is not split into two that each look like one). The model's "not a digit" output is what
 //! makes a digit's half, two digits together, a comma or a dash score badly as a digit.
 
-mod ink;
-pub mod marks;
-
 use crate::data::image::{Pixels, frame_ink, to_gray};
 use crate::error::{Error, Result};
 use crate::model::Network;
 use crate::predict::{Prediction, predict_pixels};
 use image::DynamicImage;
-use marks::{Labels, Line, Piece};
+use crate::data::marks::{self, GroupLimits, Labels, Line, Piece};
+use crate::data::ink;
 use serde::Serialize;
 
-pub use ink::separate as separate_ink;
 
 /// How the reader searches. `Default` is what the CLI, the server and Python use.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -35,14 +32,8 @@ pub struct ReadConfig {
     /// What a gap of empty columns inside a would-be digit costs, per line height: separate
     /// marks side by side are separate digits far more often than one digit in pieces.
     pub gap_cost: f32,
-    /// A run of pieces with a gap wider than this share of the line's height is never one digit.
-    pub max_gap: f32,
-    /// The most pieces that make one digit (a digit in several strokes, or cut too often).
-    pub max_pieces: usize,
-    /// The widest a digit may be, as a share of its line's height.
-    pub max_width: f32,
-    /// The shortest a digit may be, as a share of its line's height: shorter marks are skipped.
-    pub min_height: f32,
+    /// Which runs of pieces may be one digit.
+    pub groups: GroupLimits,
     /// The most marks a picture may hold (specks included); more is refused as not a number.
     pub max_marks: usize,
     /// The most pieces a line may be cut into, which bounds the model's work per line.
@@ -55,10 +46,7 @@ impl Default for ReadConfig {
             digit_cost: 0.3,
             skip_cost: 1.0,
             gap_cost: 15.0,
-            max_gap: 0.3,
-            max_pieces: 5,
-            max_width: 1.6,
-            min_height: 0.45,
+            groups: GroupLimits { max_pieces: 5, max_width: 1.6, min_height: 0.45, max_gap: 0.3 },
             max_marks: 5_000,
             max_line_pieces: 400,
         }
@@ -194,19 +182,6 @@ struct Candidate {
     prediction: Option<Prediction>,
 }
 
-/// The widest run of columns inside a group of pieces that none of them covers.
-fn widest_gap(group: &[Piece]) -> u32 {
-    let mut spans: Vec<(u32, u32)> = group.iter().map(|p| (p.x0, p.x1)).collect();
-    spans.sort_unstable();
-    let mut reach = spans[0].1;
-    let mut widest = 0;
-    for &(x0, x1) in &spans[1..] {
-        widest = widest.max(x0.saturating_sub(reach));
-        reach = reach.max(x1);
-    }
-    widest
-}
-
 /// The best split of one line's pieces into digits and skipped marks (see the module docs).
 fn search(
     network: &mut Network,
@@ -218,22 +193,22 @@ fn search(
 ) -> Result<(Vec<ReadDigit>, Vec<Skipped>)> {
     let mut candidates = Vec::new();
     let mut images: Vec<Pixels> = Vec::new();
-    for first in 0..pieces.len() {
-        for last in first..(first + config.max_pieces).min(pieces.len()) {
-            let (crop, bounds) = marks::crop(ink, labels, &pieces[first..=last]);
-            // A single piece is always a candidate, to be read or skipped; a longer run only
-            // while it is no wider than a digit.
-            if last > first && bounds[2] as f32 > config.max_width * line.height {
-                break;
-            }
-            let gap = widest_gap(&pieces[first..=last]) as f32 / line.height;
-            let could_be_digit = bounds[3] as f32 >= config.min_height * line.height && gap <= config.max_gap;
-            let framed = could_be_digit.then(|| frame_ink(&crop)).flatten();
-            let has_image = framed.is_some();
-            images.extend(framed);
-            let penalty = config.gap_cost * gap;
-            candidates.push((Candidate { first, last, bounds, penalty, prediction: None }, has_image));
-        }
+    for group in marks::groups(pieces, line.height, &config.groups) {
+        let framed = if group.could_be_digit {
+            frame_ink(&marks::crop(ink, labels, &pieces[group.first..=group.last]).0)
+        } else {
+            None
+        };
+        let has_image = framed.is_some();
+        images.extend(framed);
+        let candidate = Candidate {
+            first: group.first,
+            last: group.last,
+            bounds: group.bounds,
+            penalty: config.gap_cost * group.gap,
+            prediction: None,
+        };
+        candidates.push((candidate, has_image));
     }
     let mut predictions = predict_pixels(network, &images, true)?.into_iter();
     let candidates: Vec<Candidate> = candidates

@@ -266,6 +266,66 @@ fn piece(labels: &Labels, label: u32, x0: u32, x1: u32) -> Option<Piece> {
     (top <= bottom).then_some(Piece { mark: label, x0, x1, top, bottom })
 }
 
+/// Which runs of neighbouring pieces may be one digit (shares of the line's height).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct GroupLimits {
+    /// The most pieces in one digit (a digit in several strokes, or cut too often).
+    pub max_pieces: usize,
+    /// The widest a digit may be.
+    pub max_width: f32,
+    /// The shortest a digit may be: shorter marks are never read as digits.
+    pub min_height: f32,
+    /// A run with a gap of empty columns wider than this is never one digit.
+    pub max_gap: f32,
+}
+
+/// A run of neighbouring pieces, `first..=last`: its box (x, y, width, height), its widest gap
+/// of empty columns (a share of the line's height), and whether it may be one digit.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Group {
+    pub first: usize,
+    pub last: usize,
+    pub bounds: [u32; 4],
+    pub gap: f32,
+    pub could_be_digit: bool,
+}
+
+/// Every run of pieces the reader considers, ordered by first piece: each single piece (to be
+/// read or skipped), and longer runs while they are no wider than a digit.
+pub fn groups(pieces: &[Piece], line_height: f32, limits: &GroupLimits) -> Vec<Group> {
+    let mut groups = Vec::new();
+    for first in 0..pieces.len() {
+        for last in first..(first + limits.max_pieces).min(pieces.len()) {
+            let run = &pieces[first..=last];
+            let x0 = run.iter().map(|p| p.x0).min().unwrap_or(0);
+            let x1 = run.iter().map(|p| p.x1).max().unwrap_or(0);
+            let y0 = run.iter().map(|p| p.top).min().unwrap_or(0);
+            let y1 = run.iter().map(|p| p.bottom).max().unwrap_or(0);
+            let bounds = [x0, y0, x1 - x0, y1 - y0 + 1];
+            if last > first && bounds[2] as f32 > limits.max_width * line_height {
+                break;
+            }
+            let gap = widest_gap(run) as f32 / line_height;
+            let could_be_digit = bounds[3] as f32 >= limits.min_height * line_height && gap <= limits.max_gap;
+            groups.push(Group { first, last, bounds, gap, could_be_digit });
+        }
+    }
+    groups
+}
+
+/// The widest run of columns inside a group of pieces that none of them covers.
+fn widest_gap(group: &[Piece]) -> u32 {
+    let mut spans: Vec<(u32, u32)> = group.iter().map(|p| (p.x0, p.x1)).collect();
+    spans.sort_unstable();
+    let mut reach = spans[0].1;
+    let mut widest = 0;
+    for &(x0, x1) in &spans[1..] {
+        widest = widest.max(x0.saturating_sub(reach));
+        reach = reach.max(x1);
+    }
+    widest
+}
+
 /// The ink of a group of pieces, cropped to their box, light on dark: each piece's own mark in
 /// its own columns, with the faint edge around it (unlabelled ink beside a member pixel) so its
 /// strokes keep their soft edges.
