@@ -8,6 +8,7 @@
 //! | `best`      | the most accurate single model: a BatchNorm CNN (Architecture::best_cnn), 20 epochs of augmented data |
 //! | `fast`      | 99% in as little time as possible: a small pooled CNN, one epoch (after the fastest published MNIST recipe) |
 //! | `reader`    | `best`'s network with an 11th output, "not a digit", trained on generated non-digits and damaged digits besides (the built-in model) |
+//! | `numbers`   | `reader`'s recipe with runs of pieces of composed numbers besides, cut as `read` cuts them (the built-in number reader) |
 
 use crate::data::augment::AugmentConfig;
 use crate::model::Architecture;
@@ -23,9 +24,10 @@ pub enum Preset {
     Best,
     Fast,
     Reader,
+    Numbers,
 }
 
-named_enum!(Preset, "preset", [Seed => "seed", SeedPlus => "seed-plus", Best => "best", Fast => "fast", Reader => "reader"]);
+named_enum!(Preset, "preset", [Seed => "seed", SeedPlus => "seed-plus", Best => "best", Fast => "fast", Reader => "reader", Numbers => "numbers"]);
 
 impl Preset {
     pub fn architecture(self) -> Architecture {
@@ -33,7 +35,7 @@ impl Preset {
             Preset::Seed | Preset::SeedPlus => Architecture::seed_cnn(),
             Preset::Best => Architecture::best_cnn(),
             Preset::Fast => Architecture::fast_cnn(),
-            Preset::Reader => Architecture::reader_cnn(),
+            Preset::Reader | Preset::Numbers => Architecture::reader_cnn(),
         }
     }
 
@@ -78,6 +80,7 @@ impl Preset {
                     ..best
                 }
             }
+            Preset::Numbers => TrainConfig { number_pieces: 0.25, ..Preset::Reader.train_config() },
         }
     }
 }
@@ -138,6 +141,7 @@ impl Preset {
             label_smoothing: o.label_smoothing.unwrap_or(base.label_smoothing),
             ema: o.ema.or(base.ema),
             not_digits: base.not_digits,
+            number_pieces: base.number_pieces,
         }
     }
 }

@@ -3,7 +3,8 @@
 use crate::data::Dataset;
 use crate::data::augment::{AugmentConfig, augment_batch, augment_image, image_seed};
 use crate::data::image::SIDE;
-use crate::data::nondigit;
+use crate::data::marks::GroupLimits;
+use crate::data::{nondigit, numbers};
 use crate::error::{Error, Result};
 use crate::eval::evaluate;
 use crate::model::Network;
@@ -44,6 +45,11 @@ pub struct TrainConfig {
     /// labelled "not a digit" (the last of the network's 11 outputs); 0: none, as for a 10-output
     /// network. They get the same augmentation as the digits.
     pub not_digits: f32,
+    /// Runs of pieces of numbers composed from the training digits, cut as `read` cuts them
+    /// (`data::numbers::segment_sample`), added to every batch as a share of its digits: labelled
+    /// with the digit a run holds, or "not a digit" for a digit's part or two digits together, so
+    /// that the model scores `read`'s search well. 0: none. Needs an 11-output network.
+    pub number_pieces: f32,
 }
 
 impl Default for TrainConfig {
@@ -59,6 +65,7 @@ impl Default for TrainConfig {
             label_smoothing: 0.0,
             ema: None,
             not_digits: 0.0,
+            number_pieces: 0.0,
         }
     }
 }
@@ -79,6 +86,9 @@ impl TrainConfig {
         }
         if !(self.not_digits.is_finite() && (0.0..=1.0).contains(&self.not_digits)) {
             return Err(Error::Invalid(format!("the share of non-digits {} must be in [0, 1]", self.not_digits)));
+        }
+        if !(self.number_pieces.is_finite() && (0.0..=1.0).contains(&self.number_pieces)) {
+            return Err(Error::Invalid(format!("the share of number pieces {} must be in [0, 1]", self.number_pieces)));
         }
         if let Some(augment) = &self.augment {
             augment.validate()?;
@@ -148,7 +158,8 @@ pub fn train_until(
             train.rows, train.cols, network.architecture.input
         )));
     }
-    let outliers = (config.not_digits > 0.0).then(|| Outliers::new(network, config, train)).transpose()?;
+    let extras = config.not_digits + config.number_pieces;
+    let outliers = (extras > 0.0).then(|| Outliers::new(network, config, train)).transpose()?;
     let mut optimizer = config.optimizer.build(network.parameter_count());
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed ^ 0x005e_ed0f_da7a);
     let mut order: Vec<usize> = (0..train.len()).collect();
@@ -215,10 +226,13 @@ pub fn train_until(
     Ok(history)
 }
 
-/// The generated non-digits of a batch (see [`TrainConfig::not_digits`]).
+/// The generated non-digits and number pieces of a batch (see [`TrainConfig::not_digits`] and
+/// [`TrainConfig::number_pieces`]).
 struct Outliers<'a> {
     digits: &'a Dataset,
     share: f32,
+    /// Of the extra images, the share that are number pieces.
+    pieces: f32,
     augment: Option<AugmentConfig>,
     seed: u64,
 }
@@ -235,25 +249,40 @@ impl<'a> Outliers<'a> {
         if (digits.rows, digits.cols) != (SIDE, SIDE) {
             return Err(Error::Invalid("training with non-digits needs 28x28 images".into()));
         }
-        let batch = (config.batch_size as f32 * (1.0 + config.not_digits)).ceil() as usize;
+        let share = config.not_digits + config.number_pieces;
+        let batch = (config.batch_size as f32 * (1.0 + share)).ceil() as usize;
         network.check_training_batch(batch)?;
-        Ok(Outliers { digits, share: config.not_digits, augment: config.augment, seed: config.seed })
+        let pieces = config.number_pieces / share;
+        Ok(Outliers { digits, share, pieces, augment: config.augment, seed: config.seed })
     }
 
-    /// Appends the non-digits of step `step` of `epoch` to a batch of `count` digits.
+    /// Appends the extra images of step `step` of `epoch` to a batch of `count` digits.
     fn add_to_batch(&self, count: usize, epoch: usize, step: usize, images: &mut Vec<f32>, labels: &mut Vec<u8>) {
         let extra = (count as f32 * self.share).round() as usize;
         let start = images.len();
         images.resize(start + extra * SIDE * SIDE, 0.0);
-        images[start..].par_chunks_mut(SIDE * SIDE).enumerate().for_each(|(j, out)| {
-            let mut rng = ChaCha8Rng::seed_from_u64(image_seed(self.seed ^ OUTLIER_SEED, epoch, step * 4096 + j));
-            let pixels = nondigit::generate(nondigit::Kind::random(&mut rng), self.digits, &mut rng);
-            match &self.augment {
-                Some(augment) => augment_image(&pixels, SIDE, SIDE, augment, &mut rng, out),
-                None => out.iter_mut().zip(pixels).for_each(|(o, p)| *o = crate::data::pixel_value(p)),
-            }
-        });
-        labels.extend(std::iter::repeat_n(nondigit::NOT_A_DIGIT as u8, extra));
+        let mut extra_labels = vec![nondigit::NOT_A_DIGIT as u8; extra];
+        let limits = GroupLimits::default();
+        images[start..].par_chunks_mut(SIDE * SIDE).zip(extra_labels.par_iter_mut()).enumerate().for_each(
+            |(j, (out, label))| {
+                let mut rng = ChaCha8Rng::seed_from_u64(image_seed(self.seed ^ OUTLIER_SEED, epoch, step * 4096 + j));
+                // (No draw at all without number pieces: the reader recipe's batches stay as they were.)
+                let piece = self.pieces > 0.0 && (rng.next_u32() as f32 / u32::MAX as f32) < self.pieces;
+                let sample = piece.then(|| numbers::segment_sample(self.digits, &limits, &mut rng)).flatten();
+                let pixels = match sample {
+                    Some((pixels, piece_label)) => {
+                        *label = piece_label;
+                        pixels
+                    }
+                    None => nondigit::generate(nondigit::Kind::random(&mut rng), self.digits, &mut rng),
+                };
+                match &self.augment {
+                    Some(augment) => augment_image(&pixels, SIDE, SIDE, augment, &mut rng, out),
+                    None => out.iter_mut().zip(pixels).for_each(|(o, p)| *o = crate::data::pixel_value(p)),
+                }
+            },
+        );
+        labels.extend(extra_labels);
     }
 }
 

@@ -8,7 +8,7 @@ use digitnn::train::TrainConfig;
 
 #[derive(clap::Args)]
 pub struct RecipeArgs {
-    /// A named recipe (seed, seed-plus, best, fast, reader); the flags below override its settings
+    /// A named recipe (seed, seed-plus, best, fast, reader, numbers); the flags below override its settings
     #[arg(long, default_value_t = Preset::default())]
     pub preset: Preset,
     /// seed | fast | best | reader | FILE.json (a list of layers, or {"input": [c, h, w], "layers": [...]})

@@ -279,6 +279,13 @@ pub struct GroupLimits {
     pub max_gap: f32,
 }
 
+impl Default for GroupLimits {
+    /// What `read` uses.
+    fn default() -> Self {
+        GroupLimits { max_pieces: 5, max_width: 1.6, min_height: 0.45, max_gap: 0.3 }
+    }
+}
+
 /// A run of neighbouring pieces, `first..=last`: its box (x, y, width, height), its widest gap
 /// of empty columns (a share of the line's height), and whether it may be one digit.
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -5,7 +5,9 @@
 //! (`examples/read_numbers.rs`) and its tests; seeded, so each picture is reproducible.
 
 use super::Dataset;
-use super::nondigit::Canvas;
+use super::image::{Pixels, frame_ink};
+use super::marks::{self, Group, GroupLimits};
+use super::nondigit::{Canvas, NOT_A_DIGIT};
 use image::{DynamicImage, GrayImage, Luma};
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::{Rng, SeedableRng};
@@ -107,6 +109,16 @@ fn mark(c: u8, height: f32) -> Canvas {
 
 /// Digits side by side on one canvas (ink 0..1), each shifted up or down a little.
 fn lay_out(glyphs: &[Canvas], height: f32, spacing: Spacing, rng: &mut ChaCha8Rng) -> Canvas {
+    lay_out_placed(glyphs, height, spacing, rng).0
+}
+
+/// [`lay_out`], with where each digit was placed (its left and top on the canvas).
+fn lay_out_placed(
+    glyphs: &[Canvas],
+    height: f32,
+    spacing: Spacing,
+    rng: &mut ChaCha8Rng,
+) -> (Canvas, Vec<(usize, usize)>) {
     let margin = (height * 0.4) as usize;
     let rows = (height * 1.6) as usize + 2 * margin;
     let width: usize = glyphs.iter().map(|g| g.width + (height * 0.6) as usize).sum::<usize>() + 2 * margin;
@@ -114,6 +126,7 @@ fn lay_out(glyphs: &[Canvas], height: f32, spacing: Spacing, rng: &mut ChaCha8Rn
     // The rightmost ink of each row so far (None: nothing yet).
     let mut right: Vec<Option<usize>> = vec![None; rows];
     let mut x_end = margin;
+    let mut placed = Vec::with_capacity(glyphs.len());
     for glyph in glyphs {
         let top = ((rows - glyph.height) as f32 / 2.0 + uniform(rng, -0.1, 0.1) * height).max(0.0) as usize;
         let left_profile: Vec<Option<usize>> =
@@ -143,13 +156,85 @@ fn lay_out(glyphs: &[Canvas], height: f32, spacing: Spacing, rng: &mut ChaCha8Rn
             }
         }
         x_end = x_end.max(x + glyph.width);
+        placed.push((x, top));
     }
     let used = (x_end + margin).min(width);
     let mut trimmed = Canvas::new(used, rows);
     for y in 0..rows {
         trimmed.ink[y * used..(y + 1) * used].copy_from_slice(&canvas.ink[y * width..y * width + used]);
     }
-    trimmed
+    (trimmed, placed)
+}
+
+/// One training sample for the recogniser the reader searches with: a number of 2 to 4 of
+/// `digits` composed (touching seven times in ten, else apart), cut into pieces as `read` cuts
+/// it, and one run of pieces the reader would consider, framed as it frames them. Labelled with
+/// the digit it holds when it holds nearly all of one digit's ink and little of its neighbours'
+/// (so the model learns to read a digit with a neighbour's stroke across it), "not a digit"
+/// ([`NOT_A_DIGIT`]) when it holds a part of a digit or most of two. Runs between the two are
+/// not used: None after a few draws finds none.
+pub fn segment_sample(digits: &Dataset, limits: &GroupLimits, rng: &mut ChaCha8Rng) -> Option<(Pixels, u8)> {
+    let count = 2 + below(rng, 3) as usize;
+    let spacing = if below(rng, 10) < 7 { Spacing::Touching } else { Spacing::Gaps };
+    let mut labels_of = Vec::with_capacity(count);
+    let glyphs: Vec<Canvas> = (0..count)
+        .map(|_| {
+            let index = below(rng, digits.len() as u32) as usize;
+            labels_of.push(digits.labels[index]);
+            rescale(&cut_to_ink(digits.image(index), digits.cols), uniform(rng, 0.85, 1.15))
+        })
+        .collect();
+    let (canvas, placed) = lay_out_placed(&glyphs, 20.0, spacing, rng);
+    let ink = canvas.to_gray();
+    let labels = marks::label(&ink, 1_000)?;
+    let (lines, _) = marks::lines(&labels);
+    let line = lines.iter().max_by_key(|l| l.marks.len())?;
+    let pieces = marks::pieces(&labels, line);
+    let groups: Vec<Group> =
+        marks::groups(&pieces, line.height, limits).into_iter().filter(|g| g.could_be_digit).collect();
+    let glyph_ink = |k: usize, x: usize, y: usize| -> f32 {
+        let (gx, gy) = placed[k];
+        let g = &glyphs[k];
+        if x >= gx && y >= gy && x - gx < g.width && y - gy < g.height {
+            g.ink[(y - gy) * g.width + x - gx]
+        } else {
+            0.0
+        }
+    };
+    let totals: Vec<f32> = glyphs.iter().map(|g| g.ink.iter().sum::<f32>().max(1e-3)).collect();
+    for _ in 0..8 {
+        let group = groups.get(below(rng, groups.len() as u32) as usize)?;
+        let run = &pieces[group.first..=group.last];
+        let (crop, bounds) = marks::crop(&ink, &labels, run);
+        // Each digit's ink inside the run's own pixels.
+        let mut held = vec![0.0f32; count];
+        for y in bounds[1]..bounds[1] + bounds[3] {
+            for x in bounds[0]..bounds[0] + bounds[2] {
+                let label = labels.labels[(y * labels.width + x) as usize];
+                if label != 0 && run.iter().any(|p| p.mark == label && (p.x0..p.x1).contains(&x)) {
+                    for (k, h) in held.iter_mut().enumerate() {
+                        *h += glyph_ink(k, x as usize, y as usize);
+                    }
+                }
+            }
+        }
+        let all: f32 = held.iter().sum::<f32>().max(1e-3);
+        let (best, _) = held
+            .iter()
+            .enumerate()
+            .fold((0, 0.0f32), |b, (k, &h)| if h / totals[k] > b.1 { (k, h / totals[k]) } else { b });
+        let coverage = held[best] / totals[best];
+        let foreign = 1.0 - held[best] / all;
+        let label = if coverage >= 0.85 && foreign <= 0.3 {
+            labels_of[best]
+        } else if coverage < 0.6 || foreign > 0.5 {
+            NOT_A_DIGIT as u8
+        } else {
+            continue;
+        };
+        return frame_ink(&crop).map(|pixels| (pixels, label));
+    }
+    None
 }
 
 /// A dataset image cut to the box of its ink, as a canvas.
@@ -328,4 +413,51 @@ fn uniform(rng: &mut ChaCha8Rng, lo: f32, hi: f32) -> f32 {
 
 fn below(rng: &mut ChaCha8Rng, n: u32) -> u32 {
     rng.next_u32() % n.max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand_chacha::rand_core::SeedableRng;
+
+    /// Pen digits, framed, as a small dataset.
+    fn pen_digits() -> Dataset {
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let (mut images, mut labels) = (Vec::new(), Vec::new());
+        for i in 0..50u8 {
+            let digit = i % 10;
+            images.extend(pen_digit(digit, 20.0, &mut rng).framed().expect("ink"));
+            labels.push(digit);
+        }
+        Dataset { images, labels, rows: 28, cols: 28 }
+    }
+
+    #[test]
+    fn numbers_are_composed_with_their_text() {
+        let digits = pen_digits();
+        let mut rng = ChaCha8Rng::seed_from_u64(2);
+        for (source, spacing, photo) in [
+            (Source::Dataset, Spacing::Gaps, false),
+            (Source::Dataset, Spacing::Touching, true),
+            (Source::Pen, Spacing::Touching, false),
+        ] {
+            let style = NumberStyle { source, spacing, photo, digits: (2, 6) };
+            let number = compose(style, &digits, &mut rng);
+            assert!((2..=6).contains(&number.text.len()) && number.text.bytes().all(|b| b.is_ascii_digit()));
+        }
+    }
+
+    /// The recogniser's samples hold digits and non-digits (parts, pairs), each framed 28x28.
+    #[test]
+    fn segment_samples_are_digits_or_not() {
+        let digits = pen_digits();
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let samples: Vec<(Pixels, u8)> =
+            (0..300).filter_map(|_| segment_sample(&digits, &GroupLimits::default(), &mut rng)).collect();
+        let refused = samples.iter().filter(|(_, l)| *l as usize == NOT_A_DIGIT).count();
+        eprintln!("{} samples of 300, {refused} not digits", samples.len());
+        assert!(samples.len() >= 240, "{} of 300 draws gave a sample", samples.len());
+        assert!(refused * 5 >= samples.len() && refused * 5 <= samples.len() * 4, "{refused} of {}", samples.len());
+        assert!(samples.iter().all(|(p, _)| p.iter().any(|&v| v > 200)));
+    }
 }

@@ -11,14 +11,13 @@
 //! makes a digit's half, two digits together, a comma or a dash score badly as a digit.
 
 use crate::data::image::{Pixels, frame_ink, to_gray};
+use crate::data::ink;
+use crate::data::marks::{self, GroupLimits, Labels, Line, Piece};
 use crate::error::{Error, Result};
 use crate::model::Network;
 use crate::predict::{Prediction, predict_pixels};
 use image::DynamicImage;
-use crate::data::marks::{self, GroupLimits, Labels, Line, Piece};
-use crate::data::ink;
 use serde::Serialize;
-
 
 /// How the reader searches. `Default` is what the CLI, the server and Python use.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -46,7 +45,7 @@ impl Default for ReadConfig {
             digit_cost: 0.3,
             skip_cost: 1.0,
             gap_cost: 15.0,
-            groups: GroupLimits { max_pieces: 5, max_width: 1.6, min_height: 0.45, max_gap: 0.3 },
+            groups: GroupLimits::default(),
             max_marks: 5_000,
             max_line_pieces: 400,
         }
