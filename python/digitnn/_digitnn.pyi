@@ -12,6 +12,8 @@ _Path = Union[str, "PathLike[str]"]
 _Images = Union[npt.NDArray[np.uint8], npt.NDArray[np.float32]]
 _Arch = Union[str, Sequence[Mapping[str, Any]], Mapping[str, Any]]
 _Predictions = Tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]
+# A picture as `read` takes it: a path, a PIL image, or an array (H, W) or (H, W, 3 or 4).
+_Picture = Union[_Path, npt.NDArray[Any], Any]
 
 class Model:
     """A trained or loaded network. Methods release the GIL while the engine runs."""
@@ -23,7 +25,7 @@ class Model:
         """Loads a safetensors file or a PyTorch .pt state_dict (recognised by content)."""
     @staticmethod
     def builtin(*, isa: Optional[str] = None, conv: Optional[str] = None, precision: Optional[str] = None) -> "Model":
-        """The model built into digitnn (the best preset, 99.73% on MNIST's test set)."""
+        """The model built into digitnn (the reader preset, with a "not a digit" output)."""
     @staticmethod
     def from_state_dict(
         arch: _Arch,
@@ -37,11 +39,17 @@ class Model:
         tensors of `state_dict` (PyTorch's names and shapes; numpy arrays or torch tensors)."""
     def save(self, path: _Path) -> None:
         """Saves as .safetensors, or .pt / .pth for torch.load; atomically."""
-    def predict(self, x: _Images, *, refuse: bool = True) -> _Predictions:
+    def predict(self, x: Union[_Images, _Picture], *, refuse: bool = True) -> _Predictions:
         """Digits (int64, (N,); -1 where the image is not a digit) and probabilities (float32,
         (N, 10), each digit's if it is one) for images shaped (28, 28), (N, 28, 28) or
-        (N, 1, 28, 28): uint8 0-255 or float32 0-1, light digits on dark. refuse=False answers a
-        digit for every image."""
+        (N, 1, 28, 28): uint8 0-255 or float32 0-1, light digits on dark. Or one picture as
+        `read` takes it, prepared as `digitnn predict` prepares a file (N = 1). refuse=False
+        answers a digit for every image."""
+    def read(self, picture: _Picture) -> dict[str, Any]:
+        """The number in a picture (a path, a PIL image, or an array of any size, grey or colour,
+        uint8 or float 0-1): a dict as one line of `digitnn read --json`, with text, confidence,
+        digits (digit, confidence, box [x, y, w, h], line), skipped and, when nothing was read,
+        message."""
     def not_digit(self, x: _Images) -> npt.NDArray[np.float32]:
         """How likely each image is not a digit, float32 (N,); predict refuses above 0.1 (0.5 for a 10-output model)."""
     def logits(self, x: _Images) -> npt.NDArray[np.float32]:

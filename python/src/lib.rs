@@ -4,16 +4,20 @@
 //! the same messages as the command line's (see `error`). No math and no file formats here.
 
 mod arrays;
+mod pictures;
 
 use arrays::{Images, labels_arg};
+use digitnn::data::image::prepare;
 use digitnn::data::{Dataset, Mnist, mnist};
 use digitnn::eval::evaluate_with;
 use digitnn::model::{self, Architecture, Network};
 use digitnn::predict::{Prediction, classify, infer_in_batches, infer_slice_in_batches, predict_pixels, prepare_file};
 use digitnn::presets::{Overrides, Preset};
+use digitnn::read::{ReadConfig, read_image};
 use digitnn::train::{EpochStats, TrainEvent, train_until};
 use digitnn::{ConvAlgorithm, EngineConfig, Error, Isa, Precision};
 use numpy::{PyArray1, PyArray2, PyArrayMethods, ToPyArray};
+use pictures::{is_picture, picture_arg};
 use pyo3::exceptions::{PyKeyboardInterrupt, PyOSError, PyRuntimeWarning, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString};
@@ -196,8 +200,19 @@ impl Model {
     /// (N, 28, 28) or (N, 1, 28, 28). Returns `(digits, probabilities)`: int64 of shape (N,),
     /// -1 where the image is not a digit, and float32 of shape (N, 10), each digit's probability
     /// if it is one (N = 1 for a single image). `refuse=False` answers a digit for every image.
+    ///
+    /// `x` may also be one picture as `read` takes it (a path, a PIL image, a grey or colour
+    /// array of another size): prepared as `digitnn predict` prepares an image file (N = 1).
     #[pyo3(signature = (x, *, refuse=true))]
     fn predict<'py>(&self, py: Python<'py>, x: &Bound<'py, PyAny>, refuse: bool) -> PyResult<Predictions<'py>> {
+        if is_picture(x)? {
+            let picture = picture_arg(x)?;
+            let found = self.engine_call(py, || {
+                let (pixels, _) = prepare(&picture.decode()?, false, "picture".as_ref())?;
+                predict_pixels(&mut self.network(), &[pixels], refuse)
+            });
+            return predictions(py, found.map_err(error)?.into_iter());
+        }
         let (logits, classes) = self.run(py, x)?;
         if !(10..=11).contains(&classes) {
             return Err(PyValueError::new_err(format!("the model has {classes} outputs; a digit model has 10 or 11")));
@@ -237,6 +252,22 @@ impl Model {
             predict_pixels(&mut self.network(), &pixels, refuse)
         });
         predictions(py, found.map_err(error)?.into_iter())
+    }
+
+    /// The number in a picture: a path, a PIL image, or a numpy array of any size, grey (H, W)
+    /// or colour (H, W, 3 or 4), uint8 0-255 or float 0-1, dark ink on light paper or the
+    /// reverse. Returns a dict as one line of `digitnn read --json`: `text` (the digits left to
+    /// right, lines joined by a newline; "" when none), `confidence`, `digits` (each a dict of
+    /// `digit`, `confidence`, `box` [x, y, width, height] in the picture's pixels, `line`),
+    /// `skipped` (marks read as not digits) and, when nothing was read, `message`.
+    fn read<'py>(&self, py: Python<'py>, picture: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        let picture = picture_arg(picture)?;
+        let reading = self.engine_call(py, || {
+            let picture = picture.decode()?;
+            read_image(&mut self.network(), &picture, &ReadConfig::default())
+        });
+        let json = serde_json::to_string(&reading.map_err(error)?).map_err(|e| PyValueError::new_err(e.to_string()))?;
+        py.import("json")?.call_method1("loads", (json,))
     }
 
     /// Accuracy on labelled images (`images` as `predict` takes them, `labels` integers 0-9):

@@ -385,3 +385,56 @@ def test_the_builtin_models_pt_file_loads_into_torch_strictly(tmp_path):
         want = reader(torch.from_numpy(images[:, None])).numpy()
     assert want.shape == (8, 11)
     np.testing.assert_allclose(model.logits(images), want, rtol=0, atol=1e-4)
+
+
+def drawn_number(digits="170", gap=40):
+    """Digits drawn side by side with gaps, dark on light paper, one picture."""
+    pieces = [drawn_digit(int(d)) for d in digits]
+    spacer = np.full((pieces[0].shape[0], gap), 235, np.uint8)
+    row = [spacer]
+    for piece in pieces:
+        row += [piece, spacer]
+    return np.hstack(row)
+
+
+def test_read_matches_the_cli_for_every_input_form(tmp_path):
+    """`read` takes a path, a grey or colour array (uint8 or float) and a PIL image, and answers
+    as one line of `digitnn read --json`."""
+    page = drawn_number("170")
+    path = tmp_path / "number.png"
+    write_png(path, page)
+    out = subprocess.run([cli(), "read", "--json", str(path)], capture_output=True, text=True, check=True)
+    expected = json.loads(out.stdout)
+    model = digitnn.Model.builtin()
+    reading = model.read(path)
+    assert reading["text"] == expected["text"] == "170"
+    assert reading["digits"] == expected["digits"]
+    assert [d["box"][0] for d in reading["digits"]] == sorted(d["box"][0] for d in reading["digits"])
+    colour = np.repeat(page[:, :, None], 3, axis=2)
+    for form in (str(path), page, colour, page.astype(np.float32) / 255.0, np.dstack([colour, np.full(page.shape, 255, np.uint8)])):
+        assert model.read(form)["text"] == "170"
+    blank = model.read(np.full((50, 80), 255, np.uint8))
+    assert blank["text"] == "" and "blank" in blank["message"]
+    with pytest.raises(ValueError, match=r"\(H, W\)"):
+        model.read(np.zeros((2, 3, 4, 5), np.uint8))
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        model.read(np.full((40, 40), 2.0))
+
+
+def test_read_takes_a_pil_image(tmp_path):
+    image = pytest.importorskip("PIL.Image", reason="Pillow is not installed: the PIL input is untested here")
+    page = drawn_number("07")
+    assert digitnn.Model.builtin().read(image.fromarray(page).convert("RGB"))["text"] == "07"
+
+
+def test_predict_prepares_a_picture_held_in_memory(tmp_path):
+    """A photo-like array of any size is prepared as `digitnn predict` prepares the file."""
+    page = drawn_digit(7)
+    path = tmp_path / "seven.png"
+    write_png(path, page)
+    model = digitnn.Model.builtin()
+    from_file = model.predict_images([path])
+    for form in (page, np.repeat(page[:, :, None], 3, axis=2), path):
+        digits, probabilities = model.predict(form)
+        assert digits.tolist() == from_file[0].tolist() == [7]
+        np.testing.assert_allclose(probabilities, from_file[1], atol=1e-6)
