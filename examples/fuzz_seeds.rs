@@ -70,6 +70,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     write("request", "pixels.json", &[&[0u8][..], json.as_bytes()].concat())?;
     let png = encoded(&DynamicImage::ImageLuma8(digit), ImageFormat::Png)?;
     write("request", "digit.png", &[&[1u8][..], &png].concat())?;
+
+    // Numbers for `read`: pen digits with a comma, touching digits as a JPEG, a field of specks
+    // (more marks than a number has), and a long thin line.
+    use digitnn::data::numbers::{Spacing, pen_number};
+    use rand_chacha::rand_core::SeedableRng;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(20);
+    write("read", "comma.png", &encoded(&pen_number("2,09", Spacing::Gaps, &mut rng), ImageFormat::Png)?)?;
+    let touching = pen_number("4711", Spacing::Touching, &mut rng).to_rgb8();
+    write("read", "touching.jpg", &encoded(&DynamicImage::ImageRgb8(touching), ImageFormat::Jpeg)?)?;
+    let specks = GrayImage::from_fn(300, 300, |x, y| Luma([if x % 5 < 2 && y % 5 < 2 { 0 } else { 255 }]));
+    write("read", "specks.png", &encoded(&DynamicImage::ImageLuma8(specks), ImageFormat::Png)?)?;
+    let line = GrayImage::from_fn(4000, 12, |x, y| Luma([if (x / 7) % 3 == 0 && y > 2 && y < 10 { 0 } else { 255 }]));
+    write("read", "line.png", &encoded(&DynamicImage::ImageLuma8(line), ImageFormat::Png)?)?;
     println!("wrote the seed corpora under {}", root.display());
     Ok(())
 }

@@ -47,3 +47,19 @@ pub fn request(bytes: &[u8]) {
     };
     let _ = crate::predict::prepare_request(content_type, body);
 }
+
+/// A picture of a number read as `POST /api/read` reads it: decoded within the server's limits,
+/// then ink, marks, pieces and the search, with the built-in model (made once per process).
+pub fn read(bytes: &[u8]) {
+    use std::sync::Mutex;
+    static NETWORK: Mutex<Option<crate::model::Network>> = Mutex::new(None);
+    let mut network = NETWORK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if network.is_none() {
+        *network = Some(crate::model::builtin().expect("the built-in model loads").0);
+    }
+    let network = network.as_mut().expect("made above");
+    let config = crate::read::ReadConfig::default();
+    if let Ok(reading) = crate::read::read_bytes(network, bytes, ImageLimits::serve(), &config) {
+        assert_eq!(reading.digits.len(), reading.text.chars().filter(char::is_ascii_digit).count());
+    }
+}

@@ -45,3 +45,8 @@ fn image_corpus() {
 fn request_corpus() {
     replay("request", digitnn::fuzz::request);
 }
+
+#[test]
+fn read_corpus() {
+    replay("read", digitnn::fuzz::read);
+}
