@@ -36,15 +36,18 @@ pub fn separate(gray: &GrayImage) -> Option<Ink> {
     } else {
         gray.clone()
     };
-    // Paper light or dark: the border's mean, as `data::image::prepare` decides.
-    let dark_paper = crate::data::image::border_mean(&work) < 128.0;
-    let lightness = |v: u8| if dark_paper { 255 - v } else { v };
-    let paper = paper_levels(&work, lightness);
-    let contrast: Vec<f32> = work
-        .enumerate_pixels()
-        .map(|(x, y, p)| {
-            let level = paper.at(x, y);
-            ((level - lightness(p[0]) as f32) / level.max(16.0)).max(0.0)
+    let dark_paper = is_paper_dark(&work);
+    let lightness = GrayImage::from_fn(work.width(), work.height(), |x, y| {
+        let v = work.get_pixel(x, y)[0];
+        Luma([if dark_paper { 255 - v } else { v }])
+    });
+    let paper = paper_levels(&lightness);
+    let contrast: Vec<f32> = lightness
+        .pixels()
+        .zip(paper.pixels())
+        .map(|(v, level)| {
+            let level = level[0] as f32;
+            ((level - v[0] as f32) / level.max(16.0)).max(0.0)
         })
         .collect();
     let mut sorted = contrast.clone();
@@ -69,56 +72,59 @@ const GRAIN: f32 = 0.08;
 /// Ink must be at least this much darker than its paper (relative to the paper's lightness).
 const MIN_INK_CONTRAST: f32 = 0.12;
 
-/// The paper's lightness across the picture: measured in blocks, interpolated between their
-/// centres.
-struct PaperLevels {
-    levels: Vec<f32>,
-    columns: usize,
-    rows: usize,
-    block: f32,
-}
-
-impl PaperLevels {
-    /// Bilinear between the centres of the blocks around (x, y).
-    fn at(&self, x: u32, y: u32) -> f32 {
-        let fx = ((x as f32 + 0.5) / self.block - 0.5).clamp(0.0, (self.columns - 1) as f32);
-        let fy = ((y as f32 + 0.5) / self.block - 0.5).clamp(0.0, (self.rows - 1) as f32);
-        let (x0, y0) = (fx.floor() as usize, fy.floor() as usize);
-        let (x1, y1) = ((x0 + 1).min(self.columns - 1), (y0 + 1).min(self.rows - 1));
-        let (tx, ty) = (fx - x0 as f32, fy - y0 as f32);
-        let level = |c: usize, r: usize| self.levels[r * self.columns + c];
-        let top = level(x0, y0) * (1.0 - tx) + level(x1, y0) * tx;
-        let bottom = level(x0, y1) * (1.0 - tx) + level(x1, y1) * tx;
-        top * (1.0 - ty) + bottom * ty
-    }
-}
-
-/// Blocks a sixth of the smaller side (at least 8 pixels), each taking its 90th percentile of
-/// lightness as its paper level (ink rarely covers a tenth of a block); a block that ink fills
-/// (a thick pen on a tight crop) takes the median of its neighbours where that is lighter.
-fn paper_levels(work: &GrayImage, lightness: impl Fn(u8) -> u8) -> PaperLevels {
+/// Whether the paper is darker than the ink (light strokes on a dark ground). Ink is the
+/// minority of each region: in blocks of the picture, the levels far from the block's median
+/// lie on the ink's side. A border's mean would be fooled by a shadow over half the page.
+fn is_paper_dark(work: &GrayImage) -> bool {
     let (w, h) = work.dimensions();
-    let block = (w.min(h) / 6).max(8);
+    let block = (w.min(h) / 4).max(8);
     let (columns, rows) = (w.div_ceil(block) as usize, h.div_ceil(block) as usize);
     let mut histograms = vec![[0u32; 256]; columns * rows];
     for (x, y, p) in work.enumerate_pixels() {
-        histograms[(y / block) as usize * columns + (x / block) as usize][lightness(p[0]) as usize] += 1;
+        histograms[(y / block) as usize * columns + (x / block) as usize][p[0] as usize] += 1;
     }
-    let own: Vec<f32> = histograms.iter().map(|hist| percentile(hist, 0.9)).collect();
-    let mut levels = own.clone();
-    for r in 0..rows {
-        for c in 0..columns {
-            let mut around: Vec<f32> = Vec::with_capacity(9);
-            for nr in r.saturating_sub(1)..(r + 2).min(rows) {
-                for nc in c.saturating_sub(1)..(c + 2).min(columns) {
-                    around.push(own[nr * columns + nc]);
-                }
-            }
-            around.sort_unstable_by(f32::total_cmp);
-            levels[r * columns + c] = own[r * columns + c].max(around[around.len() / 2]);
-        }
+    let (mut darker, mut lighter) = (0.0f32, 0.0f32);
+    for histogram in &histograms {
+        let median = percentile(histogram, 0.5);
+        darker += median - percentile(histogram, 0.02);
+        lighter += percentile(histogram, 0.98) - median;
     }
-    PaperLevels { levels, columns, rows, block: block as f32 }
+    lighter > darker
+}
+
+/// The paper's lightness at every pixel: a morphological closing (the brightest level within a
+/// radius, then the darkest of those), which removes strokes narrower than the radius and keeps
+/// the paper's own edges, such as a shadow's, where they are. Run on the picture scaled down to
+/// about 128 pixels on its smaller side, then scaled back: its cost is bounded.
+fn paper_levels(lightness: &GrayImage) -> GrayImage {
+    let (w, h) = lightness.dimensions();
+    let factor = (w.min(h) / PAPER_SIDE).max(1);
+    let small = if factor > 1 {
+        image::imageops::resize(lightness, w.div_ceil(factor), h.div_ceil(factor), FilterType::Triangle)
+    } else {
+        lightness.clone()
+    };
+    let radius = (small.width().min(small.height()) / 10).max(2);
+    let closed = extreme_filter(&extreme_filter(&small, radius, true), radius, false);
+    if factor > 1 { image::imageops::resize(&closed, w, h, FilterType::Triangle) } else { closed }
+}
+
+/// The side the paper is measured at.
+const PAPER_SIDE: u32 = 128;
+
+/// Each pixel the brightest (`max`) or darkest of the square of side 2 * radius + 1 around it
+/// (within the picture): rows, then columns.
+fn extreme_filter(image: &GrayImage, radius: u32, max: bool) -> GrayImage {
+    let pass = |source: &GrayImage, horizontal: bool| {
+        let (w, h) = source.dimensions();
+        GrayImage::from_fn(w, h, |x, y| {
+            let (at, len) = if horizontal { (x, w) } else { (y, h) };
+            let range = at.saturating_sub(radius)..(at + radius + 1).min(len);
+            let values = range.map(|i| if horizontal { source.get_pixel(i, y)[0] } else { source.get_pixel(x, i)[0] });
+            Luma([if max { values.max() } else { values.min() }.unwrap_or(0)])
+        })
+    };
+    pass(&pass(image, true), false)
 }
 
 /// The level below which `fraction` of a histogram's counts lie.
