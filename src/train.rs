@@ -2,8 +2,8 @@
 
 use crate::data::Dataset;
 use crate::data::augment::{AugmentConfig, augment_batch, augment_image, image_seed};
+use crate::data::cuts::GroupLimits;
 use crate::data::image::SIDE;
-use crate::data::marks::GroupLimits;
 use crate::data::{nondigit, numbers};
 use crate::error::{Error, Result};
 use crate::eval::evaluate;

@@ -1,8 +1,7 @@
-//! The marks on a page of ink: connected strokes, sorted into lines, and cut where a stroke may
-//! hold several touching digits. Cutting here is generous (more cuts than digits): the search
-//! in `read` puts pieces back together by what the model reads in them.
+//! The marks on a page of ink: connected strokes, sorted into lines (`data::cuts` then cuts each
+//! line into pieces).
 
-use image::{GrayImage, Luma};
+use image::GrayImage;
 
 /// Ink at least this bright (of 255) belongs to a mark, as `data::image` finds a digit's box.
 const INK: u8 = 64;
@@ -106,17 +105,6 @@ pub fn label(ink: &GrayImage, max_marks: usize) -> Option<Labels> {
     Some(Labels { labels, width: w, marks })
 }
 
-/// A part of one mark: its columns `x0..x1` (exclusive), the whole mark or a slice of it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Piece {
-    pub mark: u32,
-    pub x0: u32,
-    pub x1: u32,
-    /// The box of the mark's ink within those columns (inclusive).
-    pub top: u32,
-    pub bottom: u32,
-}
-
 /// A line of writing: its marks (indices into `Labels::marks`) and the height of its digits.
 pub struct Line {
     pub marks: Vec<usize>,
@@ -186,188 +174,10 @@ fn is_speck(mark: &Mark, line_height: f32) -> bool {
     (mark.width() as f32) < small && (mark.height() as f32) < small && (mark.area as f32) < small * small
 }
 
-/// Marks at least this wide (a share of the line's height) may hold several digits and are cut.
-const CUT_FROM_WIDTH: f32 = 0.45;
-/// The narrowest piece a cut leaves, as a share of the line's height.
-const MIN_PIECE: f32 = 0.2;
-
-/// The pieces of a line's marks, left to right: narrow marks whole, wider ones cut at the
-/// columns where their ink is thinnest (each local minimum of the ink per column, at least
-/// [`MIN_PIECE`] of the height apart).
-pub fn pieces(labels: &Labels, line: &Line) -> Vec<Piece> {
-    let mut pieces = Vec::new();
-    for &i in &line.marks {
-        let mark = labels.marks[i];
-        let cuts = if (mark.width() as f32) < CUT_FROM_WIDTH * line.height {
-            Vec::new()
-        } else {
-            cut_columns(labels, i as u32 + 1, &mark, (MIN_PIECE * line.height).max(2.0) as u32)
-        };
-        let mut start = mark.x0;
-        for end in cuts.into_iter().chain([mark.x1 + 1]) {
-            if let Some(piece) = piece(labels, i as u32 + 1, start, end) {
-                pieces.push(piece);
-            }
-            start = end;
-        }
-    }
-    pieces.sort_by_key(|p| (p.x0, p.x1));
-    pieces
-}
-
-/// The columns at which to cut a mark: local minima of its ink per column (smoothed over three
-/// columns), the thinnest first, each at least `spacing` from the mark's ends and other cuts.
-fn cut_columns(labels: &Labels, label: u32, mark: &Mark, spacing: u32) -> Vec<u32> {
-    let width = mark.width() as usize;
-    let mut counts = vec![0u32; width];
-    for y in mark.y0..=mark.y1 {
-        for x in mark.x0..=mark.x1 {
-            if labels.labels[(y * labels.width + x) as usize] == label {
-                counts[(x - mark.x0) as usize] += 1;
-            }
-        }
-    }
-    let smooth: Vec<u32> =
-        (0..width).map(|i| counts[i.saturating_sub(1)] + counts[i] + counts[(i + 1).min(width - 1)]).collect();
-    // Local minima; a flat valley counts once, at its middle.
-    let mut minima: Vec<usize> = Vec::new();
-    let mut i = 1;
-    while i + 1 < width {
-        let mut end = i;
-        while end + 1 < width && smooth[end + 1] == smooth[i] {
-            end += 1;
-        }
-        if smooth[i] < smooth[i - 1] && end + 1 < width && smooth[i] < smooth[end + 1] {
-            minima.push((i + end) / 2);
-        }
-        i = end + 1;
-    }
-    minima.retain(|&i| i as u32 >= spacing && (width - i) as u32 >= spacing);
-    minima.sort_by_key(|&i| (smooth[i], i));
-    let mut chosen: Vec<usize> = Vec::new();
-    for i in minima {
-        if chosen.iter().all(|&c| c.abs_diff(i) as u32 >= spacing) {
-            chosen.push(i);
-        }
-    }
-    chosen.sort_unstable();
-    chosen.into_iter().map(|i| mark.x0 + i as u32).collect()
-}
-
-/// The piece of mark `label` in columns `x0..x1`, None if it has no ink there.
-fn piece(labels: &Labels, label: u32, x0: u32, x1: u32) -> Option<Piece> {
-    let mark = labels.marks[label as usize - 1];
-    let rows =
-        (mark.y0..=mark.y1).filter(|&y| (x0..x1).any(|x| labels.labels[(y * labels.width + x) as usize] == label));
-    let (mut top, mut bottom) = (u32::MAX, 0);
-    for y in rows {
-        (top, bottom) = (top.min(y), bottom.max(y));
-    }
-    (top <= bottom).then_some(Piece { mark: label, x0, x1, top, bottom })
-}
-
-/// Which runs of neighbouring pieces may be one digit (shares of the line's height).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct GroupLimits {
-    /// The most pieces in one digit (a digit in several strokes, or cut too often).
-    pub max_pieces: usize,
-    /// The widest a digit may be.
-    pub max_width: f32,
-    /// The shortest a digit may be: shorter marks are never read as digits.
-    pub min_height: f32,
-    /// A run with a gap of empty columns wider than this is never one digit.
-    pub max_gap: f32,
-}
-
-impl Default for GroupLimits {
-    /// What `read` uses.
-    fn default() -> Self {
-        GroupLimits { max_pieces: 5, max_width: 1.6, min_height: 0.45, max_gap: 0.3 }
-    }
-}
-
-/// A run of neighbouring pieces, `first..=last`: its box (x, y, width, height), its widest gap
-/// of empty columns (a share of the line's height), and whether it may be one digit.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Group {
-    pub first: usize,
-    pub last: usize,
-    pub bounds: [u32; 4],
-    pub gap: f32,
-    pub could_be_digit: bool,
-}
-
-/// Every run of pieces the reader considers, ordered by first piece: each single piece (to be
-/// read or skipped), and longer runs while they are no wider than a digit.
-pub fn groups(pieces: &[Piece], line_height: f32, limits: &GroupLimits) -> Vec<Group> {
-    let mut groups = Vec::new();
-    for first in 0..pieces.len() {
-        for last in first..(first + limits.max_pieces).min(pieces.len()) {
-            let run = &pieces[first..=last];
-            let x0 = run.iter().map(|p| p.x0).min().unwrap_or(0);
-            let x1 = run.iter().map(|p| p.x1).max().unwrap_or(0);
-            let y0 = run.iter().map(|p| p.top).min().unwrap_or(0);
-            let y1 = run.iter().map(|p| p.bottom).max().unwrap_or(0);
-            let bounds = [x0, y0, x1 - x0, y1 - y0 + 1];
-            if last > first && bounds[2] as f32 > limits.max_width * line_height {
-                break;
-            }
-            let gap = widest_gap(run) as f32 / line_height;
-            let could_be_digit = bounds[3] as f32 >= limits.min_height * line_height && gap <= limits.max_gap;
-            groups.push(Group { first, last, bounds, gap, could_be_digit });
-        }
-    }
-    groups
-}
-
-/// The widest run of columns inside a group of pieces that none of them covers.
-fn widest_gap(group: &[Piece]) -> u32 {
-    let mut spans: Vec<(u32, u32)> = group.iter().map(|p| (p.x0, p.x1)).collect();
-    spans.sort_unstable();
-    let mut reach = spans[0].1;
-    let mut widest = 0;
-    for &(x0, x1) in &spans[1..] {
-        widest = widest.max(x0.saturating_sub(reach));
-        reach = reach.max(x1);
-    }
-    widest
-}
-
-/// The ink of a group of pieces, cropped to their box, light on dark: each piece's own mark in
-/// its own columns, with the faint edge around it (unlabelled ink beside a member pixel) so its
-/// strokes keep their soft edges.
-pub fn crop(ink: &GrayImage, labels: &Labels, group: &[Piece]) -> (GrayImage, [u32; 4]) {
-    let x0 = group.iter().map(|p| p.x0).min().unwrap_or(0);
-    let x1 = group.iter().map(|p| p.x1).max().unwrap_or(0);
-    let y0 = group.iter().map(|p| p.top).min().unwrap_or(0);
-    let y1 = group.iter().map(|p| p.bottom).max().unwrap_or(0);
-    let (w, h) = ink.dimensions();
-    let member = |x: i64, y: i64| {
-        if x < 0 || y < 0 || x >= w as i64 || y >= h as i64 {
-            return false;
-        }
-        let label = labels.labels[(y as u32 * labels.width + x as u32) as usize];
-        label != 0 && group.iter().any(|p| p.mark == label && (p.x0..p.x1).contains(&(x as u32)))
-    };
-    let (cx0, cy0) = (x0.saturating_sub(1), y0.saturating_sub(1));
-    let (cx1, cy1) = ((x1 + 1).min(w), (y1 + 2).min(h));
-    let image = GrayImage::from_fn(cx1 - cx0, cy1 - cy0, |cx, cy| {
-        let (x, y) = ((cx + cx0) as i64, (cy + cy0) as i64);
-        let value = ink.get_pixel(x as u32, y as u32)[0];
-        let own = labels.labels[(y as u32 * labels.width + x as u32) as usize];
-        let keep = if own != 0 {
-            member(x, y)
-        } else {
-            value > 0 && [(1, 0), (-1, 0), (0, 1), (0, -1)].iter().any(|(dx, dy)| member(x + dx, y + dy))
-        };
-        Luma([if keep { value } else { 0 }])
-    });
-    (image, [x0, y0, x1 - x0, y1 - y0 + 1])
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use image::Luma;
 
     fn picture(rows: &[&str]) -> GrayImage {
         GrayImage::from_fn(rows[0].len() as u32, rows.len() as u32, |x, y| {
@@ -385,27 +195,6 @@ mod tests {
         assert_eq!(labels.marks[1], Mark { x0: 3, y0: 0, x1: 5, y1: 2, area: 3 });
         assert_eq!(labels.marks[2].area, 1);
         assert!(label(&ink, 2).is_none(), "a third mark passes the limit");
-    }
-
-    /// A "U" whose arms meet at the bottom, like two touching digits, is one mark; it is cut at
-    /// its thinnest columns, between the arms.
-    #[test]
-    fn a_wide_mark_is_cut_where_its_ink_is_thinnest() {
-        let mut rows = vec!["##......##"; 9];
-        rows.push("##########");
-        let ink = picture(&rows);
-        let labels = label(&ink, 10).unwrap();
-        let (all, low) = lines(&labels);
-        assert_eq!((all.len(), low.len()), (1, 0));
-        assert_eq!(all[0].height, 10.0);
-        let pieces = pieces(&labels, &all[0]);
-        assert!(pieces.len() >= 2, "{pieces:?}");
-        assert_eq!(pieces[0].x0, 0);
-        assert!(pieces.iter().all(|p| p.x1 - p.x0 >= 1));
-        assert_eq!(pieces.last().unwrap().x1, 10);
-        let (image, bounds) = crop(&ink, &labels, &pieces);
-        assert_eq!(bounds, [0, 0, 10, 10]);
-        assert_eq!(image.pixels().filter(|p| p[0] == 255).count(), 9 * 4 + 10);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 pub mod augment;
 pub mod corrupt;
+pub mod cuts;
 pub mod degrade;
 pub mod idx;
 pub mod image;

@@ -5,8 +5,9 @@
 //! (`examples/read_numbers.rs`) and its tests; seeded, so each picture is reproducible.
 
 use super::Dataset;
+use super::cuts::{self, Group, GroupLimits};
 use super::image::{Pixels, frame_ink};
-use super::marks::{self, Group, GroupLimits};
+use super::marks;
 use super::nondigit::{Canvas, NOT_A_DIGIT};
 use image::{DynamicImage, GrayImage, Luma};
 use rand_chacha::ChaCha8Rng;
@@ -26,7 +27,8 @@ pub enum Source {
 pub enum Spacing {
     /// Apart, by a tenth to half a digit's height.
     Gaps,
-    /// Touching, or overlapping by up to a third of the narrower one's width.
+    /// Their boxes touching or overlapping by up to 30% of the narrower one's width; half the
+    /// time each digit is also pushed left until its ink meets its neighbour's.
     Touching,
 }
 
@@ -127,6 +129,7 @@ fn lay_out_placed(
     let mut right: Vec<Option<usize>> = vec![None; rows];
     let mut x_end = margin;
     let mut placed = Vec::with_capacity(glyphs.len());
+    let mut last_width = 0;
     for glyph in glyphs {
         let top = ((rows - glyph.height) as f32 / 2.0 + uniform(rng, -0.1, 0.1) * height).max(0.0) as usize;
         let left_profile: Vec<Option<usize>> =
@@ -134,13 +137,14 @@ fn lay_out_placed(
         let x = match spacing {
             Spacing::Gaps => x_end + (uniform(rng, 0.1, 0.5) * height) as usize,
             Spacing::Touching => {
-                // Where the new digit first touches the ink so far, then pushed in further.
+                // The boxes touch or overlap; half the time the ink is pushed into contact.
+                let overlap = (uniform(rng, 0.0, 0.3) * glyph.width.min(last_width) as f32) as i64;
+                let boxes = x_end as i64 - overlap;
                 let touch = (0..glyph.height)
                     .filter_map(|y| Some(right[top + y]? as i64 + 1 - left_profile[y]? as i64))
                     .max()
-                    .unwrap_or(x_end as i64 - 1);
-                let overlap = (uniform(rng, 0.0, 0.33) * glyph.width as f32) as i64;
-                (touch - overlap).max(0) as usize
+                    .unwrap_or(boxes);
+                (if below(rng, 2) == 0 { boxes } else { boxes.min(touch) }).max(0) as usize
             }
         };
         for y in 0..glyph.height {
@@ -156,6 +160,7 @@ fn lay_out_placed(
             }
         }
         x_end = x_end.max(x + glyph.width);
+        last_width = glyph.width;
         placed.push((x, top));
     }
     let used = (x_end + margin).min(width);
@@ -189,41 +194,17 @@ pub fn segment_sample(digits: &Dataset, limits: &GroupLimits, rng: &mut ChaCha8R
     let labels = marks::label(&ink, 1_000)?;
     let (lines, _) = marks::lines(&labels);
     let line = lines.iter().max_by_key(|l| l.marks.len())?;
-    let pieces = marks::pieces(&labels, line);
+    let cuts = cuts::cut(&ink, &labels, line);
     let groups: Vec<Group> =
-        marks::groups(&pieces, line.height, limits).into_iter().filter(|g| g.could_be_digit).collect();
-    let glyph_ink = |k: usize, x: usize, y: usize| -> f32 {
-        let (gx, gy) = placed[k];
-        let g = &glyphs[k];
-        if x >= gx && y >= gy && x - gx < g.width && y - gy < g.height {
-            g.ink[(y - gy) * g.width + x - gx]
-        } else {
-            0.0
-        }
-    };
+        cuts::groups(&ink, &labels, &cuts, line.height, limits).into_iter().filter(|g| g.could_be_digit).collect();
     let totals: Vec<f32> = glyphs.iter().map(|g| g.ink.iter().sum::<f32>().max(1e-3)).collect();
     for _ in 0..8 {
         let group = groups.get(below(rng, groups.len() as u32) as usize)?;
-        let run = &pieces[group.first..=group.last];
-        let (crop, bounds) = marks::crop(&ink, &labels, run);
-        // Each digit's ink inside the run's own pixels.
-        let mut held = vec![0.0f32; count];
-        for y in bounds[1]..bounds[1] + bounds[3] {
-            for x in bounds[0]..bounds[0] + bounds[2] {
-                let label = labels.labels[(y * labels.width + x) as usize];
-                if label != 0 && run.iter().any(|p| p.mark == label && (p.x0..p.x1).contains(&x)) {
-                    for (k, h) in held.iter_mut().enumerate() {
-                        *h += glyph_ink(k, x as usize, y as usize);
-                    }
-                }
-            }
-        }
+        let held = held_ink(group, &glyphs, &placed);
         let all: f32 = held.iter().sum::<f32>().max(1e-3);
-        let (best, _) = held
-            .iter()
-            .enumerate()
-            .fold((0, 0.0f32), |b, (k, &h)| if h / totals[k] > b.1 { (k, h / totals[k]) } else { b });
-        let coverage = held[best] / totals[best];
+        let (best, coverage) = (0..count)
+            .map(|k| (k, held[k] / totals[k]))
+            .fold((0, 0.0f32), |b, (k, c)| if c > b.1 { (k, c) } else { b });
         let foreign = 1.0 - held[best] / all;
         let label = if coverage >= 0.85 && foreign <= 0.3 {
             labels_of[best]
@@ -232,9 +213,67 @@ pub fn segment_sample(digits: &Dataset, limits: &GroupLimits, rng: &mut ChaCha8R
         } else {
             continue;
         };
-        return frame_ink(&crop).map(|pixels| (pixels, label));
+        return frame_ink(&group.image).map(|pixels| (pixels, label));
     }
     None
+}
+
+/// Each digit's ink inside a run's own pixels.
+fn held_ink(group: &Group, glyphs: &[Canvas], placed: &[(usize, usize)]) -> Vec<f32> {
+    let mut held = vec![0.0f32; glyphs.len()];
+    for (cx, cy, p) in group.image.enumerate_pixels() {
+        if p[0] == 0 {
+            continue;
+        }
+        let (x, y) = ((group.bounds[0] + cx) as usize, (group.bounds[1] + cy) as usize);
+        for (k, h) in held.iter_mut().enumerate() {
+            let ((gx, gy), g) = (placed[k], &glyphs[k]);
+            if x >= gx && y >= gy && x - gx < g.width && y - gy < g.height {
+                *h += g.ink[(y - gy) * g.width + x - gx];
+            }
+        }
+    }
+    held
+}
+
+/// (Diagnostic) Whether some split of a composed number's pieces into runs gives each digit, in
+/// order, a run [`segment_sample`] would label with it: what a perfect recogniser could read
+/// through `read`'s cuts.
+pub fn cuts_allow(digits: &Dataset, spacing: Spacing, limits: &GroupLimits, rng: &mut ChaCha8Rng) -> bool {
+    let count = 2 + below(rng, 5) as usize;
+    let glyphs: Vec<Canvas> = (0..count)
+        .map(|_| {
+            let index = below(rng, digits.len() as u32) as usize;
+            rescale(&cut_to_ink(digits.image(index), digits.cols), uniform(rng, 0.85, 1.15))
+        })
+        .collect();
+    let (canvas, placed) = lay_out_placed(&glyphs, 20.0, spacing, rng);
+    let ink = canvas.to_gray();
+    let Some(labels) = marks::label(&ink, 1_000) else { return false };
+    let (lines, _) = marks::lines(&labels);
+    let Some(line) = lines.iter().max_by_key(|l| l.marks.len()) else { return false };
+    let cuts = cuts::cut(&ink, &labels, line);
+    let totals: Vec<f32> = glyphs.iter().map(|g| g.ink.iter().sum::<f32>().max(1e-3)).collect();
+    // reach[p][k]: the first p pieces can be split so that digits 0..k are read.
+    let mut reach = vec![vec![false; count + 1]; cuts.pieces() + 1];
+    reach[0][0] = true;
+    for g in cuts::groups(&ink, &labels, &cuts, line.height, limits) {
+        let held = held_ink(&g, &glyphs, &placed);
+        let all: f32 = held.iter().sum::<f32>().max(1e-3);
+        for k in 0..=count {
+            if !reach[g.first][k] {
+                continue;
+            }
+            if k < count && g.could_be_digit && held[k] / totals[k] >= 0.85 && 1.0 - held[k] / all <= 0.3 {
+                reach[g.last + 1][k + 1] = true;
+            }
+            // A single piece holding little of any digit may be skipped.
+            if g.first == g.last && held.iter().zip(&totals).all(|(h, t)| h / t < 0.15) {
+                reach[g.last + 1][k] = true;
+            }
+        }
+    }
+    reach[cuts.pieces()][count]
 }
 
 /// A dataset image cut to the box of its ink, as a canvas.
@@ -444,6 +483,19 @@ mod tests {
             let style = NumberStyle { source, spacing, photo, digits: (2, 6) };
             let number = compose(style, &digits, &mut rng);
             assert!((2..=6).contains(&number.text.len()) && number.text.bytes().all(|b| b.is_ascii_digit()));
+        }
+    }
+
+    /// (Diagnostic, needs MNIST in data/mnist) How often `read`'s cuts allow the right split.
+    #[test]
+    #[ignore]
+    fn how_often_the_cuts_allow_the_right_split() {
+        let mnist = crate::data::mnist::load("data/mnist".as_ref(), crate::data::Checksums::Require).unwrap();
+        let mut rng = ChaCha8Rng::seed_from_u64(4);
+        for spacing in [Spacing::Gaps, Spacing::Touching] {
+            let allowed =
+                (0..500).filter(|_| cuts_allow(&mnist.train, spacing, &GroupLimits::default(), &mut rng)).count();
+            eprintln!("{spacing:?}: {allowed} of 500");
         }
     }
 

@@ -10,9 +10,10 @@
 //! is not split into two that each look like one). The model's "not a digit" output is what
 //! makes a digit's half, two digits together, a comma or a dash score badly as a digit.
 
+use crate::data::cuts::{self, Cuts, GroupLimits};
 use crate::data::image::{Pixels, frame_ink, to_gray};
 use crate::data::ink;
-use crate::data::marks::{self, GroupLimits, Labels, Line, Piece};
+use crate::data::marks::{self, Labels, Line};
 use crate::error::{Error, Result};
 use crate::model::Network;
 use crate::predict::{Prediction, predict_pixels};
@@ -143,15 +144,15 @@ pub fn read_image(network: &mut Network, picture: &DynamicImage, config: &ReadCo
     }
     let mut texts = Vec::new();
     for line in &lines {
-        let pieces = marks::pieces(&labels, line);
-        if pieces.len() > config.max_line_pieces {
+        let cuts = cuts::cut(&ink.image, &labels, line);
+        if cuts.pieces() > config.max_line_pieces {
             return Err(Error::Invalid(format!(
                 "a line of writing cut into {} pieces, more than the {} a number may have",
-                pieces.len(),
+                cuts.pieces(),
                 config.max_line_pieces
             )));
         }
-        let (digits, skipped) = search(network, &ink.image, &labels, line, &pieces, config)?;
+        let (digits, skipped) = search(network, &ink.image, &labels, line, &cuts, config)?;
         let number: String = digits.iter().map(|d| char::from(b'0' + d.digit as u8)).collect();
         if !number.is_empty() {
             texts.push(number);
@@ -187,17 +188,13 @@ fn search(
     ink: &image::GrayImage,
     labels: &Labels,
     line: &Line,
-    pieces: &[Piece],
+    cuts: &Cuts,
     config: &ReadConfig,
 ) -> Result<(Vec<ReadDigit>, Vec<Skipped>)> {
     let mut candidates = Vec::new();
     let mut images: Vec<Pixels> = Vec::new();
-    for group in marks::groups(pieces, line.height, &config.groups) {
-        let framed = if group.could_be_digit {
-            frame_ink(&marks::crop(ink, labels, &pieces[group.first..=group.last]).0)
-        } else {
-            None
-        };
+    for group in cuts::groups(ink, labels, cuts, line.height, &config.groups) {
+        let framed = if group.could_be_digit { frame_ink(&group.image) } else { None };
         let has_image = framed.is_some();
         images.extend(framed);
         let candidate = Candidate {
@@ -214,7 +211,7 @@ fn search(
         .into_iter()
         .map(|(c, has_image)| Candidate { prediction: if has_image { predictions.next() } else { None }, ..c })
         .collect();
-    Ok(best_split(&candidates, pieces.len(), config))
+    Ok(best_split(&candidates, cuts.pieces(), config))
 }
 
 /// What the search keeps for each number of pieces consumed: the best score, and the step that
