@@ -4,7 +4,8 @@
 //! cargo run --release --example read_numbers -- MNIST_DIR [--split test|train] [--count N]
 //!     [--seed S] [--model FILE] [--digit-cost C] [--skip-cost C] [--sets a,b,...] [--save DIR]
 //!
-//! Numbers of 2 to 6 digits are composed (`digitnn::data::numbers`) from MNIST's test digits
+//! `read` runs the built-in number reader (or `--model`); the textbook pipeline and `predict`
+//! run the built-in reader, as the command line does. Numbers of 2 to 6 digits are composed (`digitnn::data::numbers`) from MNIST's test digits
 //! (the report) or its training digits (`--split train`: what the search's costs were set on),
 //! and from pen drawings. Prints, per set, the share of numbers read whole and the digit
 //! accuracy (1 - edit distance / length) for both pipelines, then the time to read a 6-digit
@@ -36,10 +37,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let mnist = mnist::load(dir.as_ref(), Checksums::Require)?;
     let digits = if split == "train" { mnist.train } else { mnist.test };
+    // `read`'s model (the built-in number reader unless --model), and `predict`'s (the built-in
+    // reader), which the textbook pipeline and the single digits use, as the CLI would.
     let mut network = match flag("--model") {
         Some(path) => model::load(path.as_ref())?.0,
-        None => model::builtin()?.0,
+        None => model::builtin_numbers()?.0,
     };
+    let mut predictor = model::builtin()?.0;
     let sets = [
         ("mnist-gaps", Source::Dataset, Spacing::Gaps, false),
         ("mnist-touching", Source::Dataset, Spacing::Touching, false),
@@ -60,7 +64,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         for i in 0..count {
             let number = numbers::compose(style, &digits, &mut rng);
             let reading = read::read_image(&mut network, &number.picture, &config)?;
-            let baseline = textbook(&mut network, &number.picture)?;
+            let baseline = textbook(&mut predictor, &number.picture)?;
             whole += (reading.text == number.text) as usize;
             digit_score += digit_accuracy(&reading.text, &number.text);
             tb_whole += (baseline == number.text) as usize;
@@ -81,7 +85,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             pct(tb_digits)
         );
     }
-    single_digits(&mut network, &digits, count, &config)?;
+    single_digits(&mut network, &mut predictor, &digits, count, &config)?;
     time_six_digits(&mut network, &digits, &config)?;
     Ok(())
 }
@@ -90,6 +94,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// what `predict` answers, of those `predict` reads (the rest it refuses as not digits).
 fn single_digits(
     network: &mut Network,
+    predictor: &mut Network,
     digits: &digitnn::data::Dataset,
     count: usize,
     config: &ReadConfig,
@@ -101,12 +106,17 @@ fn single_digits(
         let picture =
             DynamicImage::ImageLuma8(image::imageops::resize(&small, 84, 84, image::imageops::FilterType::Triangle));
         let (prepared, _) = digitnn::data::image::prepare(&picture, false, "digit".as_ref())?;
-        let predicted = predict_pixels(network, &[prepared], true)?[0].digit.map(|d| d.to_string()).unwrap_or_default();
+        let predicted =
+            predict_pixels(predictor, &[prepared], true)?[0].digit.map(|d| d.to_string()).unwrap_or_default();
         if predicted.is_empty() {
             refused += 1;
             continue;
         }
-        same += (read::read_image(network, &picture, config)?.text == predicted) as usize;
+        let text = read::read_image(network, &picture, config)?.text;
+        if text != predicted {
+            eprintln!("single digit {i} (label {}): predict {predicted:?}, read {text:?}", digits.labels[i]);
+        }
+        same += (text == predicted) as usize;
     }
     let read = count - refused;
     println!(

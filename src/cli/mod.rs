@@ -123,14 +123,29 @@ impl EngineArgs {
 /// stderr, and returns its name for messages.
 fn load_model(arg: Option<&Path>, engine: EngineConfig) -> Result<(Network, ModelInfo, String)> {
     let path = arg.map(Path::to_path_buf).or_else(|| Some(PathBuf::from(DEFAULT_MODEL)).filter(|p| p.exists()));
+    load_or_builtin(path.as_deref(), engine, model::builtin, model::BUILTIN_NAME)
+}
+
+/// The model `read` runs: `--model` if given, else the built-in number reader (a model trained
+/// on single digits reads touching digits worse).
+fn load_number_reader(arg: Option<&Path>, engine: EngineConfig) -> Result<(Network, ModelInfo, String)> {
+    load_or_builtin(arg, engine, model::builtin_numbers, model::BUILTIN_NUMBERS_NAME)
+}
+
+fn load_or_builtin(
+    path: Option<&Path>,
+    engine: EngineConfig,
+    builtin: fn() -> digitnn::Result<(Network, ModelInfo)>,
+    builtin_name: &str,
+) -> Result<(Network, ModelInfo, String)> {
     let (mut network, info, name) = match path {
         Some(path) => {
-            let (network, info) = model::load(&path)?;
+            let (network, info) = model::load(path)?;
             (network, info, path.display().to_string())
         }
         None => {
-            let (network, info) = model::builtin()?;
-            (network, info, model::BUILTIN_NAME.to_string())
+            let (network, info) = builtin()?;
+            (network, info, builtin_name.to_string())
         }
     };
     network.set_engine(engine)?;

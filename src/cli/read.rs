@@ -9,8 +9,7 @@ use std::process::ExitCode;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// A model file, safetensors or PyTorch .pt [default: digit_model.safetensors if it is in the
-    /// working directory, else the built-in reader model]
+    /// A model file, safetensors or PyTorch .pt [default: the built-in number reader]
     #[arg(long)]
     model: Option<PathBuf>,
     /// Image files, each holding a number (one line of digits, or several lines)
@@ -50,7 +49,7 @@ pub fn describe(r: &Reading) -> String {
 pub fn run(args: Args) -> Result<ExitCode> {
     digitnn::thread_count(args.threads)?;
     let engine = args.engine.config()?;
-    let (mut network, _, _) = super::load_model(args.model.as_deref(), engine)?;
+    let (mut network, _, _) = super::load_number_reader(args.model.as_deref(), engine)?;
     let config = ReadConfig::default();
     let mut failures = 0;
     digitnn::with_threads(args.threads, || -> Result<()> {

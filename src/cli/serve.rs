@@ -57,26 +57,30 @@ pub struct Args {
     engine: super::EngineArgs,
 }
 
-struct App {
+/// One model's weights and its idle networks.
+struct Pool {
     /// Idle networks, each with the model's weights.
-    pool: Mutex<Vec<Network>>,
+    idle: Mutex<Vec<Network>>,
     weights: Vec<f32>,
     /// BatchNorm's running statistics, if the model has any.
     state: Vec<f32>,
     info: ModelInfo,
     engine: EngineConfig,
-    /// Bounds the requests computing at once (the rest wait their turn).
-    busy: tokio::sync::Semaphore,
-    /// Bounds the request bodies being read at once.
-    reading: tokio::sync::Semaphore,
-    body_timeout: Duration,
-    /// Say "not a digit" where the model finds none.
-    refuse: bool,
 }
 
-impl App {
-    fn take_network(&self) -> Result<Network, String> {
-        if let Some(network) = self.pool.lock().map_err(|_| "model pool poisoned")?.pop() {
+impl Pool {
+    fn new(network: Network, info: ModelInfo, engine: EngineConfig) -> Pool {
+        Pool {
+            weights: network.params().to_vec(),
+            state: network.state().to_vec(),
+            idle: Mutex::new(vec![network]),
+            info,
+            engine,
+        }
+    }
+
+    fn take(&self) -> Result<Network, String> {
+        if let Some(network) = self.idle.lock().map_err(|_| "model pool poisoned")?.pop() {
             return Ok(network);
         }
         let mut network =
@@ -87,10 +91,24 @@ impl App {
     }
 
     fn give_back(&self, network: Network) {
-        if let Ok(mut pool) = self.pool.lock() {
-            pool.push(network);
+        if let Ok(mut idle) = self.idle.lock() {
+            idle.push(network);
         }
     }
+}
+
+struct App {
+    /// The model of `/api/predict`.
+    digits: Pool,
+    /// The model of `/api/read`: the built-in number reader, or `--model` when given.
+    numbers: Pool,
+    /// Bounds the requests computing at once (the rest wait their turn).
+    busy: tokio::sync::Semaphore,
+    /// Bounds the request bodies being read at once.
+    reading: tokio::sync::Semaphore,
+    body_timeout: Duration,
+    /// Say "not a digit" where the model finds none.
+    refuse: bool,
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
@@ -99,13 +117,23 @@ pub fn run(args: Args) -> Result<ExitCode> {
     if network.input_len() != SIDE * SIDE {
         anyhow::bail!("{name}: the server needs a model of 28x28 images");
     }
+    // With --model, that model reads numbers too; without it, the built-in number reader does.
+    let (reader, reader_info) = match &args.model {
+        Some(_) => {
+            let mut copy = Network::with_engine(info.architecture.clone(), 0, engine)?;
+            copy.params_mut().copy_from_slice(network.params());
+            copy.state_mut().copy_from_slice(network.state());
+            (copy, info.clone())
+        }
+        None => {
+            let (reader, reader_info, _) = super::load_number_reader(None, engine)?;
+            (reader, reader_info)
+        }
+    };
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
     let app = Arc::new(App {
-        weights: network.params().to_vec(),
-        state: network.state().to_vec(),
-        pool: Mutex::new(vec![network]),
-        info,
-        engine,
+        digits: Pool::new(network, info, engine),
+        numbers: Pool::new(reader, reader_info, engine),
         busy: tokio::sync::Semaphore::new(workers * 2),
         reading: tokio::sync::Semaphore::new(BODIES_AT_ONCE),
         body_timeout: Duration::from_secs(args.body_timeout),
@@ -181,9 +209,9 @@ async fn serve(app: Arc<App>, addr: SocketAddr, model: &str, limits: Connections
 
 async fn model_info(State(app): State<Arc<App>>) -> Json<Value> {
     Json(json!({
-        "architecture": app.info.architecture,
-        "parameters": app.weights.len(),
-        "test_accuracy": app.info.test_accuracy,
+        "architecture": app.digits.info.architecture,
+        "parameters": app.digits.weights.len(),
+        "test_accuracy": app.digits.info.test_accuracy,
     }))
 }
 
@@ -214,27 +242,39 @@ async fn read_body(app: &App, headers: &HeaderMap, body: axum::body::Body) -> Re
 }
 
 async fn predict(State(app): State<Arc<App>>, headers: HeaderMap, body: axum::body::Body) -> Response {
-    compute(app, headers, body, |app, network, content_type, body| {
-        let pixels = prepare_request(content_type, body).map_err(|e| (StatusCode::BAD_REQUEST, e.to_string()))?;
-        let p = predict_pixels(network, &[pixels], app.refuse).map_err(internal)?.remove(0);
-        let mut answer = serde_json::to_value(&p).map_err(internal)?;
-        answer["input"] = json!(pixels.to_vec());
-        Ok(answer)
-    })
+    compute(
+        app,
+        headers,
+        body,
+        |app| &app.digits,
+        |app, network, content_type, body| {
+            let pixels = prepare_request(content_type, body).map_err(|e| (StatusCode::BAD_REQUEST, e.to_string()))?;
+            let p = predict_pixels(network, &[pixels], app.refuse).map_err(internal)?.remove(0);
+            let mut answer = serde_json::to_value(&p).map_err(internal)?;
+            answer["input"] = json!(pixels.to_vec());
+            Ok(answer)
+        },
+    )
     .await
 }
 
 /// `POST /api/read`: the number in an image (`Content-Type: image/...`), as `digitnn read --json`
 /// gives it.
 async fn read(State(app): State<Arc<App>>, headers: HeaderMap, body: axum::body::Body) -> Response {
-    compute(app, headers, body, |_, network, content_type, body| {
-        if !content_type.starts_with("image/") {
-            return Err((StatusCode::BAD_REQUEST, "send an image (Content-Type: image/png or image/jpeg)".into()));
-        }
-        let reading = read_bytes(network, body, ImageLimits::serve(), &ReadConfig::default())
-            .map_err(|e| (StatusCode::BAD_REQUEST, e.to_string()))?;
-        serde_json::to_value(&reading).map_err(internal)
-    })
+    compute(
+        app,
+        headers,
+        body,
+        |app| &app.numbers,
+        |_, network, content_type, body| {
+            if !content_type.starts_with("image/") {
+                return Err((StatusCode::BAD_REQUEST, "send an image (Content-Type: image/png or image/jpeg)".into()));
+            }
+            let reading = read_bytes(network, body, ImageLimits::serve(), &ReadConfig::default())
+                .map_err(|e| (StatusCode::BAD_REQUEST, e.to_string()))?;
+            serde_json::to_value(&reading).map_err(internal)
+        },
+    )
     .await
 }
 
@@ -248,7 +288,13 @@ type Work = fn(&App, &mut Network, &str, &[u8]) -> Result<Value, (StatusCode, St
 
 /// Reads the body within the limits, then runs `work` on a blocking thread with a network from
 /// the pool, answering its JSON or its error.
-async fn compute(app: Arc<App>, headers: HeaderMap, body: axum::body::Body, work: Work) -> Response {
+async fn compute(
+    app: Arc<App>,
+    headers: HeaderMap,
+    body: axum::body::Body,
+    pool: fn(&App) -> &Pool,
+    work: Work,
+) -> Response {
     let content_type =
         headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
     let body = match read_body(&app, &headers, body).await {
@@ -260,9 +306,9 @@ async fn compute(app: Arc<App>, headers: HeaderMap, body: axum::body::Body, work
     };
     let worker = Arc::clone(&app);
     let result = tokio::task::spawn_blocking(move || -> Result<Value, (StatusCode, String)> {
-        let mut network = worker.take_network().map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e))?;
+        let mut network = pool(&worker).take().map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e))?;
         let answer = work(&worker, &mut network, &content_type, &body);
-        worker.give_back(network);
+        pool(&worker).give_back(network);
         answer
     })
     .await;

@@ -116,7 +116,8 @@ pub struct Line {
 const SPECK: f32 = 0.2;
 
 /// The lines of writing, top to bottom: marks grouped by how their rows overlap (a mark joins a
-/// line when half its height lies in the line's rows), each line's digit height the median
+/// line when half its height lies in the line's rows, or when it is small and just above or
+/// below one of the line's marks), each line's digit height the median
 /// height of its larger marks. Specks (by the height of the page's larger marks) are left out,
 /// and so are lines of small marks only (under [`LOW_LINE`] of that height): returned second.
 pub fn lines(labels: &Labels) -> (Vec<Line>, Vec<usize>) {
@@ -129,9 +130,16 @@ pub fn lines(labels: &Labels) -> (Vec<Line>, Vec<usize>) {
     let mut rows: Vec<(u32, u32, Vec<usize>)> = Vec::new();
     for &i in &order {
         let m = &marks[i];
-        let joined = rows.iter_mut().find(|(top, bottom, _)| {
+        let joined = rows.iter_mut().find(|(top, bottom, members)| {
             let overlap = (m.y1.min(*bottom) as i64 - m.y0.max(*top) as i64 + 1).max(0) as u32;
-            overlap * 2 >= m.height()
+            // A small mark just above or below a mark of the line joins it too: a 5's flag, the
+            // bar of a 7 written apart.
+            let tall = (*bottom - *top + 1) as f32;
+            let gap = (m.y0 as i64 - *bottom as i64).max(*top as i64 - m.y1 as i64) as f32;
+            let attached = (m.height() as f32) < 0.6 * tall
+                && gap <= 0.25 * tall
+                && members.iter().any(|&j| marks[j].x0 <= m.x1 && m.x0 <= marks[j].x1);
+            overlap * 2 >= m.height() || attached
         });
         match joined {
             Some((top, bottom, members)) => {

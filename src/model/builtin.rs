@@ -1,4 +1,4 @@
-//! The model built into the binary, so that `predict`, `serve` and `eval` work on a fresh clone
+//! The models built into the binary, so that `predict`, `read`, `serve` and `eval` work on a fresh clone
 //! with no training: the `reader` preset's BatchNorm CNN (`best`'s network and recipe with an
 //! eleventh output, "not a digit", trained on generated non-digits and damaged digits besides;
 //! see the README for its accuracy and refusals), 0.6 MB. `models/reader.safetensors` is
@@ -22,4 +22,18 @@ pub const BUILTIN_NAME: &str = "the built-in reader model";
 /// The built-in model, checked like any model file.
 pub fn builtin() -> Result<(Network, ModelInfo)> {
     from_bytes(BYTES, Path::new(BUILTIN_NAME))
+}
+
+const NUMBERS_BYTES: &[u8] = include_bytes!("../../models/numbers.safetensors");
+
+/// What messages call the built-in number reader.
+pub const BUILTIN_NUMBERS_NAME: &str = "the built-in number reader";
+
+/// The built-in number reader, the model `read` uses by default: the `numbers` preset (the
+/// `reader` recipe with runs of pieces of composed numbers besides, cut as `read` cuts them).
+/// `models/numbers.safetensors` is reproduced bit for bit, as the reader is, by
+/// `digitnn train --preset numbers --seed 0 --out models/numbers.safetensors`.
+/// For single digits the reader is the better choice: it refuses fewer of them.
+pub fn builtin_numbers() -> Result<(Network, ModelInfo)> {
+    from_bytes(NUMBERS_BYTES, Path::new(BUILTIN_NUMBERS_NAME))
 }
