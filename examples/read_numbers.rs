@@ -3,6 +3,7 @@
 //!
 //! cargo run --release --example read_numbers -- MNIST_DIR [--split test|train] [--count N]
 //!     [--seed S] [--model FILE] [--digit-cost C] [--skip-cost C] [--sets a,b,...] [--save DIR]
+//!     [--write-samples DIR]
 //!
 //! `read` runs the built-in number reader (or `--model`); the textbook pipeline and `predict`
 //! run the built-in reader, as the command line does. Numbers of 2 to 6 digits are composed (`digitnn::data::numbers`) from MNIST's test digits
@@ -36,6 +37,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         config.skip_cost = v.parse()?;
     }
     let mnist = mnist::load(dir.as_ref(), Checksums::Require)?;
+    if let Some(out) = flag("--write-samples") {
+        return write_samples(out.as_ref(), &mnist.test);
+    }
     let digits = if split == "train" { mnist.train } else { mnist.test };
     // `read`'s model (the built-in number reader unless --model), and `predict`'s (the built-in
     // reader), which the textbook pipeline and the single digits use, as the CLI would.
@@ -123,6 +127,20 @@ fn single_digits(
         "single digits: read answers as predict does for {same} of the {read} predict reads ({:.2}%; {refused} refused)",
         100.0 * same as f64 / read.max(1) as f64
     );
+    Ok(())
+}
+
+/// The README's and docs/read.md's sample pictures: a pen number with a comma, MNIST test digits
+/// touching, and a pen number photographed on paper.
+fn write_samples(dir: &std::path::Path, digits: &digitnn::data::Dataset) -> Result<(), Box<dyn std::error::Error>> {
+    std::fs::create_dir_all(dir)?;
+    let mut rng = ChaCha8Rng::seed_from_u64(2095);
+    numbers::pen_number("20,95", Spacing::Gaps, &mut rng).save(dir.join("pen.png"))?;
+    let touching = NumberStyle { source: Source::Dataset, spacing: Spacing::Touching, photo: false, digits: (5, 5) };
+    numbers::compose(touching, digits, &mut rng).picture.save(dir.join("touching.png"))?;
+    let photo = NumberStyle { source: Source::Pen, spacing: Spacing::Gaps, photo: true, digits: (6, 6) };
+    numbers::compose(photo, digits, &mut rng).picture.to_rgb8().save(dir.join("photo.jpg"))?;
+    println!("wrote pen.png, touching.png and photo.jpg in {}", dir.display());
     Ok(())
 }
 

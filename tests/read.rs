@@ -14,13 +14,13 @@ mod common;
 use common::digitnn;
 
 fn read(picture: &DynamicImage) -> digitnn::read::Reading {
-    let (mut network, _) = model::builtin().unwrap();
+    let (mut network, _) = model::builtin_numbers().unwrap();
     read_image(&mut network, picture, &ReadConfig::default()).unwrap()
 }
 
 #[test]
 fn numbers_written_with_gaps_are_read_whole() {
-    let (mut network, _) = model::builtin().unwrap();
+    let (mut network, _) = model::builtin_numbers().unwrap();
     let empty = digitnn::data::Dataset { images: Vec::new(), labels: Vec::new(), rows: 28, cols: 28 };
     let style = NumberStyle { source: Source::Pen, spacing: Spacing::Gaps, photo: false, digits: (2, 6) };
     let mut rng = ChaCha8Rng::seed_from_u64(7);
@@ -49,6 +49,23 @@ fn each_digit_has_its_box_left_to_right() {
         assert!(b[3] > 30, "a digit about 40 pixels tall: {b:?}");
     }
     assert!(reading.confidence > 0.5 && reading.message.is_none());
+}
+
+#[test]
+fn two_lines_are_read_top_to_bottom() {
+    let mut rng = ChaCha8Rng::seed_from_u64(21);
+    let (top, bottom) = (
+        numbers::pen_number("471", Spacing::Gaps, &mut rng).to_luma8(),
+        numbers::pen_number("50", Spacing::Gaps, &mut rng).to_luma8(),
+    );
+    let mut page =
+        GrayImage::from_pixel(top.width().max(bottom.width()) + 20, top.height() + bottom.height(), Luma([255]));
+    image::imageops::replace(&mut page, &top, 0, 0);
+    image::imageops::replace(&mut page, &bottom, 20, top.height() as i64);
+    let reading = read(&DynamicImage::ImageLuma8(page));
+    assert_eq!(reading.text, "471\n50");
+    let lines: Vec<usize> = reading.digits.iter().map(|d| d.line).collect();
+    assert_eq!(lines, [0, 0, 0, 1, 1]);
 }
 
 #[test]
@@ -110,6 +127,7 @@ fn blank_pictures_and_marks_alone_read_nothing() {
     assert!(reading.message.is_some());
 }
 
+/// `read` with the number reader answers as `predict` with the reader, as the CLI runs them.
 #[test]
 fn a_single_digit_reads_as_predict_reads_it() {
     let (mut network, _) = model::builtin().unwrap();
@@ -133,7 +151,7 @@ fn a_long_line_and_a_noisy_picture_are_bounded() {
     assert_eq!(read(&DynamicImage::ImageLuma8(line)).text, "31415926");
     // Thousands of separate marks: refused, not searched.
     let dots = GrayImage::from_fn(600, 600, |x, y| Luma([if x % 6 < 2 && y % 6 < 2 { 0 } else { 255 }]));
-    let (mut network, _) = model::builtin().unwrap();
+    let (mut network, _) = model::builtin_numbers().unwrap();
     let err = read_image(&mut network, &DynamicImage::ImageLuma8(dots), &ReadConfig::default()).unwrap_err();
     assert!(err.to_string().contains("marks"), "{err}");
 }

@@ -6,7 +6,7 @@ thin layer over it::
     import digitnn
     model, history = digitnn.train(preset="fast")          # MNIST, fetched if missing
     digits, probabilities = model.predict(images)          # uint8 (N, 28, 28) or float32 0-1
-    digitnn.Model.builtin().read("number.jpg")["text"]     # a number: a path, PIL image or array
+    digitnn.Model.builtin("numbers").read("number.jpg")["text"]  # a number: a path, PIL image or array
     model.save("digit_model.safetensors")
     model = digitnn.Model.load("digit_model.safetensors")  # or a PyTorch .pt state_dict
 

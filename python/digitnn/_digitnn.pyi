@@ -24,8 +24,11 @@ class Model:
     ) -> "Model":
         """Loads a safetensors file or a PyTorch .pt state_dict (recognised by content)."""
     @staticmethod
-    def builtin(*, isa: Optional[str] = None, conv: Optional[str] = None, precision: Optional[str] = None) -> "Model":
-        """The model built into digitnn (the reader preset, with a "not a digit" output)."""
+    def builtin(
+        name: str = "reader", *, isa: Optional[str] = None, conv: Optional[str] = None, precision: Optional[str] = None
+    ) -> "Model":
+        """A model built into digitnn: "reader" (what `digitnn predict` uses, with a "not a digit"
+        output) or "numbers" (the number reader `digitnn read` uses)."""
     @staticmethod
     def from_state_dict(
         arch: _Arch,

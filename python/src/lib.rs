@@ -151,13 +151,25 @@ impl Model {
         Model::new(network, info.test_accuracy)
     }
 
-    /// The model built into digitnn (the `reader` preset: `best`'s network with a "not a digit"
-    /// output).
+    /// A model built into digitnn: `"reader"` (the default: the `reader` preset, `best`'s network
+    /// with a "not a digit" output, what `digitnn predict` uses) or `"numbers"` (the number
+    /// reader `digitnn read` uses: the same recipe trained on pieces of numbers besides).
     #[staticmethod]
-    #[pyo3(signature = (*, isa=None, conv=None, precision=None))]
-    fn builtin(py: Python, isa: Option<&str>, conv: Option<&str>, precision: Option<&str>) -> PyResult<Model> {
+    #[pyo3(signature = (name="reader", *, isa=None, conv=None, precision=None))]
+    fn builtin(
+        py: Python,
+        name: &str,
+        isa: Option<&str>,
+        conv: Option<&str>,
+        precision: Option<&str>,
+    ) -> PyResult<Model> {
         let engine = engine(py, isa, conv, precision)?;
-        let (mut network, info) = model::builtin().map_err(error)?;
+        let (mut network, info) = match name {
+            "reader" => model::builtin(),
+            "numbers" => model::builtin_numbers(),
+            _ => return Err(PyValueError::new_err(format!("no built-in model {name:?}: \"reader\" or \"numbers\""))),
+        }
+        .map_err(error)?;
         network.set_engine(engine).map_err(error)?;
         Model::new(network, info.test_accuracy)
     }

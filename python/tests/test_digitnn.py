@@ -405,7 +405,7 @@ def test_read_matches_the_cli_for_every_input_form(tmp_path):
     write_png(path, page)
     out = subprocess.run([cli(), "read", "--json", str(path)], capture_output=True, text=True, check=True)
     expected = json.loads(out.stdout)
-    model = digitnn.Model.builtin()
+    model = digitnn.Model.builtin("numbers")
     reading = model.read(path)
     assert reading["text"] == expected["text"] == "170"
     assert reading["digits"] == expected["digits"]
@@ -419,12 +419,14 @@ def test_read_matches_the_cli_for_every_input_form(tmp_path):
         model.read(np.zeros((2, 3, 4, 5), np.uint8))
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         model.read(np.full((40, 40), 2.0))
+    with pytest.raises(ValueError, match="no built-in model"):
+        digitnn.Model.builtin("best")
 
 
 def test_read_takes_a_pil_image(tmp_path):
     image = pytest.importorskip("PIL.Image", reason="Pillow is not installed: the PIL input is untested here")
     page = drawn_number("07")
-    assert digitnn.Model.builtin().read(image.fromarray(page).convert("RGB"))["text"] == "07"
+    assert digitnn.Model.builtin("numbers").read(image.fromarray(page).convert("RGB"))["text"] == "07"
 
 
 def test_predict_prepares_a_picture_held_in_memory(tmp_path):
