@@ -1,14 +1,15 @@
 //! Layer 4: reading a handwritten number, several digits in one picture, touching or not.
 //!
-//! How: ink is separated from paper region by region (`ink`), the marks are found and grouped
-//! into lines, and any mark wide enough to hold several touching digits is cut at each column
-//! where its ink is thin (`data::marks`): more pieces than digits. Then segmentation by recognition:
-//! every run of a few neighbouring pieces that could be one digit is
+//! How: ink is separated from paper region by region (`data::ink`), the marks are found and
+//! grouped into lines (`data::marks`), and each line is cut into pieces by paths from top to
+//! bottom that cross as little ink as they can (`data::cuts`): more pieces than digits. Then
+//! segmentation by recognition: every run of a few neighbouring pieces that could be one digit is
 //! framed as `predict` frames a digit and read by the model in one batch, and a dynamic
 //! programme chooses how to split the line into digits and skipped marks so that the product of
-//! the model's probabilities is largest (each digit paying [`ReadConfig::digit_cost`], so a digit
-//! is not split into two that each look like one). The model's "not a digit" output is what
-//! makes a digit's half, two digits together, a comma or a dash score badly as a digit.
+//! the model's probabilities is largest (a run with a gap of empty columns inside pays
+//! [`ReadConfig::gap_cost`]). The model's "not a digit" output is what makes a digit's half, two
+//! digits together, a comma or a dash score badly as a digit. docs/read.md has the details and
+//! the measurements.
 
 use crate::data::cuts::{self, Cuts, GroupLimits};
 use crate::data::image::{Pixels, frame_ink, to_gray};
@@ -272,4 +273,45 @@ fn best_split(candidates: &[Candidate], pieces: usize, config: &ReadConfig) -> (
     digits.reverse();
     skipped.reverse();
     (digits, skipped)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::predict::classify;
+
+    /// A candidate over pieces `first..=last` whose logits favour `digit` by `margin` (11 outputs,
+    /// "not a digit" last; `digit` 10 for a run the model calls no digit).
+    fn candidate(first: usize, last: usize, digit: usize, margin: f32) -> Candidate {
+        let mut logits = [0.0f32; 11];
+        logits[digit] = margin;
+        let prediction = classify(&logits, 11, true).next();
+        Candidate { first, last, bounds: [first as u32, 0, 1, 1], penalty: 0.0, prediction }
+    }
+
+    /// Three pieces: a clear 1, then a 0 cut in two. The search reads "10": not the two halves
+    /// as digits, not all three together, which the model calls no digit.
+    #[test]
+    fn the_search_reads_the_most_likely_split() {
+        let candidates = [
+            candidate(0, 0, 1, 9.0),
+            candidate(0, 1, 10, 6.0),
+            candidate(0, 2, 10, 8.0),
+            candidate(1, 1, 7, 2.0),
+            candidate(1, 2, 0, 9.0),
+            candidate(2, 2, 1, 2.0),
+        ];
+        let (digits, skipped) = best_split(&candidates, 3, &ReadConfig::default());
+        assert_eq!(digits.iter().map(|d| d.digit).collect::<Vec<_>>(), [1, 0]);
+        assert_eq!(digits[1].bounds[0], 1, "the 0 spans pieces 1 and 2");
+        assert!(skipped.is_empty());
+        // A piece the model calls no digit is skipped, and a gap inside a run costs it.
+        let with_mark = [candidate(0, 0, 4, 9.0), candidate(1, 1, 10, 9.0), candidate(2, 2, 2, 9.0)];
+        let (digits, skipped) = best_split(&with_mark, 3, &ReadConfig::default());
+        assert_eq!((digits.len(), skipped.len()), (2, 1));
+        let mut gapped = [candidate(0, 0, 1, 5.0), candidate(0, 1, 4, 9.0), candidate(1, 1, 1, 5.0)];
+        gapped[1].penalty = 0.2 * ReadConfig::default().gap_cost;
+        let (digits, _) = best_split(&gapped, 2, &ReadConfig::default());
+        assert_eq!(digits.iter().map(|d| d.digit).collect::<Vec<_>>(), [1, 1]);
+    }
 }
