@@ -5,6 +5,7 @@
 
 use digitnn::data::Dataset;
 use digitnn::data::nondigit::{self, Canvas, Kind};
+use digitnn::data::numbers;
 use digitnn::model;
 use digitnn::predict::predict_pixels;
 use image::{GrayImage, Luma};
@@ -13,31 +14,12 @@ use rand_chacha::rand_core::SeedableRng;
 use serde_json::Value;
 use std::process::{Command, Output};
 
-/// Digits drawn as polylines in a unit box.
-fn strokes(digit: u8) -> Vec<Vec<(f32, f32)>> {
-    let ring = |cx: f32, cy: f32, rx: f32, ry: f32| -> Vec<(f32, f32)> {
-        (0..=24)
-            .map(|i| {
-                let a = i as f32 / 24.0 * std::f32::consts::TAU;
-                (cx + rx * a.sin(), cy - ry * a.cos())
-            })
-            .collect()
-    };
-    match digit {
-        0 => vec![ring(0.5, 0.5, 0.32, 0.45)],
-        1 => vec![vec![(0.4, 0.2), (0.55, 0.05), (0.55, 0.95)]],
-        4 => vec![vec![(0.6, 0.05), (0.15, 0.65), (0.85, 0.65)], vec![(0.6, 0.3), (0.6, 0.95)]],
-        7 => vec![vec![(0.15, 0.08), (0.85, 0.08), (0.4, 0.95)]],
-        _ => vec![ring(0.5, 0.27, 0.22, 0.22), ring(0.5, 0.72, 0.28, 0.23)], // 8
-    }
-}
-
 /// `digit` drawn with a pen `pen` units wide on a canvas of `side` pixels (light on dark).
 fn drawn(digit: u8, side: usize, pen: f32) -> Canvas {
     let mut canvas = Canvas::new(side, side);
     let scale = side as f32 * 0.8;
     let offset = side as f32 * 0.1;
-    for stroke in strokes(digit) {
+    for stroke in numbers::strokes(digit, false) {
         let points: Vec<(f32, f32)> = stroke.iter().map(|&(x, y)| (offset + x * scale, offset + y * scale)).collect();
         canvas.stroke(&points, pen * side as f32, 1.0);
     }

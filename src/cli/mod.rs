@@ -160,6 +160,16 @@ fn load_or_builtin(
     Ok((network, info, name))
 }
 
+/// The exit code of a command over image files: failure, with a count, if any could not be read
+/// (each was reported as it failed; the others were still done).
+fn images_done(failures: usize, total: usize) -> ExitCode {
+    if failures == 0 {
+        return ExitCode::SUCCESS;
+    }
+    eprintln!("{failures} of {total} images could not be read");
+    ExitCode::FAILURE
+}
+
 /// The data directory and how strictly to check it: the built-in default must hold MNIST; a
 /// directory the user named may hold another dataset in the same format.
 fn data_dir(arg: Option<PathBuf>) -> (PathBuf, Checksums) {

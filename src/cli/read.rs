@@ -72,9 +72,5 @@ pub fn run(args: Args) -> Result<ExitCode> {
         }
         Ok(())
     })??;
-    if failures > 0 {
-        eprintln!("{failures} of {} images could not be read", args.images.len());
-        return Ok(ExitCode::FAILURE);
-    }
-    Ok(ExitCode::SUCCESS)
+    Ok(super::images_done(failures, args.images.len()))
 }
