@@ -154,6 +154,12 @@ fn a_long_line_and_a_noisy_picture_are_bounded() {
     let (mut network, _) = model::builtin_numbers().unwrap();
     let err = read_image(&mut network, &DynamicImage::ImageLuma8(dots), &ReadConfig::default()).unwrap_err();
     assert!(err.to_string().contains("marks"), "{err}");
+    // A pattern the fuzzer found, cut into 3,600 pieces: refused before it is searched.
+    let pattern =
+        concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/corpus/read/timeout-5cf0f4477e573012b88739b9ebb2717128f50735");
+    let picture = digitnn::data::image::open(pattern.as_ref()).unwrap();
+    let err = read_image(&mut network, &picture, &ReadConfig::default()).unwrap_err();
+    assert!(err.to_string().contains("pieces"), "{err}");
 }
 
 #[test]

@@ -38,8 +38,9 @@ pub struct ReadConfig {
     pub groups: GroupLimits,
     /// The most marks a picture may hold (specks included); more is refused as not a number.
     pub max_marks: usize,
-    /// The most pieces a line may be cut into, which bounds the model's work per line.
-    pub max_line_pieces: usize,
+    /// The most pieces the picture's lines may be cut into together, which bounds the model's
+    /// work (a few runs per piece are read); more is refused as not a picture of numbers.
+    pub max_pieces: usize,
 }
 
 impl Default for ReadConfig {
@@ -50,7 +51,7 @@ impl Default for ReadConfig {
             gap_cost: 15.0,
             groups: GroupLimits::default(),
             max_marks: 5_000,
-            max_line_pieces: 400,
+            max_pieces: 600,
         }
     }
 }
@@ -120,7 +121,7 @@ pub fn read_bytes(
 
 /// Reads the number in a picture (any size, grey or colour, dark ink on light paper or the
 /// reverse). A picture with nothing readable gives an empty `text` and a `message`; an error
-/// only for a picture that cannot be a number (more than `max_marks` marks, or a model that does
+/// only for a picture that cannot be a number (more than `max_marks` marks or `max_pieces` pieces, or a model that does
 /// not read 28x28 digits).
 pub fn read_image(network: &mut Network, picture: &DynamicImage, config: &ReadConfig) -> Result<Reading> {
     let gray = to_gray(picture);
@@ -144,17 +145,17 @@ pub fn read_image(network: &mut Network, picture: &DynamicImage, config: &ReadCo
         let m = labels.marks[i];
         reading.skipped.push(Skipped { bounds: to_picture([m.x0, m.y0, m.width(), m.height()]), not_digit: None });
     }
+    let cut_lines: Vec<Cuts> = lines.iter().map(|line| cuts::cut(&ink.image, &labels, line)).collect();
+    let pieces: usize = cut_lines.iter().map(Cuts::pieces).sum();
+    if pieces > config.max_pieces {
+        return Err(Error::Invalid(format!(
+            "the writing is cut into {pieces} pieces, more than the {} a picture of numbers may have",
+            config.max_pieces
+        )));
+    }
     let mut texts = Vec::new();
-    for line in &lines {
-        let cuts = cuts::cut(&ink.image, &labels, line);
-        if cuts.pieces() > config.max_line_pieces {
-            return Err(Error::Invalid(format!(
-                "a line of writing cut into {} pieces, more than the {} a number may have",
-                cuts.pieces(),
-                config.max_line_pieces
-            )));
-        }
-        let (digits, skipped) = search(network, &ink.image, &labels, line, &cuts, config)?;
+    for (line, cuts) in lines.iter().zip(&cut_lines) {
+        let (digits, skipped) = search(network, &ink.image, &labels, line, cuts, config)?;
         let number: String = digits.iter().map(|d| char::from(b'0' + d.digit as u8)).collect();
         if !number.is_empty() {
             texts.push(number);
