@@ -8,6 +8,7 @@
 //! made differently (other noise, other marks, other lighting), so they measure what carries
 //! over rather than what was trained.
 
+use super::nondigit::uniform;
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::Rng;
 
@@ -48,10 +49,6 @@ impl Damage {
         Damage::Lighting,
         Damage::Smear,
     ];
-}
-
-fn uniform(rng: &mut ChaCha8Rng, lo: f32, hi: f32) -> f32 {
-    lo + (hi - lo) * (rng.next_u32() >> 8) as f32 / (1u32 << 24) as f32
 }
 
 /// With probability `share`, one damage drawn at random applied to `image` (`side` x `side`).

@@ -245,26 +245,26 @@ fn normalise_stroke(crop: GrayImage) -> GrayImage {
 const STROKE_WORK_SIDE: u32 = 160;
 
 /// Each pixel the brightest of the square of side 2 * radius + 1 around it, on an image grown
-/// by `radius` on every side (a separable maximum: rows, then columns).
+/// by `radius` on every side.
 fn dilate(image: &GrayImage, radius: u32) -> GrayImage {
-    let (w, h) = (image.width() + 2 * radius, image.height() + 2 * radius);
-    let mut padded = GrayImage::new(w, h);
+    let mut padded = GrayImage::new(image.width() + 2 * radius, image.height() + 2 * radius);
     image::imageops::replace(&mut padded, image, radius as i64, radius as i64);
-    let r = radius as i64;
-    let max_along = |source: &GrayImage, horizontal: bool| {
+    extreme_filter(&padded, radius, true)
+}
+
+/// Each pixel the brightest (`max`) or darkest of the square of side 2 * radius + 1 around it,
+/// within the image (a separable filter: rows, then columns).
+pub(crate) fn extreme_filter(image: &GrayImage, radius: u32, max: bool) -> GrayImage {
+    let pass = |source: &GrayImage, horizontal: bool| {
+        let (w, h) = source.dimensions();
         GrayImage::from_fn(w, h, |x, y| {
-            let value = (-r..=r)
-                .filter_map(|d| {
-                    let (px, py) = if horizontal { (x as i64 + d, y as i64) } else { (x as i64, y as i64 + d) };
-                    (px >= 0 && py >= 0 && px < w as i64 && py < h as i64)
-                        .then(|| source.get_pixel(px as u32, py as u32)[0])
-                })
-                .max()
-                .unwrap_or(0);
-            Luma([value])
+            let (at, len) = if horizontal { (x, w) } else { (y, h) };
+            let range = at.saturating_sub(radius)..(at + radius + 1).min(len);
+            let values = range.map(|i| if horizontal { source.get_pixel(i, y)[0] } else { source.get_pixel(x, i)[0] });
+            Luma([if max { values.max() } else { values.min() }.unwrap_or(0)])
         })
     };
-    max_along(&max_along(&padded, true), false)
+    pass(&pass(image, true), false)
 }
 
 fn to_pixels(gray: &GrayImage) -> Pixels {
@@ -274,7 +274,7 @@ fn to_pixels(gray: &GrayImage) -> Pixels {
 }
 
 /// Mean of the outermost pixels: the background's brightness.
-pub(crate) fn border_mean(gray: &GrayImage) -> f32 {
+fn border_mean(gray: &GrayImage) -> f32 {
     let (w, h) = gray.dimensions();
     let (mut sum, mut count) = (0u64, 0u64);
     for (x, y, p) in gray.enumerate_pixels() {

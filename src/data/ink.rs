@@ -3,6 +3,7 @@
 //! dark side. Each region's paper level is measured on its own and ink is what is darker than
 //! its own paper.
 
+use super::image::extreme_filter;
 use image::imageops::FilterType;
 use image::{GrayImage, Luma};
 
@@ -111,21 +112,6 @@ fn paper_levels(lightness: &GrayImage) -> GrayImage {
 
 /// The side the paper is measured at.
 const PAPER_SIDE: u32 = 128;
-
-/// Each pixel the brightest (`max`) or darkest of the square of side 2 * radius + 1 around it
-/// (within the picture): rows, then columns.
-fn extreme_filter(image: &GrayImage, radius: u32, max: bool) -> GrayImage {
-    let pass = |source: &GrayImage, horizontal: bool| {
-        let (w, h) = source.dimensions();
-        GrayImage::from_fn(w, h, |x, y| {
-            let (at, len) = if horizontal { (x, w) } else { (y, h) };
-            let range = at.saturating_sub(radius)..(at + radius + 1).min(len);
-            let values = range.map(|i| if horizontal { source.get_pixel(i, y)[0] } else { source.get_pixel(x, i)[0] });
-            Luma([if max { values.max() } else { values.min() }.unwrap_or(0)])
-        })
-    };
-    pass(&pass(image, true), false)
-}
 
 /// The level below which `fraction` of a histogram's counts lie.
 fn percentile(histogram: &[u32; 256], fraction: f32) -> f32 {

@@ -140,13 +140,13 @@ pub fn generate(kind: Kind, digits: &Dataset, rng: &mut ChaCha8Rng) -> Pixels {
     noise(rng)
 }
 
-/// A uniform draw in [lo, hi).
-fn uniform(rng: &mut ChaCha8Rng, lo: f32, hi: f32) -> f32 {
+/// A uniform draw in [lo, hi) (24 bits of one draw; every generator in `data` uses it).
+pub(crate) fn uniform(rng: &mut ChaCha8Rng, lo: f32, hi: f32) -> f32 {
     lo + (hi - lo) * (rng.next_u32() >> 8) as f32 / (1u32 << 24) as f32
 }
 
 /// A draw from 0..n.
-fn below(rng: &mut ChaCha8Rng, n: u32) -> u32 {
+pub(crate) fn below(rng: &mut ChaCha8Rng, n: u32) -> u32 {
     rng.next_u32() % n.max(1)
 }
 

@@ -8,7 +8,7 @@ use super::Dataset;
 use super::cuts::{self, Group, GroupLimits};
 use super::image::{Pixels, frame_ink};
 use super::marks;
-use super::nondigit::{Canvas, NOT_A_DIGIT};
+use super::nondigit::{Canvas, NOT_A_DIGIT, below, uniform};
 use image::{DynamicImage, GrayImage, Luma};
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::{Rng, SeedableRng};
@@ -444,14 +444,6 @@ fn photograph(ink: &Canvas, rng: &mut ChaCha8Rng) -> DynamicImage {
     let encoder = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, quality);
     DynamicImage::ImageLuma8(photo.clone()).write_with_encoder(encoder).expect("encoding a JPEG in memory cannot fail");
     image::load_from_memory(&jpeg).unwrap_or(DynamicImage::ImageLuma8(photo))
-}
-
-fn uniform(rng: &mut ChaCha8Rng, lo: f32, hi: f32) -> f32 {
-    lo + (hi - lo) * (rng.next_u32() >> 8) as f32 / (1u32 << 24) as f32
-}
-
-fn below(rng: &mut ChaCha8Rng, n: u32) -> u32 {
-    rng.next_u32() % n.max(1)
 }
 
 #[cfg(test)]
