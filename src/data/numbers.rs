@@ -189,26 +189,17 @@ pub fn segment_sample(digits: &Dataset, limits: &GroupLimits, rng: &mut ChaCha8R
             rescale(&cut_to_ink(digits.image(index), digits.cols), uniform(rng, 0.85, 1.15))
         })
         .collect();
-    let (canvas, placed) = lay_out_placed(&glyphs, 20.0, spacing, rng);
-    let ink = canvas.to_gray();
-    let labels = marks::label(&ink, 1_000)?;
-    let (lines, _) = marks::lines(&labels);
-    let line = lines.iter().max_by_key(|l| l.marks.len())?;
-    let cuts = cuts::cut(&ink, &labels, line);
-    let groups: Vec<Group> =
-        cuts::groups(&ink, &labels, &cuts, line.height, limits).into_iter().filter(|g| g.could_be_digit).collect();
-    let totals: Vec<f32> = glyphs.iter().map(|g| g.ink.iter().sum::<f32>().max(1e-3)).collect();
+    let number = CutNumber::new(glyphs, spacing, rng)?;
+    let groups: Vec<Group> = number.groups(limits).into_iter().filter(|g| g.could_be_digit).collect();
     for _ in 0..8 {
         let group = groups.get(below(rng, groups.len() as u32) as usize)?;
-        let held = held_ink(group, &glyphs, &placed);
-        let all: f32 = held.iter().sum::<f32>().max(1e-3);
+        let held = held_ink(group, &number.glyphs, &number.placed);
         let (best, coverage) = (0..count)
-            .map(|k| (k, held[k] / totals[k]))
+            .map(|k| (k, held[k] / number.totals[k]))
             .fold((0, 0.0f32), |b, (k, c)| if c > b.1 { (k, c) } else { b });
-        let foreign = 1.0 - held[best] / all;
-        let label = if coverage >= 0.85 && foreign <= 0.3 {
+        let label = if is_clean(&held, &number.totals, best) {
             labels_of[best]
-        } else if coverage < 0.6 || foreign > 0.5 {
+        } else if coverage < 0.6 || foreign(&held, best) > 0.5 {
             NOT_A_DIGIT as u8
         } else {
             continue;
@@ -216,6 +207,46 @@ pub fn segment_sample(digits: &Dataset, limits: &GroupLimits, rng: &mut ChaCha8R
         return frame_ink(&group.image).map(|pixels| (pixels, label));
     }
     None
+}
+
+/// Digits laid out as a number, its ink cut into pieces as `read` cuts it (its longest line).
+struct CutNumber {
+    glyphs: Vec<Canvas>,
+    /// Where each digit was placed, and the ink each has in all.
+    placed: Vec<(usize, usize)>,
+    totals: Vec<f32>,
+    ink: GrayImage,
+    labels: marks::Labels,
+    line_height: f32,
+    cuts: cuts::Cuts,
+}
+
+impl CutNumber {
+    fn new(glyphs: Vec<Canvas>, spacing: Spacing, rng: &mut ChaCha8Rng) -> Option<CutNumber> {
+        let (canvas, placed) = lay_out_placed(&glyphs, 20.0, spacing, rng);
+        let ink = canvas.to_gray();
+        let labels = marks::label(&ink, 1_000)?;
+        let (lines, _) = marks::lines(&labels);
+        let line = lines.iter().max_by_key(|l| l.marks.len())?;
+        let cuts = cuts::cut(&ink, &labels, line);
+        let totals = glyphs.iter().map(|g| g.ink.iter().sum::<f32>().max(1e-3)).collect();
+        Some(CutNumber { line_height: line.height, glyphs, placed, totals, ink, labels, cuts })
+    }
+
+    fn groups(&self, limits: &GroupLimits) -> Vec<Group> {
+        cuts::groups(&self.ink, &self.labels, &self.cuts, self.line_height, limits)
+    }
+}
+
+/// Whether a run holding `held` of each digit's ink is digit `k`, cleanly: at least 85% of its
+/// ink, and at most 30% of the run's ink another digit's.
+fn is_clean(held: &[f32], totals: &[f32], k: usize) -> bool {
+    held[k] / totals[k] >= 0.85 && foreign(held, k) <= 0.3
+}
+
+/// The share of a run's ink that is not digit `k`'s.
+fn foreign(held: &[f32], k: usize) -> f32 {
+    1.0 - held[k] / held.iter().sum::<f32>().max(1e-3)
 }
 
 /// Each digit's ink inside a run's own pixels.
@@ -247,33 +278,27 @@ pub fn cuts_allow(digits: &Dataset, spacing: Spacing, limits: &GroupLimits, rng:
             rescale(&cut_to_ink(digits.image(index), digits.cols), uniform(rng, 0.85, 1.15))
         })
         .collect();
-    let (canvas, placed) = lay_out_placed(&glyphs, 20.0, spacing, rng);
-    let ink = canvas.to_gray();
-    let Some(labels) = marks::label(&ink, 1_000) else { return false };
-    let (lines, _) = marks::lines(&labels);
-    let Some(line) = lines.iter().max_by_key(|l| l.marks.len()) else { return false };
-    let cuts = cuts::cut(&ink, &labels, line);
-    let totals: Vec<f32> = glyphs.iter().map(|g| g.ink.iter().sum::<f32>().max(1e-3)).collect();
+    let Some(number) = CutNumber::new(glyphs, spacing, rng) else { return false };
     // reach[p][k]: the first p pieces can be split so that digits 0..k are read.
-    let mut reach = vec![vec![false; count + 1]; cuts.pieces() + 1];
+    let pieces = number.cuts.pieces();
+    let mut reach = vec![vec![false; count + 1]; pieces + 1];
     reach[0][0] = true;
-    for g in cuts::groups(&ink, &labels, &cuts, line.height, limits) {
-        let held = held_ink(&g, &glyphs, &placed);
-        let all: f32 = held.iter().sum::<f32>().max(1e-3);
+    for g in number.groups(limits) {
+        let held = held_ink(&g, &number.glyphs, &number.placed);
         for k in 0..=count {
             if !reach[g.first][k] {
                 continue;
             }
-            if k < count && g.could_be_digit && held[k] / totals[k] >= 0.85 && 1.0 - held[k] / all <= 0.3 {
+            if k < count && g.could_be_digit && is_clean(&held, &number.totals, k) {
                 reach[g.last + 1][k + 1] = true;
             }
             // A single piece holding little of any digit may be skipped.
-            if g.first == g.last && held.iter().zip(&totals).all(|(h, t)| h / t < 0.15) {
+            if g.first == g.last && held.iter().zip(&number.totals).all(|(h, t)| h / t < 0.15) {
                 reach[g.last + 1][k] = true;
             }
         }
     }
-    reach[cuts.pieces()][count]
+    reach[pieces][count]
 }
 
 /// A dataset image cut to the box of its ink, as a canvas.
