@@ -261,9 +261,10 @@ impl<'a> Outliers<'a> {
         let extra = (count as f32 * self.share).round() as usize;
         let start = images.len();
         images.resize(start + extra * SIDE * SIDE, 0.0);
-        let mut extra_labels = vec![nondigit::NOT_A_DIGIT as u8; extra];
+        let first_label = labels.len();
+        labels.resize(first_label + extra, nondigit::NOT_A_DIGIT as u8);
         let limits = GroupLimits::default();
-        images[start..].par_chunks_mut(SIDE * SIDE).zip(extra_labels.par_iter_mut()).enumerate().for_each(
+        images[start..].par_chunks_mut(SIDE * SIDE).zip(labels[first_label..].par_iter_mut()).enumerate().for_each(
             |(j, (out, label))| {
                 let mut rng = ChaCha8Rng::seed_from_u64(image_seed(self.seed ^ OUTLIER_SEED, epoch, step * 4096 + j));
                 // (No draw at all without number pieces: the reader recipe's batches stay as they were.)
@@ -282,7 +283,6 @@ impl<'a> Outliers<'a> {
                 }
             },
         );
-        labels.extend(extra_labels);
     }
 }
 

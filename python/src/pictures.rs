@@ -61,16 +61,9 @@ pub fn picture_arg(x: &Bound<PyAny>) -> PyResult<Picture> {
     if height == 0 || width == 0 {
         return Err(PyValueError::new_err("the picture is empty"));
     }
-    let pixels = height as u64 * width as u64;
-    if pixels > digitnn::limits::MAX_IMAGE_PIXELS {
-        return Err(PyValueError::new_err(format!(
-            "{width}x{height} is {:.1} megapixels, more than the limit of {:.1}",
-            pixels as f64 / 1e6,
-            digitnn::limits::MAX_IMAGE_PIXELS as f64 / 1e6
-        )));
-    }
+    let (w, h) = (u32::try_from(width).unwrap_or(u32::MAX), u32::try_from(height).unwrap_or(u32::MAX));
+    prepare::ImageLimits::default().check_pixels(w, h).map_err(PyValueError::new_err)?;
     let bytes = to_bytes(&array)?;
-    let (w, h) = (width as u32, height as u32);
     let picture = match channels {
         1 => GrayImage::from_raw(w, h, bytes).map(DynamicImage::ImageLuma8),
         3 => RgbImage::from_raw(w, h, bytes).map(DynamicImage::ImageRgb8),

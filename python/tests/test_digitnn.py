@@ -419,6 +419,8 @@ def test_read_matches_the_cli_for_every_input_form(tmp_path):
         model.read(np.zeros((2, 3, 4, 5), np.uint8))
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         model.read(np.full((40, 40), 2.0))
+    with pytest.raises(ValueError, match="megapixels"):
+        model.read(np.zeros((8000, 6001), np.uint8))
     with pytest.raises(ValueError, match="no built-in model"):
         digitnn.Model.builtin("best")
 

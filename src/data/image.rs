@@ -37,6 +37,19 @@ impl Default for ImageLimits {
 }
 
 impl ImageLimits {
+    /// Refuses a `w` x `h` image over the pixel limit, saying by how much.
+    pub fn check_pixels(&self, w: u32, h: u32) -> std::result::Result<(), String> {
+        let pixels = w as u64 * h as u64;
+        if pixels > self.max_pixels {
+            return Err(format!(
+                "{w}x{h} is {:.1} megapixels, more than the limit of {:.1}",
+                pixels as f64 / 1e6,
+                self.max_pixels as f64 / 1e6
+            ));
+        }
+        Ok(())
+    }
+
     /// The server's, smaller: several requests are decoded at once.
     pub fn serve() -> Self {
         ImageLimits { max_pixels: limits::SERVE_IMAGE_PIXELS, max_decoded_bytes: limits::SERVE_IMAGE_DECODED_BYTES }
@@ -89,14 +102,7 @@ fn decode_bounded<R: std::io::BufRead + std::io::Seek>(
     reader.limits(decoder_limits);
     let decoder = reader.into_decoder().map_err(|e| fail(format!("cannot decode image: {e}")))?;
     let (w, h) = decoder.dimensions();
-    let pixels = w as u64 * h as u64;
-    if pixels > bounds.max_pixels {
-        return Err(fail(format!(
-            "{w}x{h} is {:.1} megapixels, more than the limit of {:.1}",
-            pixels as f64 / 1e6,
-            bounds.max_pixels as f64 / 1e6
-        )));
-    }
+    bounds.check_pixels(w, h).map_err(fail)?;
     if decoder.total_bytes() > bounds.max_decoded_bytes {
         return Err(fail(format!(
             "{w}x{h} decodes to {} MiB, more than the limit of {} MiB",
