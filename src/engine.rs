@@ -109,9 +109,11 @@ impl EngineConfig {
         Some(format!("note: bf16 runs in fp32 here: {why}"))
     }
 
-    /// Every instruction set this CPU has with every convolution algorithm, in f32 (for tests).
-    pub fn every_supported() -> Vec<EngineConfig> {
-        Isa::supported()
+    /// Every instruction set this CPU has with every convolution algorithm, in f32, for the test
+    /// named `test` (which says on stderr which instruction sets it skips: [`Isa::tested`]).
+    #[doc(hidden)]
+    pub fn every_supported(test: &str) -> Vec<EngineConfig> {
+        Isa::tested(test)
             .into_iter()
             .flat_map(|isa| {
                 ConvAlgorithm::ALL.into_iter().map(move |conv| EngineConfig { isa, conv, precision: Precision::Fp32 })

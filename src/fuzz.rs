@@ -6,7 +6,7 @@
 
 use crate::data::idx::parse_idx;
 use crate::data::image::{ImageLimits, decode, prepare};
-use crate::model::{from_bytes, pt};
+use crate::model::from_bytes;
 use std::path::Path;
 
 /// An IDX file, raw (gzip is the `flate2` crate's to fuzz).
@@ -25,8 +25,9 @@ pub fn model(bytes: &[u8]) {
 }
 
 /// A PyTorch `.pt` file through the safe unpickler alone (no architecture to check against).
+#[cfg(feature = "pytorch")]
 pub fn pt(bytes: &[u8]) {
-    let _ = pt::read_state_dict(bytes);
+    let _ = crate::model::pt::read_state_dict(bytes);
 }
 
 /// An image file decoded within the server's limits and prepared as `predict` prepares it.

@@ -31,6 +31,7 @@ pub mod optim;
 pub mod predict;
 pub mod presets;
 pub mod read;
+#[cfg(feature = "charts")]
 pub mod report;
 pub mod train;
 

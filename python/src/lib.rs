@@ -380,6 +380,21 @@ impl Model {
     }
 }
 
+/// Downloads with Python's own `urllib` (the package leaves out the library's HTTP client), at
+/// most 64 MiB (the largest MNIST file is under 10 MB compressed).
+fn download(url: &str, timeout: Duration) -> Result<Vec<u8>, String> {
+    const LIMIT: usize = 64 << 20;
+    Python::attach(|py| {
+        let request = py.import("urllib.request")?;
+        let response = request.call_method1("urlopen", (url, timeout.as_secs_f64()))?;
+        let body: Vec<u8> = response.call_method1("read", (LIMIT + 1,))?.extract()?;
+        response.call_method0("close")?;
+        Ok::<_, PyErr>(body)
+    })
+    .map_err(|e| e.to_string())
+    .and_then(|body| if body.len() > LIMIT { Err(format!("more than {} MiB", LIMIT >> 20)) } else { Ok(body) })
+}
+
 /// `arch`: a name, or a list of layers (dicts), or its JSON text.
 fn architecture_arg(arch: &Bound<PyAny>) -> PyResult<Architecture> {
     if let Ok(name) = arch.cast::<PyString>() {
@@ -405,7 +420,7 @@ fn data_arg(py: Python, data: Option<&Bound<PyAny>>) -> PyResult<Mnist> {
     let dir = |named: Option<PathBuf>| -> PyResult<Mnist> {
         let (path, checksums) = mnist::location(named);
         let no_fetch = std::env::var_os("DIGITNN_NO_FETCH").is_some_and(|v| !v.is_empty());
-        let sources = (!no_fetch).then(mnist::Sources::default);
+        let sources = (!no_fetch).then(|| mnist::Sources { download: Some(download), ..mnist::Sources::default() });
         let mut log = |line: &str| eprintln!("{line}");
         py.detach(|| mnist::load_or_fetch(&path, checksums, sources.as_ref(), &mut log)).map_err(error)
     };

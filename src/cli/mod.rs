@@ -11,6 +11,7 @@ mod read;
 mod recipe;
 mod serve;
 mod train;
+mod web;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -56,6 +57,8 @@ enum Command {
     Serve(serve::Args),
     /// Train once per optimizer from the same start and draw the loss and accuracy curves.
     Compare(compare::Args),
+    /// Write the drawing page as a static site that reads in the browser (WebAssembly, no server).
+    Web(web::Args),
 }
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
@@ -70,6 +73,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Export(args) => convert::export(args),
         Command::Serve(args) => serve::run(args),
         Command::Compare(args) => compare::run(args),
+        Command::Web(args) => web::run(args),
     }
 }
 

@@ -154,7 +154,7 @@ struct Connections {
 
 async fn serve(app: Arc<App>, addr: SocketAddr, model: &str, limits: Connections) -> Result<()> {
     let router = Router::new()
-        .route("/", get(|| async { Html(include_str!("serve/index.html")) }))
+        .route("/", get(|| async { Html(super::web::PAGE) }))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/api/model", get(model_info))
         .route("/api/predict", post(predict))

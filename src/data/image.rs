@@ -83,6 +83,22 @@ pub fn decode(bytes: &[u8], name: &Path, limits: ImageLimits) -> Result<DynamicI
     decode_bounded(ImageReader::new(std::io::Cursor::new(bytes)), name, limits)
 }
 
+/// An image from decoded pixels: `width * height` RGBA pixels, 8 bits each, row by row (what a
+/// browser's canvas gives), checked against `limits` (`name` is used in messages).
+pub fn from_rgba(width: u32, height: u32, rgba: &[u8], name: &Path, limits: ImageLimits) -> Result<DynamicImage> {
+    let fail = |reason: String| Error::Image { path: name.to_path_buf(), reason };
+    if width > MAX_SIDE || height > MAX_SIDE {
+        return Err(fail(format!("{width}x{height} is wider or taller than {MAX_SIDE} pixels")));
+    }
+    limits.check_pixels(width, height).map_err(fail)?;
+    let expected = width as u64 * height as u64 * 4;
+    if rgba.len() as u64 != expected {
+        return Err(fail(format!("{} bytes are not {width}x{height} RGBA pixels ({expected} bytes)", rgba.len())));
+    }
+    let image = image::RgbaImage::from_raw(width, height, rgba.to_vec()).expect("the length was checked");
+    Ok(DynamicImage::ImageRgba8(image))
+}
+
 /// Reads the header, refuses an image whose pixels or decoded bytes pass `bounds`, then decodes
 /// it with the decoder's own allocation limit set as well.
 fn decode_bounded<R: std::io::BufRead + std::io::Seek>(
@@ -100,7 +116,7 @@ fn decode_bounded<R: std::io::BufRead + std::io::Seek>(
     decoder_limits.max_image_height = Some(MAX_SIDE);
     decoder_limits.max_alloc = Some(bounds.max_decoded_bytes);
     reader.limits(decoder_limits);
-    let decoder = reader.into_decoder().map_err(|e| fail(format!("cannot decode image: {e}")))?;
+    let mut decoder = reader.into_decoder().map_err(|e| fail(format!("cannot decode image: {e}")))?;
     let (w, h) = decoder.dimensions();
     bounds.check_pixels(w, h).map_err(fail)?;
     if decoder.total_bytes() > bounds.max_decoded_bytes {
@@ -110,7 +126,12 @@ fn decode_bounded<R: std::io::BufRead + std::io::Seek>(
             limits::mib(bounds.max_decoded_bytes)
         )));
     }
-    DynamicImage::from_decoder(decoder).map_err(|e| fail(format!("cannot decode image: {e}")))
+    // A phone's photo is stored sideways with an EXIF note to turn it: turned upright here, as
+    // browsers show it (and decode it for the browser build).
+    let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
+    let mut decoded = DynamicImage::from_decoder(decoder).map_err(|e| fail(format!("cannot decode image: {e}")))?;
+    decoded.apply_orientation(orientation);
+    Ok(decoded)
 }
 
 /// Grayscale with "ink" where the picture is: a drawing on a transparent background (a canvas

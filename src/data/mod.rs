@@ -5,6 +5,7 @@ pub mod augment;
 pub mod corrupt;
 pub mod cuts;
 pub mod degrade;
+pub mod fetch;
 pub mod idx;
 pub mod image;
 pub mod ink;

@@ -465,10 +465,22 @@ fn photograph(ink: &Canvas, rng: &mut ChaCha8Rng) -> DynamicImage {
         Luma([(level + noise).clamp(0.0, 255.0) as u8])
     });
     let quality = 50 + below(rng, 41) as u8;
+    jpeg_round_trip(photo, quality)
+}
+
+/// The photo as a JPEG of `quality` decodes. (A build without image files, the browser's, has no
+/// JPEG codec and never makes training data: there the photo is left as it is.)
+#[cfg(feature = "image-files")]
+fn jpeg_round_trip(photo: GrayImage, quality: u8) -> DynamicImage {
     let mut jpeg = Vec::new();
     let encoder = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, quality);
     DynamicImage::ImageLuma8(photo.clone()).write_with_encoder(encoder).expect("encoding a JPEG in memory cannot fail");
     image::load_from_memory(&jpeg).unwrap_or(DynamicImage::ImageLuma8(photo))
+}
+
+#[cfg(not(feature = "image-files"))]
+fn jpeg_round_trip(photo: GrayImage, _quality: u8) -> DynamicImage {
+    DynamicImage::ImageLuma8(photo)
 }
 
 #[cfg(test)]

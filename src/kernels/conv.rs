@@ -171,7 +171,7 @@ mod tests {
             g.tap_offsets(&mut taps);
             let b_k: Vec<usize> = (0..g.k_len()).map(|k| k * 5).collect();
             let want = conv2d_naive(&g, &x, &w, &bias);
-            for isa in Isa::supported() {
+            for isa in Isa::tested("implicit_im2col_gemm_matches_naive_convolution") {
                 let mut y = vec![0.0; rows.len() * 5];
                 gemm_indexed(
                     isa,

@@ -135,7 +135,7 @@ mod tests {
 
     #[test]
     fn every_isa_matches_naive() {
-        for isa in Isa::supported() {
+        for isa in Isa::tested("dot::every_isa_matches_naive") {
             for (m, n, k) in [(1, 1, 1), (3, 10, 100), (32, 10, 30976 / 8), (2, 3, 67), (5, 17, 33), (1, 10, 30976)] {
                 let a: Vec<f32> = (0..m * k).map(|i| ((i * 37 % 101) as f32 / 50.0) - 1.0).collect();
                 let b: Vec<f32> = (0..n * k).map(|i| ((i * 53 % 89) as f32 / 44.0) - 1.0).collect();

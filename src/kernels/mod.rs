@@ -14,6 +14,8 @@ pub mod gemm;
 pub mod isa;
 pub mod layout;
 pub(crate) mod simd;
+#[doc(hidden)]
+pub use simd::check_every_isa;
 pub mod winograd;
 
 pub use dot::matmul_nt;

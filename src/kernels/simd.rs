@@ -9,6 +9,7 @@
 //! |------------|----------------------|-------|-------------------------|
 //! | `Avx512`   | `__m512`             | 16    | fused (`vfmadd`)        |
 //! | `Avx2`     | `__m256`             | 8     | fused (`vfmadd`)        |
+//! | `Simd128`  | `wasm::F32x4`        | 4     | `a * b + c`, two roundings (wasm has no fused one outside relaxed SIMD) |
 //! | `Portable` | [`Portable`] (8 f32) | 8     | `a * b + c`, two roundings |
 //!
 //! The portable type is a plain array that compilers vectorise for any target (SSE2 on a
@@ -17,7 +18,9 @@
 //! channels left over when a count is not a whole number of vectors.
 //!
 //! [`run`] checks at run time that the CPU has the instruction set (and falls back to the
-//! portable path if not), so no caller can make it execute an instruction the CPU lacks.
+//! portable path if not), so no caller can make it execute an instruction the CPU lacks. On
+//! WebAssembly the check is made when the module is compiled: SIMD128 is there only in a build
+//! with `-C target-feature=+simd128`, as the browser build (`web/`) is.
 
 // Lanes are indexed by number on purpose: fixed-length loops over arrays are what compilers
 // turn into vector instructions.
@@ -89,6 +92,10 @@ pub(crate) fn run<T: SimdTask>(isa: Isa, task: T) -> T::Output {
         if isa == Isa::Avx2 && isa.is_supported() {
             return unsafe { x86::on_avx2(task) };
         }
+    }
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    if isa == Isa::Simd128 {
+        return task.run::<wasm::F32x4>();
     }
     let _ = isa;
     task.run::<Portable>()
@@ -414,59 +421,158 @@ mod x86 {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+pub(crate) mod wasm {
+    use super::Lanes;
+    use core::arch::wasm32::*;
 
-    /// Exercises every operation on every vector type the CPU has, against plain f32 arithmetic.
-    struct Check;
+    /// Four f32 lanes of a WebAssembly `v128`.
+    #[derive(Clone, Copy)]
+    pub(crate) struct F32x4(v128);
 
-    impl SimdTask for Check {
-        type Output = ();
+    // SAFETY (every `unsafe` block below): the module is compiled with simd128, so the
+    // instructions exist; memory access is the caller's contract, as the trait says.
+    impl Lanes for F32x4 {
+        const LANES: usize = 4;
+        type Mask = usize;
         #[inline(always)]
-        fn run<V: Lanes>(self) {
-            let n = V::LANES;
-            let a: Vec<f32> = (0..n).map(|l| l as f32 - 3.5).collect();
-            let b: Vec<f32> = (0..n).map(|l| 0.25 * l as f32 + 1.0).collect();
-            let c: Vec<f32> = (0..n).map(|l| if l % 3 == 0 { -1.0 } else { 2.0 }).collect();
-            // SAFETY: every vector read or written lies in a slice of LANES values.
-            unsafe {
-                let (va, vb, vc) = (V::load(a.as_ptr()), V::load(b.as_ptr()), V::load(c.as_ptr()));
-                let get = |v: V| {
-                    let mut out = vec![0.0f32; n];
-                    v.store(out.as_mut_ptr());
-                    out
-                };
-                let each = |f: &dyn Fn(usize) -> f32| (0..n).map(f).collect::<Vec<f32>>();
-                assert_eq!(get(va.add(vb)), each(&|l| a[l] + b[l]));
-                assert_eq!(get(va.sub(vb)), each(&|l| a[l] - b[l]));
-                assert_eq!(get(va.scale(3.0)), each(&|l| a[l] * 3.0));
-                assert_eq!(get(va.mul_add(vb, vc)), each(&|l| a[l] * b[l] + c[l]));
-                assert_eq!(get(va.neg()), each(&|l| -a[l]));
-                assert_eq!(get(va.relu()), each(&|l| a[l].max(0.0)));
-                assert_eq!(get(vb.where_positive(va)), each(&|l| if a[l] > 0.0 { b[l] } else { 0.0 }));
-                assert_eq!(get(V::splat(1.5)), vec![1.5; n]);
-                assert_eq!(va.reduce_add(), a.iter().sum::<f32>());
-                for count in 0..=n {
-                    let mask = V::mask(count);
-                    let loaded = get(V::load_masked(a.as_ptr(), mask));
-                    assert_eq!(loaded, each(&|l| if l < count { a[l] } else { 0.0 }));
-                    let mut out = vec![9.0f32; n];
-                    vb.store_masked(out.as_mut_ptr(), mask);
-                    assert_eq!(out, each(&|l| if l < count { b[l] } else { 9.0 }));
-                }
-                // An empty mask reads and writes nothing, wherever it points.
-                let nowhere = a.as_ptr().wrapping_add(1 << 40);
-                assert_eq!(get(V::load_masked(nowhere, V::mask(0))), vec![0.0; n]);
+        unsafe fn load(p: *const f32) -> Self {
+            F32x4(unsafe { v128_load(p as *const v128) })
+        }
+        #[inline(always)]
+        unsafe fn store(self, p: *mut f32) {
+            unsafe { v128_store(p as *mut v128, self.0) }
+        }
+        #[inline(always)]
+        fn mask(n: usize) -> usize {
+            n.min(4)
+        }
+        #[inline(always)]
+        unsafe fn load_masked(p: *const f32, n: usize) -> Self {
+            if n == 4 {
+                return unsafe { Self::load(p) };
+            }
+            let mut lanes = [0.0f32; 4];
+            for (l, value) in lanes.iter_mut().enumerate().take(n) {
+                *value = unsafe { *p.add(l) };
+            }
+            F32x4(f32x4(lanes[0], lanes[1], lanes[2], lanes[3]))
+        }
+        #[inline(always)]
+        unsafe fn store_masked(self, p: *mut f32, n: usize) {
+            if n == 4 {
+                return unsafe { self.store(p) };
+            }
+            let mut lanes = [0.0f32; 4];
+            unsafe { v128_store(lanes.as_mut_ptr() as *mut v128, self.0) };
+            for (l, &value) in lanes.iter().enumerate().take(n) {
+                unsafe { *p.add(l) = value };
             }
         }
+        #[inline(always)]
+        fn zero() -> Self {
+            F32x4(f32x4_splat(0.0))
+        }
+        #[inline(always)]
+        fn splat(value: f32) -> Self {
+            F32x4(f32x4_splat(value))
+        }
+        #[inline(always)]
+        fn add(self, other: Self) -> Self {
+            F32x4(f32x4_add(self.0, other.0))
+        }
+        #[inline(always)]
+        fn sub(self, other: Self) -> Self {
+            F32x4(f32x4_sub(self.0, other.0))
+        }
+        #[inline(always)]
+        fn scale(self, factor: f32) -> Self {
+            F32x4(f32x4_mul(self.0, f32x4_splat(factor)))
+        }
+        #[inline(always)]
+        fn mul(self, other: Self) -> Self {
+            F32x4(f32x4_mul(self.0, other.0))
+        }
+        #[inline(always)]
+        fn mul_add(self, b: Self, c: Self) -> Self {
+            F32x4(f32x4_add(f32x4_mul(self.0, b.0), c.0))
+        }
+        #[inline(always)]
+        fn relu(self) -> Self {
+            // pmax(0, v) is `0 < v ? v : 0`: NaN becomes 0, as x86's max(v, 0) makes it.
+            F32x4(f32x4_pmax(f32x4_splat(0.0), self.0))
+        }
+        #[inline(always)]
+        fn where_positive(self, y: Self) -> Self {
+            F32x4(v128_and(self.0, f32x4_gt(y.0, f32x4_splat(0.0))))
+        }
+        #[inline(always)]
+        fn reduce_add(self) -> f32 {
+            let v = self.0;
+            (f32x4_extract_lane::<0>(v) + f32x4_extract_lane::<2>(v))
+                + (f32x4_extract_lane::<1>(v) + f32x4_extract_lane::<3>(v))
+        }
     }
+}
 
+/// Checks every vector operation of every instruction set this build can run against plain f32
+/// arithmetic, panicking on the first difference. The unit test below runs it natively; the
+/// browser build exports it so that tests/web.rs runs it on SIMD128 under Node.
+#[doc(hidden)]
+pub fn check_every_isa(test: &str) {
+    Check.run::<f32>();
+    for isa in Isa::tested(test) {
+        run(isa, Check);
+    }
+}
+
+struct Check;
+
+impl SimdTask for Check {
+    type Output = ();
+    #[inline(always)]
+    fn run<V: Lanes>(self) {
+        let n = V::LANES;
+        let a: Vec<f32> = (0..n).map(|l| l as f32 - 3.5).collect();
+        let b: Vec<f32> = (0..n).map(|l| 0.25 * l as f32 + 1.0).collect();
+        let c: Vec<f32> = (0..n).map(|l| if l % 3 == 0 { -1.0 } else { 2.0 }).collect();
+        // SAFETY: every vector read or written lies in a slice of LANES values.
+        unsafe {
+            let (va, vb, vc) = (V::load(a.as_ptr()), V::load(b.as_ptr()), V::load(c.as_ptr()));
+            let get = |v: V| {
+                let mut out = vec![0.0f32; n];
+                v.store(out.as_mut_ptr());
+                out
+            };
+            let each = |f: &dyn Fn(usize) -> f32| (0..n).map(f).collect::<Vec<f32>>();
+            assert_eq!(get(va.add(vb)), each(&|l| a[l] + b[l]));
+            assert_eq!(get(va.sub(vb)), each(&|l| a[l] - b[l]));
+            assert_eq!(get(va.scale(3.0)), each(&|l| a[l] * 3.0));
+            assert_eq!(get(va.mul_add(vb, vc)), each(&|l| a[l] * b[l] + c[l]));
+            assert_eq!(get(va.neg()), each(&|l| -a[l]));
+            assert_eq!(get(va.relu()), each(&|l| a[l].max(0.0)));
+            assert_eq!(get(vb.where_positive(va)), each(&|l| if a[l] > 0.0 { b[l] } else { 0.0 }));
+            assert_eq!(get(V::splat(1.5)), vec![1.5; n]);
+            assert_eq!(va.reduce_add(), a.iter().sum::<f32>());
+            for count in 0..=n {
+                let mask = V::mask(count);
+                let loaded = get(V::load_masked(a.as_ptr(), mask));
+                assert_eq!(loaded, each(&|l| if l < count { a[l] } else { 0.0 }));
+                let mut out = vec![9.0f32; n];
+                vb.store_masked(out.as_mut_ptr(), mask);
+                assert_eq!(out, each(&|l| if l < count { b[l] } else { 9.0 }));
+            }
+            // An empty mask reads and writes nothing, wherever it points.
+            let nowhere = a.as_ptr().wrapping_add(usize::MAX / 8);
+            assert_eq!(get(V::load_masked(nowhere, V::mask(0))), vec![0.0; n]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
     #[test]
     fn every_vector_type_computes_like_f32() {
-        Check.run::<f32>();
-        for isa in Isa::supported() {
-            run(isa, Check);
-        }
+        super::check_every_isa("every_vector_type_computes_like_f32");
     }
 }

@@ -57,7 +57,7 @@ fn the_not_a_digit_output_matches_pytorch() {
     let f = read_fixture(READER);
     let labels: Vec<u8> = f["labels"].iter().map(|&l| l as u8).collect();
     assert!(labels.contains(&(crate::data::nondigit::NOT_A_DIGIT as u8)));
-    for engine in EngineConfig::every_supported() {
+    for engine in EngineConfig::every_supported("the_not_a_digit_output_matches_pytorch") {
         let mut network = with_pytorch_state(without_dropout(Architecture::reader_cnn()), &f, engine);
         let logits = network.forward(&f["input"], 4, true).to_vec();
         assert_close(&format!("reader logits on {engine}"), &logits, &f["logits"], 1e-5, 0.0);
@@ -86,7 +86,7 @@ fn the_fixture_is_the_best_architecture() {
 #[test]
 fn batchnorm_network_matches_pytorch_in_training_and_evaluation() {
     let f = fixture();
-    for engine in EngineConfig::every_supported() {
+    for engine in EngineConfig::every_supported("batchnorm_network_matches_pytorch_in_training_and_evaluation") {
         let mut network = network_with_pytorch_state(&f, engine);
         let (logits, loss) = step_on_fixture(&mut network, &f);
         assert_close(&format!("training logits on {engine}"), &logits, &f["logits"], 1e-5, 0.0);

@@ -60,7 +60,7 @@ pub fn to_bytes(network: &Network, test_accuracy: Option<f64>) -> Result<Vec<u8>
     }
     let raw: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = named_values(network)
         .map(|(t, values)| {
-            let (dtype, bytes) = if super::pt::is_batch_counter(&t.name) {
+            let (dtype, bytes) = if is_batch_counter(&t.name) {
                 (Dtype::I64, values.iter().flat_map(|&v| (v as i64).to_le_bytes()).collect())
             } else {
                 (Dtype::F32, values.iter().flat_map(|v| v.to_le_bytes()).collect())
@@ -161,6 +161,7 @@ struct FileTensor<'a> {
 
 enum FileValues<'a> {
     LittleEndian(&'a [u8]),
+    #[cfg_attr(not(feature = "pytorch"), allow(dead_code))]
     Decoded(Vec<f32>),
 }
 
@@ -202,9 +203,15 @@ fn from_safetensors(bytes: &[u8], path: &Path) -> Result<(Network, ModelInfo)> {
     Ok((network, ModelInfo { architecture, test_accuracy }))
 }
 
+/// A tensor PyTorch keeps as int64 (and so digitnn's files too): BatchNorm's batch counter.
+pub fn is_batch_counter(name: &str) -> bool {
+    name.ends_with(".num_batches_tracked")
+}
+
 /// A `.pt` state_dict carries no architecture: it is taken to be the named architecture whose
 /// tensors (names, types, shapes) it holds exactly, the seed CNN's if none. Its layout is
 /// checked before any storage is decompressed.
+#[cfg(feature = "pytorch")]
 fn from_pt(bytes: &[u8], path: &Path) -> Result<(Network, ModelInfo)> {
     let fail = |reason: String| model_error(path, format!("PyTorch file: {reason}"));
     let state_dict = super::pt::StateDict::parse(bytes).map_err(fail)?;
@@ -231,6 +238,7 @@ fn from_pt(bytes: &[u8], path: &Path) -> Result<(Network, ModelInfo)> {
 }
 
 /// The tensors a file of this architecture holds: the parameters, then the state.
+#[cfg_attr(not(feature = "pytorch"), allow(dead_code))]
 fn expected_tensors(architecture: &Architecture) -> Result<Vec<ParamTensor>> {
     let (params, state) = super::file_tensors(architecture)?;
     Ok(params.into_iter().chain(state).collect())
@@ -247,7 +255,7 @@ fn check_layout<'a>(
         let Some(&(dtype, shape)) = found.get(t.name.as_str()) else {
             return Err(format!("tensor {} is missing (is this a model for this network?)", t.name));
         };
-        if !(dtype == "F32" || (dtype == "I64" && super::pt::is_batch_counter(&t.name))) {
+        if !(dtype == "F32" || (dtype == "I64" && is_batch_counter(&t.name))) {
             return Err(format!("tensor {} is {dtype}, expected F32", t.name));
         }
         if shape != t.shape.as_slice() {
@@ -312,8 +320,22 @@ pub fn check_values(name: &str, values: &[f32]) -> std::result::Result<(), Strin
     Ok(())
 }
 
+#[cfg(not(feature = "pytorch"))]
+fn from_pt(_bytes: &[u8], path: &Path) -> Result<(Network, ModelInfo)> {
+    Err(model_error(path, NO_PYTORCH.into()))
+}
+
+#[cfg(not(feature = "pytorch"))]
+const NO_PYTORCH: &str = "a PyTorch .pt file: this build reads and writes safetensors only (the `pytorch` feature)";
+
+#[cfg(not(feature = "pytorch"))]
+pub fn to_pt_bytes(_network: &Network) -> Result<Vec<u8>> {
+    Err(Error::Invalid(NO_PYTORCH.into()))
+}
+
 /// The network's parameters as a PyTorch `.pt` state_dict (loadable with
 /// `torch.load(path, weights_only=True)` and `load_state_dict` of the original model).
+#[cfg(feature = "pytorch")]
 pub fn to_pt_bytes(network: &Network) -> Result<Vec<u8>> {
     // A .pt state_dict carries no architecture; this tool recognises the named ones by layout.
     if !Architecture::NAMES.iter().any(|name| Architecture::named(name).as_ref() == Some(&network.architecture)) {

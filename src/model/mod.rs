@@ -13,15 +13,16 @@ mod fold;
 mod io;
 pub mod onnx;
 mod plan;
+#[cfg(feature = "pytorch")]
 pub mod pt;
 
 pub use architecture::{Architecture, LayerSpec};
 pub use builtin::{BUILTIN_NAME, BUILTIN_NUMBERS_NAME, builtin, builtin_numbers};
 pub use io::{
-    ModelInfo, check_values, from_bytes, load, load_with, save, save_as, to_bytes, to_pt_bytes, write_atomic,
+    ModelInfo, check_values, from_bytes, is_batch_counter, load, load_with, save, save_as, to_bytes, to_pt_bytes,
+    write_atomic,
 };
 pub use plan::{ParamTensor, SampleCost, file_tensors, parameter_tensors, sample_cost};
-pub use pt::is_batch_counter;
 
 use crate::engine::EngineConfig;
 use crate::error::{Error, Result};

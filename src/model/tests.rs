@@ -58,7 +58,7 @@ pub(super) fn assert_close(what: &str, got: &[f32], want: &[f32], abs: f32, rel:
 #[test]
 fn seed_cnn_logits_match_pytorch() {
     let f = fixture();
-    for engine in EngineConfig::every_supported() {
+    for engine in EngineConfig::every_supported("seed_cnn_logits_match_pytorch") {
         let mut network = seed_cnn_with_pytorch_weights(&f, engine);
         let logits = network.forward(&f["input"], 4, false).to_vec();
         assert_close(&format!("logits on {engine}"), &logits, &f["logits"], 1e-5, 0.0);
@@ -99,7 +99,7 @@ fn seed_cnn_in_bf16_stays_within_its_rounding_of_pytorch() {
 
 #[test]
 fn seed_cnn_gradients_and_adam_step_match_pytorch() {
-    for engine in EngineConfig::every_supported() {
+    for engine in EngineConfig::every_supported("seed_cnn_gradients_and_adam_step_match_pytorch") {
         gradients_and_adam_step_match_pytorch(engine);
     }
 }
@@ -234,7 +234,10 @@ fn bad_model_files_are_refused_with_a_reason() {
 
 #[test]
 fn training_is_deterministic_for_a_seed_whatever_the_thread_count() {
-    for engine in EngineConfig::every_supported().into_iter().chain(EngineConfig::every_bf16()) {
+    for engine in EngineConfig::every_supported("training_is_deterministic_for_a_seed_whatever_the_thread_count")
+        .into_iter()
+        .chain(EngineConfig::every_bf16())
+    {
         training_is_deterministic_on(engine);
     }
 }
@@ -303,7 +306,7 @@ fn network_gradients_match_finite_differences_with_winograd() {
 /// Every third parameter's gradient from backward against a central difference of the loss on
 /// two images, on every engine.
 fn check_network_gradients(architecture: Architecture, seed: u64) {
-    for engine in EngineConfig::every_supported() {
+    for engine in EngineConfig::every_supported("check_network_gradients") {
         check_network_gradients_on(architecture.clone(), seed, engine);
     }
 }

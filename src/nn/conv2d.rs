@@ -524,7 +524,7 @@ mod tests {
     #[test]
     fn forward_matches_naive_convolution() {
         let config = Conv2dConfig { in_channels: 3, out_channels: 17, kernel_size: 3, stride: 2, padding: 1 };
-        for engine in EngineConfig::every_supported() {
+        for engine in EngineConfig::every_supported("Conv2d::forward_matches_naive_convolution") {
             let mut conv = Conv2d::new(config, engine);
             let params = test_values(17 * 3 * 9 + 17, 7);
             let x = Tensor::new(&[2, 9, 8, 3], test_values(2 * 9 * 8 * 3, 8));
@@ -542,7 +542,7 @@ mod tests {
     #[test]
     fn gradient_matches_finite_differences_stride_1() {
         let config = Conv2dConfig { in_channels: 2, out_channels: 3, kernel_size: 3, stride: 1, padding: 0 };
-        for isa in Isa::supported() {
+        for isa in Isa::tested("Conv2d::gradient_matches_finite_differences_stride_1") {
             let engine = EngineConfig { isa, ..EngineConfig::default() };
             check_layer(&mut Conv2d::new(config, engine), &[6, 5, 2], 3);
         }
@@ -559,7 +559,7 @@ mod tests {
     #[test]
     fn gradient_matches_finite_differences_every_algorithm() {
         let config = Conv2dConfig { in_channels: 8, out_channels: 8, kernel_size: 3, stride: 1, padding: 0 };
-        for engine in EngineConfig::every_supported() {
+        for engine in EngineConfig::every_supported("Conv2d::gradient_matches_finite_differences_every_algorithm") {
             for (config, shape) in [(config, [7, 6, 8]), (Conv2dConfig { padding: 1, ..config }, [5, 6, 8])] {
                 let mut conv = Conv2d::new(config, engine);
                 check_smooth_layer(&mut conv, &shape, 6);
@@ -588,7 +588,7 @@ mod tests {
         let config = Conv2dConfig { in_channels: 8, out_channels: 9, kernel_size: 3, stride: 1, padding: 1 };
         let params = test_values(9 * 8 * 9 + 9, 21);
         let x = Tensor::new(&[2, 6, 5, 8], test_values(2 * 6 * 5 * 8, 22));
-        for engine in EngineConfig::every_supported() {
+        for engine in EngineConfig::every_supported("Conv2d::fused_relu_equals_conv_then_relu") {
             let (mut plain, mut fused) =
                 (Conv2d::new(config, engine), Conv2d::new(config, engine).with_fused_relu(true));
             let (mut y, mut y_fused, mut relu_y) = (Tensor::default(), Tensor::default(), Tensor::default());

@@ -166,7 +166,7 @@ mod tests {
 
     #[test]
     fn gradient_matches_finite_differences() {
-        for isa in crate::kernels::Isa::supported() {
+        for isa in crate::kernels::Isa::tested("Linear::gradient_matches_finite_differences") {
             check_layer(&mut Linear::new(13, 5, EngineConfig { isa, ..EngineConfig::default() }), &[13], 6);
         }
     }

@@ -13,6 +13,7 @@
 mod unpickler;
 
 use crate::limits::{MAX_PARAMETERS, MAX_PICKLE_BYTES};
+use crate::model::is_batch_counter;
 use std::collections::HashMap;
 use std::io::{Read, Seek, Write};
 use unpickler::{TensorRef, Unpickler, Value};
@@ -167,11 +168,6 @@ fn read_storage<R: Read + Seek>(archive: &mut zip::ZipArchive<R>, name: &str, ne
         return Err(format!("{name}: content is shorter than its declared size"));
     }
     Ok(data)
-}
-
-/// A tensor PyTorch keeps as int64 (and so digitnn's files too): BatchNorm's batch counter.
-pub fn is_batch_counter(name: &str) -> bool {
-    name.ends_with(".num_batches_tracked")
 }
 
 /// Writes a state_dict that `torch.load(path, weights_only=True)` reads (contiguous; float32,
