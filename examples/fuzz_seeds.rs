@@ -83,6 +83,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     write("read", "specks.png", &encoded(&DynamicImage::ImageLuma8(specks), ImageFormat::Png)?)?;
     let line = GrayImage::from_fn(4000, 12, |x, y| Luma([if (x / 7) % 3 == 0 && y > 2 && y < 10 { 0 } else { 255 }]));
     write("read", "line.png", &encoded(&DynamicImage::ImageLuma8(line), ImageFormat::Png)?)?;
+
+    // Pixels for the browser build: width and height (u16 LE), then RGBA. A pen number, a canvas
+    // drawing with its ink in alpha, and headers that lie about the pixels that follow.
+    let rgba = |picture: &RgbaImage| -> Vec<u8> {
+        let (w, h) = (picture.width() as u16, picture.height() as u16);
+        [&w.to_le_bytes()[..], &h.to_le_bytes(), picture.as_raw()].concat()
+    };
+    write("pixels", "number.rgba", &rgba(&pen_number("209", Spacing::Gaps, &mut rng).to_rgba8()))?;
+    let drawn =
+        RgbaImage::from_fn(60, 40, |x, y| Rgba([0, 0, 0, if (x as i32 - 30).abs() < 3 && y > 5 { 255 } else { 0 }]));
+    write("pixels", "alpha.rgba", &rgba(&drawn))?;
+    write("pixels", "short.rgba", &[&60u16.to_le_bytes()[..], &40u16.to_le_bytes(), &[255; 100]].concat())?;
+    write("pixels", "huge.rgba", &[&u16::MAX.to_le_bytes()[..], &u16::MAX.to_le_bytes(), &[0; 16]].concat())?;
     println!("wrote the seed corpora under {}", root.display());
     Ok(())
 }

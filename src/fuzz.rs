@@ -49,18 +49,44 @@ pub fn request(bytes: &[u8]) {
     let _ = crate::predict::prepare_request(content_type, body);
 }
 
-/// A picture of a number read as `POST /api/read` reads it: decoded within the server's limits,
-/// then ink, marks, pieces and the search, with the built-in model (made once per process).
-pub fn read(bytes: &[u8]) {
+/// Pixels as the browser build takes them from a page's script: the first four bytes are the
+/// width and height (little-endian u16 each), the rest RGBA pixels; checked, then read as a
+/// number and prepared as a digit, as `digitnn_read` and `digitnn_predict` do (web/src/lib.rs).
+pub fn pixels(bytes: &[u8]) {
+    if bytes.len() < 4 {
+        return;
+    }
+    let (width, height) = (u16::from_le_bytes([bytes[0], bytes[1]]), u16::from_le_bytes([bytes[2], bytes[3]]));
+    let name = Path::new("fuzz.rgba");
+    let Ok(picture) =
+        crate::data::image::from_rgba(width.into(), height.into(), &bytes[4..], name, ImageLimits::default())
+    else {
+        return;
+    };
+    let _ = prepare(&picture, false, name);
+    with_number_reader(|network| {
+        if let Ok(reading) = crate::read::read_image(network, &picture, &crate::read::ReadConfig::default()) {
+            assert_eq!(reading.digits.len(), reading.text.chars().filter(char::is_ascii_digit).count());
+        }
+    });
+}
+
+/// Runs `f` with the built-in number reader, made once per process.
+fn with_number_reader(f: impl FnOnce(&mut crate::model::Network)) {
     use std::sync::Mutex;
     static NETWORK: Mutex<Option<crate::model::Network>> = Mutex::new(None);
     let mut network = NETWORK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    if network.is_none() {
-        *network = Some(crate::model::builtin().expect("the built-in model loads").0);
-    }
-    let network = network.as_mut().expect("made above");
-    let config = crate::read::ReadConfig::default();
-    if let Ok(reading) = crate::read::read_bytes(network, bytes, ImageLimits::serve(), &config) {
-        assert_eq!(reading.digits.len(), reading.text.chars().filter(char::is_ascii_digit).count());
-    }
+    let network = network.get_or_insert_with(|| crate::model::builtin_numbers().expect("the built-in model loads").0);
+    f(network)
+}
+
+/// A picture of a number read as `POST /api/read` reads it: decoded within the server's limits,
+/// then ink, marks, pieces and the search, with the built-in number reader.
+pub fn read(bytes: &[u8]) {
+    with_number_reader(|network| {
+        let config = crate::read::ReadConfig::default();
+        if let Ok(reading) = crate::read::read_bytes(network, bytes, ImageLimits::serve(), &config) {
+            assert_eq!(reading.digits.len(), reading.text.chars().filter(char::is_ascii_digit).count());
+        }
+    });
 }

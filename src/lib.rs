@@ -36,14 +36,14 @@ pub mod report;
 pub mod train;
 
 pub use engine::{ConvAlgorithm, EngineConfig, Isa, Precision};
-pub use error::{Error, Result};
+pub use error::{Error, Result, Setting};
 
 /// The number of threads `threads` asks for (all cores when `None`), refused when 0 or absurd.
 /// The CLI checks it before loading anything, so a bad value fails at once.
 pub fn thread_count(threads: Option<usize>) -> Result<usize> {
     match threads {
-        Some(0) => Err(Error::Invalid("--threads must be at least 1".into())),
-        Some(n) if n > 1024 => Err(Error::Invalid(format!("--threads {n} is more than this tool supports (1024)"))),
+        Some(0) => Err(Error::setting(error::Setting::Threads, 0, "must be at least 1")),
+        Some(n) if n > 1024 => Err(Error::setting(error::Setting::Threads, n, "is more than digitnn supports (1024)")),
         Some(n) => Ok(n),
         None => Ok(std::thread::available_parallelism().map_or(1, |n| n.get())),
     }

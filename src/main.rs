@@ -14,7 +14,7 @@ fn main() -> ExitCode {
             if error.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) {
                 return ExitCode::SUCCESS;
             }
-            let message = format!("{error:#}").replace('\n', " ");
+            let message = cli::phrase(&error).replace('\n', " ");
             eprintln!("error: {message}");
             ExitCode::FAILURE
         }

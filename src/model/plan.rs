@@ -3,7 +3,7 @@
 
 use super::{Architecture, LayerSpec};
 use crate::engine::EngineConfig;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Setting};
 use crate::limits;
 use crate::nn::{Init, Layer, ParamSpec};
 use std::ops::Range;
@@ -103,11 +103,15 @@ impl SampleCost {
         let per_sample = self.training_bytes().max(1);
         let most = limits::TRAINING_BATCH_BYTES / per_sample;
         if batch > most {
-            return Err(Error::Invalid(format!(
-                "--batch-size {batch} would need about {} MiB of activations for this network, more than the {} MiB limit; use at most {most}",
-                limits::mib((batch as u64).saturating_mul(per_sample as u64)),
-                limits::mib(limits::TRAINING_BATCH_BYTES as u64)
-            )));
+            return Err(Error::setting(
+                Setting::BatchSize,
+                batch,
+                format!(
+                    "would need about {} MiB of activations for this network, more than the {} MiB limit; use at most {most}",
+                    limits::mib((batch as u64).saturating_mul(per_sample as u64)),
+                    limits::mib(limits::TRAINING_BATCH_BYTES as u64)
+                ),
+            ));
         }
         Ok(())
     }

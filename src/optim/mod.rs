@@ -10,7 +10,7 @@ pub use adam::Adam;
 pub use schedule::{Schedule, ScheduleKind};
 pub use sgd::Sgd;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Setting};
 use crate::names::named_enum;
 
 /// Updates parameters from their gradients.
@@ -94,15 +94,14 @@ impl OptimizerConfig {
 
     /// Checks the numbers a user can get wrong.
     pub fn validate(&self) -> Result<()> {
-        let bad = |what: &str| Err(Error::Invalid(format!("invalid {what}")));
         if !(self.lr.is_finite() && self.lr > 0.0) {
-            return bad(&format!("learning rate {} (must be > 0)", self.lr));
+            return Err(Error::setting(Setting::LearningRate, self.lr, "must be more than 0"));
         }
         if !(0.0..1.0).contains(&self.momentum) {
-            return bad(&format!("momentum {} (must be in [0, 1))", self.momentum));
+            return Err(Error::setting(Setting::Momentum, self.momentum, "must be in [0, 1)"));
         }
         if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
-            return bad(&format!("weight decay {} (must be >= 0)", self.weight_decay));
+            return Err(Error::setting(Setting::WeightDecay, self.weight_decay, "must be 0 or more"));
         }
         Ok(())
     }

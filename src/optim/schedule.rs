@@ -11,7 +11,7 @@
 //! A warm-up (a fraction of all steps) raises the factor linearly from 1/25 first; onecycle's own
 //! rise is a cosine.
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Setting};
 use crate::names::named_enum;
 use std::f32::consts::PI;
 
@@ -48,7 +48,7 @@ const END: f32 = START / 1e4;
 impl Schedule {
     pub fn validate(&self) -> Result<()> {
         if !(self.warmup.is_finite() && (0.0..1.0).contains(&self.warmup)) {
-            return Err(Error::Invalid(format!("--warmup {} must be a fraction of the steps in [0, 1)", self.warmup)));
+            return Err(Error::setting(Setting::Warmup, self.warmup, "must be a fraction of the steps in [0, 1)"));
         }
         Ok(())
     }

@@ -28,9 +28,9 @@ use std::alloc::Layout;
 use std::cell::RefCell;
 use std::path::Path;
 
-/// The largest input a caller may hand over: the RGBA pixels of [`ImageLimits::serve`]'s 12
-/// million pixels (the page scales larger photos down before handing them over).
-pub const MAX_INPUT_BYTES: usize = 48 << 20;
+/// The largest input a caller may hand over: the RGBA pixels of the command line's largest
+/// image ([`ImageLimits::default`], 48 million pixels; a phone's photo has about 12).
+pub const MAX_INPUT_BYTES: usize = digitnn::limits::MAX_IMAGE_PIXELS as usize * 4;
 
 /// Inputs are allocated with this alignment, so that `digitnn_logits` can read them as f32.
 const ALIGN: usize = 16;
@@ -116,14 +116,15 @@ unsafe fn on_pixels(
     f: impl FnOnce(&mut Network, &DynamicImage) -> Result<Value, String>,
 ) -> u32 {
     if ptr.is_null() {
-        let refused = format!("the image is larger than {} MiB of pixels", MAX_INPUT_BYTES >> 20);
+        let refused =
+            format!("{width}x{height} is more pixels than the limit of {} million", MAX_INPUT_BYTES / 4_000_000);
         return STATE.with_borrow_mut(|state| answer(state, Err(refused)));
     }
     // SAFETY: the caller's contract.
     unsafe {
         consume(ptr, len, |rgba| {
             with_model(|network, _| {
-                let picture = from_rgba(width, height, rgba, Path::new("the image"), ImageLimits::serve())
+                let picture = from_rgba(width, height, rgba, Path::new("the image"), ImageLimits::default())
                     .map_err(|e| e.to_string())?;
                 f(network, &picture)
             })
