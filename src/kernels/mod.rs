@@ -13,6 +13,7 @@ pub mod dot;
 pub mod gemm;
 pub mod isa;
 pub mod layout;
+pub mod pool;
 pub(crate) mod simd;
 #[doc(hidden)]
 pub use simd::check_every_isa;

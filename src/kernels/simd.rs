@@ -70,6 +70,12 @@ pub(crate) trait Lanes: Copy {
     fn where_positive(self, y: Self) -> Self;
     /// The sum of the lanes, in a fixed order.
     fn reduce_add(self) -> f32;
+    /// `v` in the lanes where it beats self (is greater, or is NaN where self is not), self
+    /// elsewhere: the step of a running maximum that keeps the first of equal values and lets a
+    /// NaN through, as PyTorch's max-pool does.
+    fn take_max(self, v: Self) -> Self;
+    /// 1.0 in the lanes where self equals `other` (or both are NaN), 0.0 elsewhere.
+    fn equal_mask(self, other: Self) -> Self;
 }
 
 /// A kernel body generic over the vector type; see [`run`].
@@ -165,6 +171,14 @@ impl Lanes for f32 {
     #[inline(always)]
     fn reduce_add(self) -> f32 {
         self
+    }
+    #[inline(always)]
+    fn take_max(self, v: Self) -> Self {
+        if v > self || (v.is_nan() && !self.is_nan()) { v } else { self }
+    }
+    #[inline(always)]
+    fn equal_mask(self, other: Self) -> Self {
+        if self == other || (self.is_nan() && other.is_nan()) { 1.0 } else { 0.0 }
     }
 }
 
@@ -263,6 +277,14 @@ impl Lanes for Portable {
         let v = self.0;
         ((v[0] + v[4]) + (v[2] + v[6])) + ((v[1] + v[5]) + (v[3] + v[7]))
     }
+    #[inline(always)]
+    fn take_max(self, v: Self) -> Self {
+        self.zip(v, |current, v| current.take_max(v))
+    }
+    #[inline(always)]
+    fn equal_mask(self, other: Self) -> Self {
+        self.zip(other, |a, b| a.equal_mask(b))
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -349,6 +371,24 @@ mod x86 {
         fn reduce_add(self) -> f32 {
             unsafe { _mm512_reduce_add_ps(self) }
         }
+        #[inline(always)]
+        fn take_max(self, v: Self) -> Self {
+            unsafe {
+                let greater = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(v, self);
+                let v_nan = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v, v);
+                let self_nan = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(self, self);
+                _mm512_mask_blend_ps(greater | (v_nan & !self_nan), self, v)
+            }
+        }
+        #[inline(always)]
+        fn equal_mask(self, other: Self) -> Self {
+            unsafe {
+                let equal = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(self, other);
+                let both_nan =
+                    _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(self, self) & _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(other, other);
+                _mm512_maskz_mov_ps(equal | both_nan, _mm512_set1_ps(1.0))
+            }
+        }
     }
 
     impl Lanes for __m256 {
@@ -416,6 +456,26 @@ mod x86 {
                 let half = _mm_add_ps(_mm256_castps256_ps128(self), _mm256_extractf128_ps::<1>(self));
                 let quarter = _mm_add_ps(half, _mm_movehl_ps(half, half));
                 _mm_cvtss_f32(_mm_add_ss(quarter, _mm_movehdup_ps(quarter)))
+            }
+        }
+        #[inline(always)]
+        fn take_max(self, v: Self) -> Self {
+            unsafe {
+                let greater = _mm256_cmp_ps::<_CMP_GT_OQ>(v, self);
+                let v_nan = _mm256_cmp_ps::<_CMP_UNORD_Q>(v, v);
+                let self_nan = _mm256_cmp_ps::<_CMP_UNORD_Q>(self, self);
+                _mm256_blendv_ps(self, v, _mm256_or_ps(greater, _mm256_andnot_ps(self_nan, v_nan)))
+            }
+        }
+        #[inline(always)]
+        fn equal_mask(self, other: Self) -> Self {
+            unsafe {
+                let equal = _mm256_cmp_ps::<_CMP_EQ_OQ>(self, other);
+                let both_nan = _mm256_and_ps(
+                    _mm256_cmp_ps::<_CMP_UNORD_Q>(self, self),
+                    _mm256_cmp_ps::<_CMP_UNORD_Q>(other, other),
+                );
+                _mm256_and_ps(_mm256_or_ps(equal, both_nan), _mm256_set1_ps(1.0))
             }
         }
     }
@@ -512,6 +572,17 @@ pub(crate) mod wasm {
             (f32x4_extract_lane::<0>(v) + f32x4_extract_lane::<2>(v))
                 + (f32x4_extract_lane::<1>(v) + f32x4_extract_lane::<3>(v))
         }
+        #[inline(always)]
+        fn take_max(self, v: Self) -> Self {
+            let greater = f32x4_gt(v.0, self.0);
+            let (v_nan, self_nan) = (f32x4_ne(v.0, v.0), f32x4_ne(self.0, self.0));
+            F32x4(v128_bitselect(v.0, self.0, v128_or(greater, v128_andnot(v_nan, self_nan))))
+        }
+        #[inline(always)]
+        fn equal_mask(self, other: Self) -> Self {
+            let both_nan = v128_and(f32x4_ne(self.0, self.0), f32x4_ne(other.0, other.0));
+            F32x4(v128_and(v128_or(f32x4_eq(self.0, other.0), both_nan), f32x4_splat(1.0)))
+        }
     }
 }
 
@@ -554,6 +625,31 @@ impl SimdTask for Check {
             assert_eq!(get(vb.where_positive(va)), each(&|l| if a[l] > 0.0 { b[l] } else { 0.0 }));
             assert_eq!(get(V::splat(1.5)), vec![1.5; n]);
             assert_eq!(va.reduce_add(), a.iter().sum::<f32>());
+            // A running maximum: ties keep the first (0.0 against -0.0 included), NaN wins once.
+            let nan_or = |l: usize, x: f32| if l % 4 == 1 { f32::NAN } else { x };
+            let p: Vec<f32> = (0..n).map(|l| nan_or(l, if l % 3 == 0 { -0.0 } else { b[l] })).collect();
+            let q: Vec<f32> = (0..n)
+                .map(|l| {
+                    if l % 5 == 2 {
+                        f32::NAN
+                    } else if l % 3 == 0 {
+                        0.0
+                    } else {
+                        c[l]
+                    }
+                })
+                .collect();
+            let got = get(V::load(p.as_ptr()).take_max(V::load(q.as_ptr())));
+            for l in 0..n {
+                let want = p[l].take_max(q[l]);
+                assert_eq!(got[l].to_bits(), want.to_bits(), "take_max lane {l}: {} {}", p[l], q[l]);
+            }
+            let got = get(V::load(p.as_ptr()).equal_mask(V::load(q.as_ptr())));
+            let same = get(V::load(p.as_ptr()).equal_mask(V::load(p.as_ptr())));
+            for l in 0..n {
+                let equal = p[l] == q[l] || (p[l].is_nan() && q[l].is_nan());
+                assert_eq!((got[l], same[l]), (if equal { 1.0 } else { 0.0 }, 1.0), "equal_mask lane {l}");
+            }
             for count in 0..=n {
                 let mask = V::mask(count);
                 let loaded = get(V::load_masked(a.as_ptr(), mask));

@@ -203,7 +203,7 @@ impl Architecture {
                 Box::new(Conv2d::new(config, engine).with_fused_relu(fused_relu))
             }
             LayerSpec::Relu => Box::new(Relu),
-            LayerSpec::MaxPool2d { kernel_size, stride } => Box::new(MaxPool2d::new(kernel_size, stride)),
+            LayerSpec::MaxPool2d { kernel_size, stride } => Box::new(MaxPool2d::new(kernel_size, stride, engine.isa)),
             LayerSpec::Flatten => Box::new(Flatten),
             LayerSpec::Linear { in_features, out_features } => {
                 if in_features == 0 || out_features == 0 {

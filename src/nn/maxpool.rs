@@ -1,25 +1,31 @@
 //! MaxPool2d over NHWC activations (no padding); the gradient goes to the first maximum of each
-//! window, as in PyTorch.
+//! window, as in PyTorch. The work is `kernels::pool`'s, one image per task.
 
 use super::{Layer, LayerCost, Pass, Tensor, shape_error};
 use crate::error::Result;
+use crate::kernels::Isa;
+use crate::kernels::pool::{Pool, max_pool, max_pool_backward};
 use rayon::prelude::*;
 
 #[derive(Debug)]
 pub struct MaxPool2d {
     pub kernel_size: usize,
     pub stride: usize,
-    /// For each output value, the index in x of the maximum it took (from the last forward pass).
-    argmax: Vec<usize>,
+    isa: Isa,
 }
 
 impl MaxPool2d {
-    pub fn new(kernel_size: usize, stride: usize) -> Self {
-        MaxPool2d { kernel_size, stride, argmax: Vec::new() }
+    pub fn new(kernel_size: usize, stride: usize, isa: Isa) -> Self {
+        MaxPool2d { kernel_size, stride, isa }
     }
 
     fn out_len(&self, n: usize) -> usize {
         (n - self.kernel_size) / self.stride + 1
+    }
+
+    fn pool(&self, x: &Tensor) -> Pool {
+        let (height, width, channels) = (x.shape[1], x.shape[2], x.shape[3]);
+        Pool { height, width, channels, kernel: self.kernel_size, stride: self.stride }
     }
 }
 
@@ -35,48 +41,18 @@ impl Layer for MaxPool2d {
     fn cost(&self, _input: &[usize], output: &[usize]) -> LayerCost {
         let values = output.iter().product::<usize>();
         let window = self.kernel_size.saturating_mul(self.kernel_size) as u64;
-        // The argmax of every output is a usize: two values.
-        LayerCost {
-            macs: (values as u64).saturating_mul(window),
-            scratch: values.saturating_mul(2),
-            ..Default::default()
-        }
+        LayerCost { macs: (values as u64).saturating_mul(window), ..Default::default() }
     }
 
     fn forward(&mut self, _params: &[f32], _state: &mut [f32], x: &Tensor, y: &mut Tensor, _pass: Pass) {
-        let (batch, h, w, c) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3]);
-        let (oh, ow) = (self.out_len(h), self.out_len(w));
-        y.reshape_for(&[batch, oh, ow, c]);
-        self.argmax.resize(y.data.len(), 0);
-        let (k, stride) = (self.kernel_size, self.stride);
-        // One image per task; within a pixel the channels are contiguous, so every comparison
-        // runs over a row of c values (vectorised).
-        let image_out = oh * ow * c;
-        y.data.par_chunks_mut(image_out).zip(self.argmax.par_chunks_mut(image_out)).enumerate().for_each(
-            |(b, (y, argmax))| {
-                for py in 0..oh {
-                    for px in 0..ow {
-                        let out = (py * ow + px) * c;
-                        let (y, argmax) = (&mut y[out..out + c], &mut argmax[out..out + c]);
-                        for ky in 0..k {
-                            for kx in 0..k {
-                                let at = ((b * h + py * stride + ky) * w + px * stride + kx) * c;
-                                let window = &x.data[at..at + c];
-                                let first = ky == 0 && kx == 0;
-                                for (ch, ((y, arg), &v)) in y.iter_mut().zip(argmax.iter_mut()).zip(window).enumerate()
-                                {
-                                    // The first maximum wins ties; a NaN wins (PyTorch propagates it).
-                                    if first || v > *y || (v.is_nan() && !y.is_nan()) {
-                                        *y = v;
-                                        *arg = at + ch;
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
-            },
-        );
+        let pool = self.pool(x);
+        let batch = x.shape[0];
+        y.reshape_for(&[batch, pool.out_height(), pool.out_width(), pool.channels]);
+        let (image_in, image_out) = (x.data.len() / batch.max(1), y.data.len() / batch.max(1));
+        let isa = self.isa;
+        y.data.par_chunks_mut(image_out.max(1)).zip(x.data.par_chunks(image_in.max(1))).for_each(|(y, x)| {
+            max_pool(isa, pool, x, y);
+        });
     }
 
     fn backward(
@@ -84,16 +60,21 @@ impl Layer for MaxPool2d {
         _params: &[f32],
         _grads: &mut [f32],
         x: &Tensor,
-        _y: &Tensor,
+        y: &Tensor,
         dy: &mut Tensor,
         dx: Option<&mut Tensor>,
     ) {
         let Some(dx) = dx else { return };
+        let pool = self.pool(x);
+        let batch = x.shape[0];
         dx.reshape_for(&x.shape);
-        dx.data.fill(0.0);
-        for (&i, &d) in self.argmax.iter().zip(&dy.data) {
-            dx.data[i] += d;
-        }
+        let (image_in, image_out) = (x.data.len() / batch.max(1), y.data.len() / batch.max(1));
+        let isa = self.isa;
+        dx.data
+            .par_chunks_mut(image_in.max(1))
+            .zip(x.data.par_chunks(image_in.max(1)))
+            .zip(y.data.par_chunks(image_out.max(1)).zip(dy.data.par_chunks(image_out.max(1))))
+            .for_each(|((dx, x), (y, dy))| max_pool_backward(isa, pool, x, y, dy, dx));
     }
 }
 
@@ -106,13 +87,15 @@ mod tests {
     fn takes_the_maximum_of_each_window() {
         let x = Tensor::new(&[1, 2, 2, 1], vec![1.0, 4.0, 3.0, 2.0]);
         let mut y = Tensor::default();
-        MaxPool2d::new(2, 2).forward(&[], &mut [], &x, &mut y, Pass::INFER);
+        MaxPool2d::new(2, 2, Isa::Portable).forward(&[], &mut [], &x, &mut y, Pass::INFER);
         assert_eq!((y.shape, y.data), (vec![1, 1, 1, 1], vec![4.0]));
     }
 
     #[test]
     fn gradient_matches_finite_differences() {
-        check_layer(&mut MaxPool2d::new(2, 2), &[4, 6, 3], 9);
-        check_layer(&mut MaxPool2d::new(3, 1), &[5, 4, 2], 10);
+        for isa in Isa::tested("MaxPool2d::gradient_matches_finite_differences") {
+            check_layer(&mut MaxPool2d::new(2, 2, isa), &[4, 6, 3], 9);
+            check_layer(&mut MaxPool2d::new(3, 1, isa), &[5, 4, 2], 10);
+        }
     }
 }
