@@ -46,6 +46,7 @@ pub enum Setting {
     Ema,
     NotDigits,
     NumberPieces,
+    EpochImages,
     Threads,
 }
 
@@ -63,6 +64,7 @@ impl Setting {
             Setting::Ema => "EMA decay",
             Setting::NotDigits => "share of non-digits",
             Setting::NumberPieces => "share of number pieces",
+            Setting::EpochImages => "images per epoch",
             Setting::Threads => "threads",
         }
     }

@@ -6,7 +6,8 @@
 //! | `seed`      | the original project's recipe, exactly (`digitnn train` with no flags) |
 //! | `seed-plus` | the same network trained to generalise: geometric and intensity augmentation, OneCycle, label smoothing |
 //! | `best`      | the most accurate single model: a BatchNorm CNN (Architecture::best_cnn), 20 epochs of augmented data |
-//! | `fast`      | 99% in as little time as possible: a small pooled CNN, one epoch (after the fastest published MNIST recipe) |
+//! | `fast`      | the fastest published MNIST recipe's twin: a small pooled CNN, one epoch |
+//! | `sprint`    | 99% sooner: `fast`'s network and recipe on three quarters of an epoch, batch 64 |
 //! | `reader`    | `best`'s network with an 11th output, "not a digit", trained on generated non-digits and damaged digits besides (the built-in model) |
 //! | `numbers`   | `reader`'s recipe with runs of pieces of composed numbers besides, cut as `read` cuts them (the built-in number reader) |
 
@@ -23,18 +24,19 @@ pub enum Preset {
     SeedPlus,
     Best,
     Fast,
+    Sprint,
     Reader,
     Numbers,
 }
 
-named_enum!(Preset, "preset", [Seed => "seed", SeedPlus => "seed-plus", Best => "best", Fast => "fast", Reader => "reader", Numbers => "numbers"]);
+named_enum!(Preset, "preset", [Seed => "seed", SeedPlus => "seed-plus", Best => "best", Fast => "fast", Sprint => "sprint", Reader => "reader", Numbers => "numbers"]);
 
 impl Preset {
     pub fn architecture(self) -> Architecture {
         match self {
             Preset::Seed | Preset::SeedPlus => Architecture::seed_cnn(),
             Preset::Best => Architecture::best_cnn(),
-            Preset::Fast => Architecture::fast_cnn(),
+            Preset::Fast | Preset::Sprint => Architecture::fast_cnn(),
             Preset::Reader | Preset::Numbers => Architecture::reader_cnn(),
         }
     }
@@ -70,6 +72,10 @@ impl Preset {
                 label_smoothing: 0.1,
                 ..TrainConfig::default()
             },
+            // fast's recipe on 40,000 of the 60,000 images (the first of the shuffled order), at
+            // batch 64: chosen on a validation split (the last 10,000 training images held
+            // out), where it matches fast's accuracy in two thirds of the time.
+            Preset::Sprint => TrainConfig { batch_size: 64, epoch_images: Some(40_000), ..Preset::Fast.train_config() },
             // best's recipe, with 30% of the digits damaged (data::degrade) and 3 generated
             // non-digits for every 16 digits in each batch (data::nondigit), labelled "not a digit".
             Preset::Reader => {
@@ -107,6 +113,8 @@ pub struct Overrides {
     pub elastic: bool,
     pub label_smoothing: Option<f32>,
     pub ema: Option<f32>,
+    /// Images per epoch (see [`TrainConfig::epoch_images`]).
+    pub epoch_images: Option<usize>,
     pub seed: Option<u64>,
     pub shuffle: Option<bool>,
 }
@@ -142,6 +150,7 @@ impl Preset {
             ema: o.ema.or(base.ema),
             not_digits: base.not_digits,
             number_pieces: base.number_pieces,
+            epoch_images: o.epoch_images.or(base.epoch_images),
         }
     }
 }

@@ -44,7 +44,7 @@ fn error(e: Error) -> PyErr {
             Setting::LabelSmoothing => "label_smoothing",
             Setting::Ema => "ema",
             Setting::Threads => "threads",
-            Setting::NotDigits | Setting::NumberPieces => setting.name(),
+            Setting::NotDigits | Setting::NumberPieces | Setting::EpochImages => setting.name(),
         };
         return PyValueError::new_err(format!("{keyword}={value}: {reason}"));
     }

@@ -101,6 +101,7 @@ pub fn phrase(error: &anyhow::Error) -> String {
         Setting::LabelSmoothing => "--label-smoothing",
         Setting::Ema => "--ema",
         Setting::Threads => "--threads",
+        Setting::EpochImages => "--epoch-images",
         // Set by presets only: no flag of their own.
         Setting::NotDigits | Setting::NumberPieces => return format!("{error:#}"),
     };

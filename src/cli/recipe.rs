@@ -58,6 +58,9 @@ pub struct RecipeArgs {
     /// Evaluate and save an exponential moving average of the weights with this decay (0.999)
     #[arg(long, value_name = "DECAY")]
     ema: Option<f32>,
+    /// Train each epoch on this many images of its shuffled order [default: the preset's; all]
+    #[arg(long, value_name = "N")]
+    epoch_images: Option<usize>,
     /// Seeds the initial weights, the shuffling and the augmentation
     #[arg(long, default_value_t = TrainConfig::default().seed)]
     seed: u64,
@@ -99,6 +102,7 @@ impl RecipeArgs {
             elastic: self.elastic,
             label_smoothing: self.label_smoothing,
             ema: self.ema,
+            epoch_images: self.epoch_images,
             seed: Some(self.seed),
             shuffle: Some(!self.no_shuffle),
             ..Overrides::default()
