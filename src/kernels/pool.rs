@@ -41,14 +41,16 @@ impl Pool {
     }
 }
 
-/// y = the maximum of each window of x, per channel.
-pub fn max_pool(isa: Isa, pool: Pool, x: &[f32], y: &mut [f32]) {
+/// y = the maximum of each window of x, per channel; with `relu`, max(that, 0) (a NaN
+/// becoming 0, as ReLU makes it).
+pub fn max_pool(isa: Isa, pool: Pool, relu: bool, x: &[f32], y: &mut [f32]) {
     pool.check(x.len(), y.len());
-    simd::run(isa, Forward { pool, x, y });
+    simd::run(isa, Forward { pool, relu, x, y });
 }
 
 struct Forward<'a> {
     pool: Pool,
+    relu: bool,
     x: &'a [f32],
     y: &'a mut [f32],
 }
@@ -58,13 +60,13 @@ impl SimdTask for Forward<'_> {
 
     #[inline(always)]
     fn run<V: Lanes>(self) {
-        let Forward { pool, x, y } = self;
+        let Forward { pool, relu, x, y } = self;
         let c = pool.channels;
         for oy in 0..pool.out_height() {
             for ox in 0..pool.out_width() {
                 let out = (oy * pool.out_width() + ox) * c;
                 for c0 in (0..c).step_by(V::LANES) {
-                    window_max::<V>(pool, x, &mut y[out..out + c], oy, ox, c0);
+                    window_max::<V>(pool, relu, x, &mut y[out..out + c], oy, ox, c0);
                 }
             }
         }
@@ -74,7 +76,7 @@ impl SimdTask for Forward<'_> {
 /// Channels c0.. of output (oy, ox), a vector's worth or the channels left, into `out` (the
 /// output pixel's channels).
 #[inline(always)]
-fn window_max<V: Lanes>(pool: Pool, x: &[f32], out: &mut [f32], oy: usize, ox: usize, c0: usize) {
+fn window_max<V: Lanes>(pool: Pool, relu: bool, x: &[f32], out: &mut [f32], oy: usize, ox: usize, c0: usize) {
     assert!(c0 < pool.channels && out.len() == pool.channels);
     let mask = V::mask(pool.channels - c0);
     let load = |ky, kx| {
@@ -92,12 +94,16 @@ fn window_max<V: Lanes>(pool: Pool, x: &[f32], out: &mut [f32], oy: usize, ox: u
             }
         }
     }
+    if relu {
+        best = best.relu();
+    }
     // SAFETY: the masked lanes c0..min(c0 + LANES, channels) lie in out.
     unsafe { best.store_masked(out.as_mut_ptr().add(c0), mask) }
 }
 
 /// dx = dy routed back to where each window's maximum came from (dx is overwritten; windows
-/// that overlap add up, in the order of the outputs). `y` is this pool's output for `x`.
+/// that overlap add up, in the order of the outputs). `y` is this pool's output for `x`; after a
+/// fused ReLU, dy must already be zero where y is (an output of 0 may match no input).
 pub fn max_pool_backward(isa: Isa, pool: Pool, x: &[f32], y: &[f32], dy: &[f32], dx: &mut [f32]) {
     pool.check(x.len(), y.len());
     assert_eq!((dx.len(), dy.len()), (x.len(), y.len()), "max-pool gradient sizes");
@@ -212,12 +218,16 @@ mod tests {
                 let dy = test_values(pool.out_height() * pool.out_width() * pool.channels, 50 + i as u64);
                 let (want_y, want_dx) = max_pool_naive(pool, &x, &dy);
                 let mut y = vec![0.0; want_y.len()];
-                max_pool(isa, pool, &x, &mut y);
+                max_pool(isa, pool, false, &x, &mut y);
                 let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
                 assert_eq!(bits(&y), bits(&want_y), "{isa} {pool:?}: forward");
                 let mut dx = vec![1.0; x.len()];
                 max_pool_backward(isa, pool, &x, &y, &dy, &mut dx);
                 assert_eq!(bits(&dx), bits(&want_dx), "{isa} {pool:?}: backward");
+                // With the ReLU fused: max(y, 0) (NaN to 0, as f32::max makes it).
+                let mut relu_y = vec![0.0; want_y.len()];
+                max_pool(isa, pool, true, &x, &mut relu_y);
+                assert_eq!(bits(&relu_y), bits(&want_y.iter().map(|v| v.max(0.0)).collect::<Vec<_>>()), "{isa}: relu");
             }
         }
     }

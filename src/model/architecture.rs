@@ -203,7 +203,9 @@ impl Architecture {
                 Box::new(Conv2d::new(config, engine).with_fused_relu(fused_relu))
             }
             LayerSpec::Relu => Box::new(Relu),
-            LayerSpec::MaxPool2d { kernel_size, stride } => Box::new(MaxPool2d::new(kernel_size, stride, engine.isa)),
+            LayerSpec::MaxPool2d { kernel_size, stride } => {
+                Box::new(MaxPool2d::new(kernel_size, stride, engine.isa).with_fused_relu(fused_relu))
+            }
             LayerSpec::Flatten => Box::new(Flatten),
             LayerSpec::Linear { in_features, out_features } => {
                 if in_features == 0 || out_features == 0 {
@@ -236,7 +238,10 @@ impl Architecture {
     pub(super) fn fuses_relu(&self, index: usize) -> bool {
         matches!(
             self.layers[index],
-            LayerSpec::Conv2d { .. } | LayerSpec::Linear { .. } | LayerSpec::BatchNorm2d { .. }
+            LayerSpec::Conv2d { .. }
+                | LayerSpec::Linear { .. }
+                | LayerSpec::BatchNorm2d { .. }
+                | LayerSpec::MaxPool2d { .. }
         ) && self.layers.get(index + 1) == Some(&LayerSpec::Relu)
     }
 
