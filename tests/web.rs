@@ -194,6 +194,20 @@ fn the_static_site_reads_in_a_real_browser() {
     numbers::pen_number("314159", Spacing::Gaps, &mut rng).save(&number).unwrap();
     let digit = samples.path().join("digit.png");
     numbers::pen_number("6", Spacing::Gaps, &mut rng).save(&digit).unwrap();
+    // More pictures, read by the browser's decoder and by the image crate's: JPEGs (whose
+    // decoders may differ in the last bits) and a grey PNG, touching digits among them.
+    let mut more = Vec::new();
+    for (i, (text, spacing)) in
+        [("4711", Spacing::Touching), ("2090", Spacing::Gaps), ("386", Spacing::Touching)].iter().enumerate()
+    {
+        let picture = numbers::pen_number(text, *spacing, &mut rng);
+        let path = samples.path().join(format!("more{i}.{}", if i == 2 { "png" } else { "jpg" }));
+        match i {
+            2 => picture.to_luma8().save(&path).unwrap(),
+            _ => picture.to_rgb8().save(&path).unwrap(),
+        }
+        more.push(path);
+    }
 
     let cli = |args: &[&str]| -> Value {
         let output = digitnn(args);
@@ -208,6 +222,7 @@ fn the_static_site_reads_in_a_real_browser() {
     let output = Command::new("node")
         .arg(browser_dir().join("web.mjs"))
         .args([dir.path(), &number, &digit, &screenshot])
+        .args(&more)
         .output()
         .expect("node runs");
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -231,4 +246,11 @@ fn the_static_site_reads_in_a_real_browser() {
     }
     let (a, b) = (result["predict"]["confidence"].as_f64().unwrap(), predict["confidence"].as_f64().unwrap());
     assert!((a - b).abs() < 1e-4, "confidence {a} vs {b}");
+    for (i, path) in more.iter().enumerate() {
+        let native = cli(&["read", "--json", path.to_str().unwrap()]);
+        let wasm = &result["more"][i];
+        assert_eq!(wasm["text"], native["text"], "{}: {wasm} vs {native}", path.display());
+        let boxes = |r: &Value| r["digits"].as_array().unwrap().iter().map(|d| d["box"].clone()).collect::<Vec<_>>();
+        assert_eq!(boxes(wasm), boxes(&native), "{}", path.display());
+    }
 }

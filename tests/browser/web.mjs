@@ -5,13 +5,14 @@
 // object with the answers and timings for tests/web.rs to compare with the command line's:
 // {ok, errors, ready_ms, uploaded, read, predict, digit_ms, number_ms, line_ms}.
 //
-// usage: node web.mjs SITE_DIR NUMBER.png DIGIT.png [SCREENSHOT.png]
+// usage: node web.mjs SITE_DIR NUMBER.png DIGIT.png SCREENSHOT.png [MORE_PICTURES...]
+// (each of MORE_PICTURES read through digitnn.read too: `more` in the result)
 import http from "node:http";
 import fs from "node:fs";
 import path from "node:path";
 import { launch, open, drawDigits, writeNumber } from "./page.mjs";
 
-const [site, numberFile, digitFile, screenshot] = process.argv.slice(2);
+const [site, numberFile, digitFile, screenshot, ...more] = process.argv.slice(2);
 const types = { ".html": "text/html; charset=utf-8", ".js": "text/javascript", ".wasm": "application/wasm" };
 const server = http.createServer((request, response) => {
   const name = new URL(request.url, "http://x").pathname.replace(/^\/$/, "/index.html");
@@ -60,6 +61,8 @@ try {
   const bytes = file => Array.from(fs.readFileSync(file));
   result.read = await page.evaluate(b => digitnn.read(new Uint8Array(b)), bytes(numberFile));
   result.predict = await page.evaluate(b => digitnn.predict(new Uint8Array(b)), bytes(digitFile));
+  result.more = [];
+  for (const file of more) result.more.push(await page.evaluate(b => digitnn.read(new Uint8Array(b)), bytes(file)));
   result.number_ms = await timeIt(page, "readPixels", `(async () => {
     const bitmap = await createImageBitmap(new Blob([new Uint8Array(${JSON.stringify(bytes(numberFile))})]));
     const canvas = new OffscreenCanvas(bitmap.width, bitmap.height), c = canvas.getContext("2d");
