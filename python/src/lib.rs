@@ -403,13 +403,23 @@ fn download(url: &str, timeout: Duration) -> Result<Vec<u8>, String> {
     const LIMIT: usize = 64 << 20;
     Python::attach(|py| {
         let request = py.import("urllib.request")?;
-        let response = request.call_method1("urlopen", (url, timeout.as_secs_f64()))?;
+        let options = PyDict::new(py);
+        options.set_item("timeout", timeout.as_secs_f64())?;
+        let response = request.call_method("urlopen", (url,), Some(&options))?;
         let body: Vec<u8> = response.call_method1("read", (LIMIT + 1,))?.extract()?;
         response.call_method0("close")?;
         Ok::<_, PyErr>(body)
     })
     .map_err(|e| e.to_string())
     .and_then(|body| if body.len() > LIMIT { Err(format!("more than {} MiB", LIMIT >> 20)) } else { Ok(body) })
+}
+
+/// The downloader MNIST's fetching uses, for the tests: the body at `url`, or OSError.
+#[pyfunction]
+#[pyo3(name = "_download")]
+fn download_for_tests(py: Python, url: &str, timeout: f64) -> PyResult<Vec<u8>> {
+    let timeout = Duration::from_secs_f64(timeout);
+    py.detach(|| download(url, timeout)).map_err(PyOSError::new_err)
 }
 
 /// `arch`: a name, or a list of layers (dicts), or its JSON text.
@@ -608,6 +618,7 @@ fn _digitnn(module: &Bound<PyModule>) -> PyResult<()> {
     module.add_class::<Model>()?;
     module.add_function(wrap_pyfunction!(train, module)?)?;
     module.add_function(wrap_pyfunction!(mnist_arrays, module)?)?;
+    module.add_function(wrap_pyfunction!(download_for_tests, module)?)?;
     module.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

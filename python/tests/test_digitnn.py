@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 
 import digitnn
+from digitnn import _digitnn
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures"
@@ -237,6 +238,26 @@ def test_bad_arrays_raise_clear_errors():
         model.evaluate(images, np.array([1, 2, 10]))
     with pytest.raises(TypeError, match="integers"):
         model.evaluate(images, np.array([1.0, 2.0, 3.0]))
+
+
+def test_mnist_is_downloaded_with_urllib(tmp_path):
+    # The package leaves out the library's HTTP client: MNIST's mirrors are read with urllib,
+    # here from a server on loopback; a missing file is an OSError naming the status.
+    import functools
+    import http.server
+
+    (tmp_path / "file.gz").write_bytes(b"gzip bytes")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}/"
+        assert bytes(_digitnn._download(base + "file.gz", 10.0)) == b"gzip bytes"
+        with pytest.raises(OSError, match="404"):
+            _digitnn._download(base + "missing.gz", 10.0)
+    finally:
+        server.shutdown()
 
 
 def test_bad_settings_are_named_as_keywords():
