@@ -96,6 +96,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     write("pixels", "alpha.rgba", &rgba(&drawn))?;
     write("pixels", "short.rgba", &[&60u16.to_le_bytes()[..], &40u16.to_le_bytes(), &[255; 100]].concat())?;
     write("pixels", "huge.rgba", &[&u16::MAX.to_le_bytes()[..], &u16::MAX.to_le_bytes(), &[0; 16]].concat())?;
+    write("pixels", "empty.rgba", &[0; 4])?;
+    write("pixels", "one.rgba", &[1, 0, 1, 0, 255, 255, 255, 255])?;
     println!("wrote the seed corpora under {}", root.display());
     Ok(())
 }
