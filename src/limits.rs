@@ -37,6 +37,10 @@ pub const TRAINING_BATCH_BYTES: usize = 768 << 20;
 /// Data bytes in one IDX file (MNIST's training images: 47 MB).
 pub const MAX_IDX_BYTES: usize = 1 << 30;
 
+/// One download of a dataset file, whichever downloader fetched it (MNIST's largest file is under
+/// 10 MB compressed).
+pub const MAX_DOWNLOAD_BYTES: usize = 64 << 20;
+
 /// The pickle (`data.pkl`) of a `.pt` file.
 pub const MAX_PICKLE_BYTES: u64 = 16 << 20;
 

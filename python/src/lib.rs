@@ -397,21 +397,19 @@ impl Model {
     }
 }
 
-/// Downloads with Python's own `urllib` (the package leaves out the library's HTTP client), at
-/// most 64 MiB (the largest MNIST file is under 10 MB compressed).
+/// Downloads with Python's own `urllib` (the package leaves out the library's HTTP client),
+/// reading one byte past the library's download limit, which the library then enforces.
 fn download(url: &str, timeout: Duration) -> Result<Vec<u8>, String> {
-    const LIMIT: usize = 64 << 20;
     Python::attach(|py| {
         let request = py.import("urllib.request")?;
         let options = PyDict::new(py);
         options.set_item("timeout", timeout.as_secs_f64())?;
         let response = request.call_method("urlopen", (url,), Some(&options))?;
-        let body: Vec<u8> = response.call_method1("read", (LIMIT + 1,))?.extract()?;
+        let body: Vec<u8> = response.call_method1("read", (digitnn::limits::MAX_DOWNLOAD_BYTES + 1,))?.extract()?;
         response.call_method0("close")?;
         Ok::<_, PyErr>(body)
     })
     .map_err(|e| e.to_string())
-    .and_then(|body| if body.len() > LIMIT { Err(format!("more than {} MiB", LIMIT >> 20)) } else { Ok(body) })
 }
 
 /// The downloader MNIST's fetching uses, for the tests: the body at `url`, or OSError.

