@@ -338,3 +338,21 @@ fn an_image_of_width_0_is_refused() {
     let body = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/corpus/request/width-0.ppm")).unwrap();
     digitnn::fuzz::request(&body);
 }
+
+/// Pixels as the browser build hands them over (a page's script says the width and height):
+/// sides past the decoder's, more pixels than the limit, and a buffer that is not width x height
+/// RGBA pixels are each refused with a message saying which, before any copy is made.
+#[test]
+fn pixels_from_a_page_are_checked_before_use() {
+    use digitnn::data::image::from_rgba;
+    let name = Path::new("page pixels");
+    let refusal =
+        |w: u32, h: u32, rgba: &[u8]| from_rgba(w, h, rgba, name, ImageLimits::default()).unwrap_err().to_string();
+    assert!(refusal(20_000, 10, &[0; 16]).contains("wider or taller than 16384"));
+    assert!(refusal(16_000, 16_000, &[0; 16]).contains("megapixels, more than the limit of 48.0"));
+    assert!(refusal(10, 10, &[0; 399]).contains("399 bytes are not 10x10 RGBA pixels (400 bytes)"));
+    assert!(refusal(10, 10, &[0; 404]).contains("404 bytes"));
+    // A picture that passes is read as any other: blank, so nothing to read, and no panic.
+    let blank = from_rgba(10, 10, &[255; 400], name, ImageLimits::default()).unwrap();
+    assert!(prepare(&blank, false, name).is_err());
+}

@@ -131,6 +131,13 @@ fn the_wasm_module_computes_what_the_native_library_does() {
     assert!(output.status.success(), "wasm.mjs failed: {}", String::from_utf8_lossy(&output.stderr));
     let result: Value = serde_json::from_slice(&output.stdout).expect("wasm.mjs prints JSON");
 
+    // Hostile callers get an error each, and the module goes on answering.
+    let hostile = &result["hostile"];
+    assert_eq!(hostile["huge_alloc"], 0, "an allocation past the limit was granted");
+    assert!(hostile["short"]["error"].as_str().unwrap().contains("16 bytes are not 10x10 RGBA pixels"), "{hostile}");
+    assert!(hostile["wide"]["error"].as_str().unwrap().contains("wider or taller"), "{hostile}");
+    assert!(hostile["null_read"]["error"].as_str().unwrap().contains("more pixels than the limit"), "{hostile}");
+
     // The SIMD128 kernels passed the same per-operation check the native ones pass.
     assert_eq!(result["checked"], serde_json::json!(["portable", "simd128"]), "{}", result["checked"]);
 

@@ -4,7 +4,7 @@
 // usage: node wasm.mjs SITE_DIR INPUT_DIR CONV_ALGORITHMS
 // INPUT_DIR holds images.f32 (28x28 f32 images, 0-1) and pictures.json ([{name, width, height}],
 // each NAME.rgba holding that many RGBA pixels). Prints one JSON object: {checked, logits:
-// {portable: [per algorithm], simd128: [...]}, read: [...], predict: [...]}; exits non-zero if
+// {portable: [per algorithm], simd128: [...]}, hostile: {...}, read: [...], predict: [...]}; exits non-zero if
 // the module traps.
 import fs from "node:fs";
 import path from "node:path";
@@ -26,6 +26,15 @@ function call(name, bytes, ...args) {
 }
 
 const result = { checked: answer(wasm.digitnn_check_kernels()).checked };
+// Hostile callers: more bytes than the module takes (allocation refused), and pixels that are not
+// what the width and height say.
+result.hostile = {
+  huge_alloc: wasm.digitnn_alloc(512 * 1024 * 1024),
+  short: call("digitnn_read", new Uint8Array(16), 10, 10),
+  wide: call("digitnn_predict", new Uint8Array(16), 20000, 1),
+  null_read: answer(wasm.digitnn_read(0, 0, 0, 0)),
+};
+
 const images = fs.readFileSync(path.join(inputs, "images.f32"));
 result.logits = {};
 for (const [simd, isa] of ["portable", "simd128"].entries()) {
