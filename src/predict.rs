@@ -135,14 +135,6 @@ pub fn prepare_file(path: &Path, raw: bool) -> Result<(Pixels, Preparation)> {
     image::prepare(&decoded, raw, path)
 }
 
-/// Prepares an image file's bytes already in memory (a PNG or JPEG from a browser, say), decoded
-/// within `limits`, as `digitnn predict` prepares an image file.
-pub fn prepare_bytes(bytes: &[u8], limits: image::ImageLimits) -> Result<Pixels> {
-    let name = Path::new("request body");
-    let decoded = image::decode(bytes, name, limits)?;
-    image::prepare(&decoded, false, name).map(|(pixels, _)| pixels)
-}
-
 /// A request body as `digitnn serve` takes it: an image (`Content-Type: image/...`), decoded
 /// within the server's limits, or JSON `{"pixels": [784 numbers 0..255]}`; prepared as
 /// `digitnn predict` prepares an image file.
@@ -150,7 +142,8 @@ pub fn prepare_request(content_type: &str, body: &[u8]) -> Result<Pixels> {
     let name = Path::new("request body");
     let invalid = |reason: String| Error::Invalid(reason);
     if content_type.starts_with("image/") {
-        return prepare_bytes(body, image::ImageLimits::serve());
+        let decoded = image::decode(body, name, image::ImageLimits::serve())?;
+        return image::prepare(&decoded, false, name).map(|(pixels, _)| pixels);
     }
     if !content_type.starts_with("application/json") {
         return Err(invalid(

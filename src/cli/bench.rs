@@ -36,7 +36,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     if !(1..=digitnn::train::MAX_BATCH).contains(&args.batch_size) || !(1..=100_000).contains(&args.steps) {
         anyhow::bail!("--batch-size must be 1 to {} and --steps 1 to 100000", digitnn::train::MAX_BATCH);
     }
-    super::check_threads(args.threads)?;
+    digitnn::thread_count(args.threads)?;
     let engine = args.engine.config()?;
     let architecture = super::recipe::parse_architecture(&args.arch)?;
     digitnn::model::sample_cost(&architecture)?.check_training_batch(args.batch_size)?;

@@ -85,7 +85,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let base = args.recipe.config();
     base.validate()?;
     let engine = args.engine.config()?;
-    super::check_threads(args.threads)?;
+    digitnn::thread_count(args.threads)?;
     let architecture = args.recipe.architecture()?;
     digitnn::model::sample_cost(&architecture)?.check_training_batch(base.batch_size)?;
     if args.limit == Some(0) {

@@ -34,7 +34,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
-    super::check_threads(args.threads)?;
+    digitnn::thread_count(args.threads)?;
     let engine = args.engine.config()?;
     if let Some(dir) = &args.report {
         super::prepare_output_dir(dir)?;

@@ -77,12 +77,6 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
-/// Refuses a bad `--threads` before anything is loaded.
-fn check_threads(threads: Option<usize>) -> Result<()> {
-    digitnn::thread_count(threads)?;
-    Ok(())
-}
-
 /// An error as the command line says it: a setting the library refused is named by its flag.
 pub fn phrase(error: &anyhow::Error) -> String {
     use digitnn::Setting;

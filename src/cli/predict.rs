@@ -56,7 +56,7 @@ pub fn describe(p: &Prediction) -> String {
 const CHUNK: usize = 256;
 
 pub fn run(args: Args) -> Result<ExitCode> {
-    super::check_threads(args.threads)?;
+    digitnn::thread_count(args.threads)?;
     let engine = args.engine.config()?;
     let (mut network, _, _) = super::load_model(args.model.as_deref(), engine)?;
     let mut failures = 0;

@@ -47,7 +47,7 @@ pub fn describe(r: &Reading) -> String {
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
-    super::check_threads(args.threads)?;
+    digitnn::thread_count(args.threads)?;
     let engine = args.engine.config()?;
     let (mut network, _, _) = super::load_number_reader(args.model.as_deref(), engine)?;
     let config = ReadConfig::default();

@@ -67,7 +67,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let config = args.config();
     config.validate()?;
     let engine = args.engine.config()?;
-    super::check_threads(args.threads)?;
+    digitnn::thread_count(args.threads)?;
     let architecture = args.recipe.architecture()?;
     model::sample_cost(&architecture)?.check_training_batch(config.batch_size)?;
     if args.limit == Some(0) {
