@@ -24,6 +24,15 @@ class Sequential(nn.Module):
         return self.model(x)
 
 
+class Columns(nn.Module):
+    """digitnn's `columns` layer: each column of the image as one position of a sequence, its rows
+    stacked into the channels ([n, c, h, w] -> [n, c * h, 1, w])."""
+
+    def forward(self, x):
+        n, c, h, w = x.shape
+        return x.reshape(n, c * h, 1, w)
+
+
 def _layer(spec):
     kind = spec['type']
     if kind == 'conv2d':
@@ -35,6 +44,8 @@ def _layer(spec):
         return nn.ReLU()
     if kind == 'max_pool2d':
         return nn.MaxPool2d(spec['kernel_size'], spec['stride'])
+    if kind == 'columns':
+        return Columns()
     if kind == 'flatten':
         return nn.Flatten()
     if kind == 'linear':

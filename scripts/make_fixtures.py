@@ -18,6 +18,10 @@ Writes into tests/fixtures/:
                         dropout p=0): its state_dict, a batch of 4 with one image labelled 10 (not
                         a digit), the training-mode logits, the loss with label smoothing 0.1 (as
                         the reader preset trains) and the gradients of the last layer
+  line_cnn.safetensors  a small line reader (convolutions, BatchNorm, max-pool, `columns`, 1x1
+                        convolutions, flatten) on 4 strips 16x24 with targets of 0-4 digits: the
+                        training-mode scores, each strip's CTC loss (blank 10) and its gradient
+                        with respect to the scores, and the parameter gradients of the mean loss
 The tests themselves never need PyTorch; rerun this only to change what is recorded.
 """
 import json, os, numpy as np, torch, torch.nn as nn
@@ -134,4 +138,31 @@ tensors.update({'input': x, 'labels': y.to(torch.float32), 'logits': logits.deta
 tensors.update({'grad.' + k: p.grad.clone() for k, p in m.named_parameters() if k in last})
 save_file({k: v.contiguous() for k, v in tensors.items()}, os.path.join(out, 'reader_cnn.safetensors'),
           metadata={'torch_version': torch.__version__, 'architecture': json.dumps(reader)})
+# --- a line reader: per-column scores and the CTC loss ---------------------------------------
+k1 = lambda i, o: dict(type='conv2d', in_channels=i, out_channels=o, kernel_size=1, stride=1, padding=0)
+line = [conv(1, 4), bn(4), relu, pool, conv(4, 6), relu, pool, dict(type='columns'), k1(6 * 4, 8), relu,
+        k1(8, 11), dict(type='flatten')]
+torch.manual_seed(3)
+m = Sequential(line)
+state = {k: v.clone() for k, v in m.state_dict().items()}
+x = torch.rand(4, 1, 16, 24)
+targets = [[3, 1], [7, 7, 2], [], [0, 5, 5, 9]]
+m.train()
+scores = m(x)
+scores.retain_grad()
+steps = 6
+log_probs = scores.reshape(4, 11, steps).permute(2, 0, 1).log_softmax(2)
+flat = torch.tensor([d for t in targets for d in t], dtype=torch.long)
+lengths = torch.tensor([len(t) for t in targets])
+losses = nn.functional.ctc_loss(log_probs, flat, torch.full((4,), steps), lengths, blank=10, reduction='none')
+losses.mean().backward()
+tensors = {k: v.to(torch.float32) for k, v in state.items()}
+padded = torch.full((4, 4), -1.0)
+for i, t in enumerate(targets):
+    padded[i, :len(t)] = torch.tensor(t, dtype=torch.float32)
+tensors.update({'input': x, 'targets': padded, 'scores': scores.detach(), 'losses': losses.detach(),
+                'grad.scores': scores.grad * 4})
+tensors.update({'grad.' + k: p.grad.clone() for k, p in m.named_parameters()})
+save_file({k: v.contiguous() for k, v in tensors.items()}, os.path.join(out, 'line_cnn.safetensors'),
+          metadata={'torch_version': torch.__version__, 'architecture': json.dumps(dict(input=[1, 16, 24], layers=line))})
 print('wrote', out)

@@ -4,7 +4,7 @@
 use crate::engine::EngineConfig;
 use crate::error::{Error, Result};
 use crate::nn::{
-    BatchNorm2d, BatchNorm2dConfig, Conv2d, Conv2dConfig, Dropout, Flatten, Layer, Linear, MaxPool2d, Relu,
+    BatchNorm2d, BatchNorm2dConfig, Columns, Conv2d, Conv2dConfig, Dropout, Flatten, Layer, Linear, MaxPool2d, Relu,
 };
 use serde::{Deserialize, Serialize};
 
@@ -25,6 +25,9 @@ pub enum LayerSpec {
         stride: usize,
     },
     Flatten,
+    /// Each column of the image as one position of a sequence (`nn::Columns`): PyTorch's
+    /// `x.reshape(n, c * h, 1, w)`, for a line reader's per-column scores.
+    Columns,
     Linear {
         in_features: usize,
         out_features: usize,
@@ -207,6 +210,7 @@ impl Architecture {
                 Box::new(MaxPool2d::new(kernel_size, stride, engine.isa).with_fused_relu(fused_relu))
             }
             LayerSpec::Flatten => Box::new(Flatten),
+            LayerSpec::Columns => Box::new(Columns),
             LayerSpec::Linear { in_features, out_features } => {
                 if in_features == 0 || out_features == 0 {
                     return Err(Error::Invalid(format!("invalid linear layer {spec:?}")));

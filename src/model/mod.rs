@@ -367,4 +367,6 @@ impl Network {
 #[cfg(test)]
 mod batchnorm_tests;
 #[cfg(test)]
+mod line_tests;
+#[cfg(test)]
 mod tests;

@@ -11,6 +11,8 @@ const OPSET: i64 = 13;
 /// IR version 7 goes with opset 13.
 const IR_VERSION: i64 = 7;
 const FLOAT: i32 = 1;
+/// ONNX's TensorProto data type for 64-bit integers (a Reshape's shape).
+const INT64: i32 = 7;
 const ATTRIBUTE_FLOAT: i32 = 1;
 const ATTRIBUTE_INT: i32 = 2;
 const ATTRIBUTE_INTS: i32 = 7;
@@ -211,6 +213,17 @@ pub fn export(network: &mut Network) -> Vec<u8> {
                 vec![ints("kernel_shape", &[kernel_size, kernel_size]), ints("strides", &[stride, stride])],
             ),
             LayerSpec::Flatten => ("Flatten", vec![current.clone()], vec![int("axis", 1)]),
+            LayerSpec::Columns => {
+                // [n, c, h, w] -> [n, c * h, 1, w]: 0 keeps an input dimension, -1 takes the rest.
+                let shape = format!("columns{index}.shape");
+                initializer.push(TensorProto {
+                    dims: vec![4],
+                    data_type: INT64,
+                    name: shape.clone(),
+                    raw_data: [0i64, -1, 1, 0].iter().flat_map(|v| v.to_le_bytes()).collect(),
+                });
+                ("Reshape", vec![current.clone(), shape], vec![])
+            }
             LayerSpec::Linear { .. } => {
                 ("Gemm", vec![current.clone(), param("weight"), param("bias")], vec![int("transB", 1)])
             }

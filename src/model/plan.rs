@@ -200,6 +200,7 @@ pub(super) fn layer_name(index: usize, spec: &LayerSpec) -> String {
         LayerSpec::Relu => "relu",
         LayerSpec::MaxPool2d { .. } => "maxpool2d",
         LayerSpec::Flatten => "flatten",
+        LayerSpec::Columns => "columns",
         LayerSpec::Linear { .. } => "linear",
         LayerSpec::Dropout { .. } => "dropout",
         LayerSpec::BatchNorm2d { .. } => "batchnorm2d",

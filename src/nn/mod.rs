@@ -12,7 +12,9 @@
 //! right after an elided Flatten, that it reads NHWC images (`Linear::reading_images`).
 
 mod batchnorm;
+mod columns;
 mod conv2d;
+pub mod ctc;
 mod dropout;
 mod flatten;
 mod linear;
@@ -24,6 +26,7 @@ pub(crate) mod relu;
 pub(crate) mod gradcheck;
 
 pub use batchnorm::{BatchNorm2d, BatchNorm2dConfig};
+pub use columns::Columns;
 pub use conv2d::{Conv2d, Conv2dConfig};
 pub use dropout::Dropout;
 pub use flatten::Flatten;
