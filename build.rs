@@ -20,7 +20,15 @@ fn main() {
         return;
     }
     let root = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
-    for input in ["src", "models/numbers.safetensors", "Cargo.toml", "web/src", "web/Cargo.toml", "web/Cargo.lock"] {
+    for input in [
+        "src",
+        "models/numbers.safetensors",
+        "models/lines.safetensors",
+        "Cargo.toml",
+        "web/src",
+        "web/Cargo.toml",
+        "web/Cargo.lock",
+    ] {
         println!("cargo::rerun-if-changed={}", root.join(input).display());
     }
     println!("cargo::rerun-if-changed={}", root.join("web/.cargo/config.toml").display());

@@ -2,21 +2,26 @@
 //! components left to right, each framed and read by the same model).
 //!
 //! cargo run --release --example read_numbers -- MNIST_DIR [--split test|train] [--count N]
-//!     [--seed S] [--model FILE] [--digit-cost C] [--skip-cost C] [--sets a,b,...] [--save DIR]
-//!     [--write-samples DIR]
+//!     [--seed S] [--model FILE] [--line-model FILE] [--method cuts|line|both] [--compare]
+//!     [--digit-cost C] [--skip-cost C] [--line-margin M] [--pieces-weight W] [--sets a,b,...]
+//!     [--save DIR] [--write-samples DIR] [--any-data]
 //!
-//! `read` runs the built-in number reader (or `--model`); the textbook pipeline and `predict`
-//! run the built-in reader, as the command line does. Numbers of 2 to 6 digits are composed (`digitnn::data::numbers`) from MNIST's test digits
-//! (the report) or its training digits (`--split train`: what the search's costs were set on),
-//! and from pen drawings. Prints, per set, the share of numbers read whole and the digit
-//! accuracy (1 - edit distance / length) for both pipelines, then the time to read a 6-digit
-//! number on one thread.
+//! `read` runs the built-in number reader and line reader (or `--model`, `--line-model`); the
+//! textbook pipeline and `predict` run the built-in reader, as the command line does. Numbers of
+//! 2 to 6 digits are composed (`digitnn::data::numbers`) from MNIST's test digits (the report)
+//! or its training digits (`--split train`), and from pen drawings. Prints, per set, the share
+//! of numbers read whole and the digit accuracy (1 - edit distance / length) for both
+//! pipelines (`--compare`: also each of `read`'s two readers alone, and how often either is
+//! right), then single digits beside `predict` and the time to read a 6-digit number on one
+//! thread. `--any-data` takes a directory of IDX files that are not MNIST's own (a validation
+//! split: the last 10,000 training digits as "test", for choosing settings).
 
 use digitnn::data::numbers::{self, NumberStyle, Source, Spacing};
 use digitnn::data::{Checksums, mnist};
 use digitnn::model::{self, Network};
 use digitnn::predict::predict_pixels;
-use digitnn::read::{self, ReadConfig};
+use digitnn::read::line::LineReader;
+use digitnn::read::{self, Method, ReadConfig, Reader};
 use image::{DynamicImage, GrayImage, Luma};
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::SeedableRng;
@@ -36,17 +41,37 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Some(v) = flag("--skip-cost") {
         config.skip_cost = v.parse()?;
     }
-    let mnist = mnist::load(dir.as_ref(), Checksums::Require)?;
+    let checksums = if args.iter().any(|a| a == "--any-data") { Checksums::IfMnist } else { Checksums::Require };
+    let mnist = mnist::load(dir.as_ref(), checksums)?;
     if let Some(out) = flag("--write-samples") {
         return write_samples(out.as_ref(), &mnist.test);
     }
     let digits = if split == "train" { mnist.train } else { mnist.test };
     // `read`'s model (the built-in number reader unless --model), and `predict`'s (the built-in
     // reader), which the textbook pipeline and the single digits use, as the CLI would.
-    let mut network = match flag("--model") {
+    let pieces = match flag("--model") {
         Some(path) => model::load(path.as_ref())?.0,
         None => model::builtin_numbers()?.0,
     };
+    let line = match flag("--line-model") {
+        Some(path) => model::load(path.as_ref())?.0,
+        None => model::builtin_lines()?.0,
+    };
+    let mut reader = Reader { pieces, line: Some(LineReader::new(line)?) };
+    if let Some(v) = flag("--method") {
+        config.method = match v.as_str() {
+            "cuts" => Method::Cuts,
+            "line" => Method::Line,
+            _ => Method::Both,
+        };
+    }
+    if let Some(v) = flag("--pieces-weight") {
+        config.pieces_weight = v.parse()?;
+    }
+    if let Some(v) = flag("--line-margin") {
+        config.line_margin = v.parse()?;
+    }
+    let compare = args.iter().any(|a| a == "--compare");
     let mut predictor = model::builtin()?.0;
     let sets = [
         ("mnist-gaps", Source::Dataset, Spacing::Gaps, false),
@@ -62,12 +87,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         if wanted.as_ref().is_some_and(|w| !w.split(',').any(|s| s == name)) {
             continue;
         }
-        let style = NumberStyle { source, spacing, photo, digits: (2, 6) };
+        let style = NumberStyle { source, spacing, photo, digits: (2, 6), punctuation: false };
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ (set_index as u64) << 32);
         let (mut whole, mut digit_score, mut tb_whole, mut tb_digits) = (0usize, 0.0f64, 0usize, 0.0f64);
+        let (mut alone_right, mut either, mut oracle) = ([0usize; 2], [false; 2], 0usize);
         for i in 0..count {
             let number = numbers::compose(style, &digits, &mut rng);
-            let reading = read::read_image(&mut network, &number.picture, &config)?;
+            let reading = read::read_image(&mut reader.pieces, reader.line.as_mut(), &number.picture, &config)?;
+            if compare {
+                for (k, method) in [Method::Cuts, Method::Line].into_iter().enumerate() {
+                    let alone = ReadConfig { method, ..config };
+                    let text =
+                        read::read_image(&mut reader.pieces, reader.line.as_mut(), &number.picture, &alone)?.text;
+                    alone_right[k] += (text == number.text) as usize;
+                    either[k] = text == number.text;
+                }
+                oracle += (either[0] || either[1]) as usize;
+            }
             let baseline = textbook(&mut predictor, &number.picture)?;
             whole += (reading.text == number.text) as usize;
             digit_score += digit_accuracy(&reading.text, &number.text);
@@ -88,16 +124,25 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             pct(tb_whole as f64),
             pct(tb_digits)
         );
+        if compare {
+            println!(
+                "{:<16} cuts alone {:.1}%, line alone {:.1}%, either right {:.1}%",
+                "",
+                pct(alone_right[0] as f64),
+                pct(alone_right[1] as f64),
+                pct(oracle as f64)
+            );
+        }
     }
-    single_digits(&mut network, &mut predictor, &digits, count, &config)?;
-    time_six_digits(&mut network, &digits, &config)?;
+    single_digits(&mut reader, &mut predictor, &digits, count, &config)?;
+    time_six_digits(&mut reader, &digits, &config)?;
     Ok(())
 }
 
 /// Single digits, each enlarged three times and written dark on white: how often `read` answers
 /// what `predict` answers, of those `predict` reads (the rest it refuses as not digits).
 fn single_digits(
-    network: &mut Network,
+    reader: &mut Reader,
     predictor: &mut Network,
     digits: &digitnn::data::Dataset,
     count: usize,
@@ -116,7 +161,7 @@ fn single_digits(
             refused += 1;
             continue;
         }
-        let text = read::read_image(network, &picture, config)?.text;
+        let text = read::read_image(&mut reader.pieces, reader.line.as_mut(), &picture, config)?.text;
         if text != predicted {
             eprintln!("single digit {i} (label {}): predict {predicted:?}, read {text:?}", digits.labels[i]);
         }
@@ -136,9 +181,16 @@ fn write_samples(dir: &std::path::Path, digits: &digitnn::data::Dataset) -> Resu
     std::fs::create_dir_all(dir)?;
     let mut rng = ChaCha8Rng::seed_from_u64(2095);
     numbers::pen_number("20,95", Spacing::Gaps, &mut rng).save(dir.join("pen.png"))?;
-    let touching = NumberStyle { source: Source::Dataset, spacing: Spacing::Touching, photo: false, digits: (5, 5) };
+    let touching = NumberStyle {
+        source: Source::Dataset,
+        spacing: Spacing::Touching,
+        photo: false,
+        digits: (5, 5),
+        punctuation: false,
+    };
     numbers::compose(touching, digits, &mut rng).picture.save(dir.join("touching.png"))?;
-    let photo = NumberStyle { source: Source::Pen, spacing: Spacing::Gaps, photo: true, digits: (6, 6) };
+    let photo =
+        NumberStyle { source: Source::Pen, spacing: Spacing::Gaps, photo: true, digits: (6, 6), punctuation: false };
     numbers::compose(photo, digits, &mut rng).picture.to_rgb8().save(dir.join("photo.jpg"))?;
     println!("wrote pen.png, touching.png and photo.jpg in {}", dir.display());
     Ok(())
@@ -226,18 +278,24 @@ fn otsu(image: &GrayImage) -> u8 {
 /// Median time to read a 6-digit number (MNIST digits, touching) on one thread, and numbers per
 /// second over a set of 200 on all threads.
 fn time_six_digits(
-    network: &mut Network,
+    reader: &mut Reader,
     digits: &digitnn::data::Dataset,
     config: &ReadConfig,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let mut rng = ChaCha8Rng::seed_from_u64(6);
-    let style = NumberStyle { source: Source::Dataset, spacing: Spacing::Touching, photo: false, digits: (6, 6) };
+    let style = NumberStyle {
+        source: Source::Dataset,
+        spacing: Spacing::Touching,
+        photo: false,
+        digits: (6, 6),
+        punctuation: false,
+    };
     let pictures: Vec<_> = (0..200).map(|_| numbers::compose(style, digits, &mut rng).picture).collect();
     let one_thread = digitnn::with_threads(Some(1), || -> Result<Vec<f64>, digitnn::Error> {
         let mut times = Vec::new();
         for picture in pictures.iter().take(50) {
             let start = Instant::now();
-            read::read_image(network, picture, config)?;
+            read::read_image(&mut reader.pieces, reader.line.as_mut(), picture, config)?;
             times.push(start.elapsed().as_secs_f64() * 1e3);
         }
         Ok(times)
@@ -246,7 +304,7 @@ fn time_six_digits(
     times.sort_by(f64::total_cmp);
     let start = Instant::now();
     for picture in &pictures {
-        read::read_image(network, picture, config)?;
+        read::read_image(&mut reader.pieces, reader.line.as_mut(), picture, config)?;
     }
     let rate = pictures.len() as f64 / start.elapsed().as_secs_f64();
     println!(

@@ -64,28 +64,35 @@ pub fn pixels(bytes: &[u8]) {
         return;
     };
     let _ = prepare(&picture, false, name);
-    with_number_reader(|network| {
-        if let Ok(reading) = crate::read::read_image(network, &picture, &crate::read::ReadConfig::default()) {
+    with_number_reader(|reader| {
+        if let Ok(reading) = crate::read::read_image(
+            &mut reader.pieces,
+            reader.line.as_mut(),
+            &picture,
+            &crate::read::ReadConfig::default(),
+        ) {
             assert_eq!(reading.digits.len(), reading.text.chars().filter(char::is_ascii_digit).count());
         }
     });
 }
 
-/// Runs `f` with the built-in number reader, made once per process.
-fn with_number_reader(f: impl FnOnce(&mut crate::model::Network)) {
+/// Runs `f` with the built-in number and line readers, made once per process.
+fn with_number_reader(f: impl FnOnce(&mut crate::read::Reader)) {
     use std::sync::Mutex;
-    static NETWORK: Mutex<Option<crate::model::Network>> = Mutex::new(None);
-    let mut network = NETWORK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    let network = network.get_or_insert_with(|| crate::model::builtin_numbers().expect("the built-in model loads").0);
-    f(network)
+    static READER: Mutex<Option<crate::read::Reader>> = Mutex::new(None);
+    let mut reader = READER.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let reader = reader.get_or_insert_with(|| crate::read::Reader::builtin().expect("the built-in models load"));
+    f(reader)
 }
 
 /// A picture of a number read as `POST /api/read` reads it: decoded within the server's limits,
-/// then ink, marks, pieces and the search, with the built-in number reader.
+/// then ink, marks, pieces, the search and the line reader, with the built-in models.
 pub fn read(bytes: &[u8]) {
-    with_number_reader(|network| {
+    with_number_reader(|reader| {
         let config = crate::read::ReadConfig::default();
-        if let Ok(reading) = crate::read::read_bytes(network, bytes, ImageLimits::serve(), &config) {
+        if let Ok(reading) =
+            crate::read::read_bytes(&mut reader.pieces, reader.line.as_mut(), bytes, ImageLimits::serve(), &config)
+        {
             assert_eq!(reading.digits.len(), reading.text.chars().filter(char::is_ascii_digit).count());
         }
     });

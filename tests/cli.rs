@@ -429,3 +429,34 @@ fn predict_and_eval_use_the_builtin_model_on_a_fresh_checkout() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains("model: digit_model.safetensors"), "{}", stderr(&o));
 }
+
+/// `train-lines` writes a line model that `read --line-model` takes; a digit model is refused
+/// as a line model with one line, and `--cuts-only` reads without one.
+#[test]
+fn train_lines_makes_a_line_model_read_takes() {
+    let s = Setup::new();
+    let out = s.path("lines.safetensors");
+    let trained =
+        digitnn(&["train-lines", "--data", &s.path("data"), "--steps", "3", "--batch-size", "4", "--out", &out]);
+    assert!(trained.status.success(), "{}", stderr(&trained));
+    assert!(stdout(&trained).contains("step      3/3"), "{}", stdout(&trained));
+    let picture = s.path("number.png");
+    let mut rng = <rand_chacha::ChaCha8Rng as rand_chacha::rand_core::SeedableRng>::seed_from_u64(1);
+    digitnn::data::numbers::pen_number("42", digitnn::data::numbers::Spacing::Gaps, &mut rng).save(&picture).unwrap();
+    let read = digitnn(&["read", "--line-model", &out, "--json", &picture]);
+    assert!(read.status.success(), "{}", stderr(&read));
+    let reading: Value = serde_json::from_str(stdout(&read).trim()).unwrap();
+    assert!(reading["text"].is_string(), "{reading}");
+    let cuts = digitnn(&["read", "--cuts-only", &picture]);
+    assert!(cuts.status.success() && stdout(&cuts).contains(": 42"), "{}", stdout(&cuts));
+
+    let digit_model = s.path("digits.safetensors");
+    assert!(s.train("digits.safetensors", &["--epochs", "1"]).status.success());
+    let refused = digitnn(&["read", "--line-model", &digit_model, &picture]);
+    assert!(!refused.status.success(), "a digit model was taken as a line model");
+    let message = stderr(&refused);
+    let errors: Vec<&str> = message.lines().filter(|l| l.starts_with("error")).collect();
+    assert!(errors.len() == 1 && errors[0].contains("not a line model"), "{message}");
+    let bad = digitnn(&["train-lines", "--data", &s.path("data"), "--steps", "0", "--out", &out]);
+    assert!(!bad.status.success() && stderr(&bad).contains("--steps"), "{}", stderr(&bad));
+}

@@ -4,7 +4,7 @@
 
 use digitnn::data::numbers::{self, NumberStyle, Source, Spacing};
 use digitnn::model;
-use digitnn::read::{ReadConfig, read_image};
+use digitnn::read::{Method, ReadConfig, Reader, read_image};
 use image::{DynamicImage, GrayImage, Luma};
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::SeedableRng;
@@ -14,20 +14,22 @@ mod common;
 use common::digitnn;
 
 fn read(picture: &DynamicImage) -> digitnn::read::Reading {
-    let (mut network, _) = model::builtin_numbers().unwrap();
-    read_image(&mut network, picture, &ReadConfig::default()).unwrap()
+    let mut reader = Reader::builtin().unwrap();
+    read_image(&mut reader.pieces, reader.line.as_mut(), picture, &ReadConfig::default()).unwrap()
 }
 
 #[test]
 fn numbers_written_with_gaps_are_read_whole() {
-    let (mut network, _) = model::builtin_numbers().unwrap();
+    let mut reader = Reader::builtin().unwrap();
     let empty = digitnn::data::Dataset { images: Vec::new(), labels: Vec::new(), rows: 28, cols: 28 };
-    let style = NumberStyle { source: Source::Pen, spacing: Spacing::Gaps, photo: false, digits: (2, 6) };
+    let style =
+        NumberStyle { source: Source::Pen, spacing: Spacing::Gaps, photo: false, digits: (2, 6), punctuation: false };
     let mut rng = ChaCha8Rng::seed_from_u64(7);
     let mut right = 0;
     for _ in 0..30 {
         let number = numbers::compose(style, &empty, &mut rng);
-        let reading = read_image(&mut network, &number.picture, &ReadConfig::default()).unwrap();
+        let reading =
+            read_image(&mut reader.pieces, reader.line.as_mut(), &number.picture, &ReadConfig::default()).unwrap();
         right += (reading.text == number.text) as usize;
         assert_eq!(reading.digits.len(), reading.text.len());
     }
@@ -149,16 +151,23 @@ fn a_long_line_and_a_noisy_picture_are_bounded() {
     let mut line = GrayImage::from_pixel(20_000, number.height(), Luma([255]));
     image::imageops::replace(&mut line, &number, 9_000, 0);
     assert_eq!(read(&DynamicImage::ImageLuma8(line)).text, "31415926");
+    // The same number at both ends: a line too long for one strip is read by the cuts alone.
+    let mut ends = GrayImage::from_pixel(20_000, number.height(), Luma([255]));
+    image::imageops::replace(&mut ends, &number, 100, 0);
+    image::imageops::replace(&mut ends, &number, 19_000, 0);
+    assert_eq!(read(&DynamicImage::ImageLuma8(ends)).text, "3141592631415926");
     // Thousands of separate marks: refused, not searched.
     let dots = GrayImage::from_fn(600, 600, |x, y| Luma([if x % 6 < 2 && y % 6 < 2 { 0 } else { 255 }]));
-    let (mut network, _) = model::builtin_numbers().unwrap();
-    let err = read_image(&mut network, &DynamicImage::ImageLuma8(dots), &ReadConfig::default()).unwrap_err();
+    let mut reader = Reader::builtin().unwrap();
+    let err =
+        read_image(&mut reader.pieces, reader.line.as_mut(), &DynamicImage::ImageLuma8(dots), &ReadConfig::default())
+            .unwrap_err();
     assert!(err.to_string().contains("marks"), "{err}");
     // A pattern the fuzzer found, cut into 3,600 pieces: refused before it is searched.
     let pattern =
         concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/corpus/read/timeout-5cf0f4477e573012b88739b9ebb2717128f50735");
     let picture = digitnn::data::image::open(pattern.as_ref()).unwrap();
-    let err = read_image(&mut network, &picture, &ReadConfig::default()).unwrap_err();
+    let err = read_image(&mut reader.pieces, reader.line.as_mut(), &picture, &ReadConfig::default()).unwrap_err();
     assert!(err.to_string().contains("pieces"), "{err}");
 }
 
@@ -192,4 +201,35 @@ fn the_command_line_reads_numbers_in_text_and_json() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("no-such-file.png") && err.contains("1 of 2 images could not be read"), "{err}");
+}
+
+/// The line reader alone (no cuts) reads pen numbers whose digits touch, and a strip wider than
+/// the line reader takes falls back to the cuts.
+#[test]
+fn the_line_reader_reads_touching_numbers_without_cuts() {
+    let mut reader = Reader::builtin().unwrap();
+    let empty = digitnn::data::Dataset { images: Vec::new(), labels: Vec::new(), rows: 28, cols: 28 };
+    let style = NumberStyle {
+        source: Source::Pen,
+        spacing: Spacing::Touching,
+        photo: false,
+        digits: (2, 6),
+        punctuation: false,
+    };
+    let line_only = ReadConfig { method: Method::Line, ..ReadConfig::default() };
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let mut right = 0;
+    for _ in 0..30 {
+        let number = numbers::compose(style, &empty, &mut rng);
+        let reading = read_image(&mut reader.pieces, reader.line.as_mut(), &number.picture, &line_only).unwrap();
+        right += (reading.text == number.text) as usize;
+        assert_eq!(reading.digits.len(), reading.text.len());
+        for d in &reading.digits {
+            let [x, y, w, h] = d.bounds;
+            assert!(w > 0 && h > 0 && x + w <= number.picture.width() && y + h <= number.picture.height(), "{d:?}");
+        }
+    }
+    assert!(right >= 25, "{right} of 30 read whole by the line reader alone");
+    let not_a_line_model = digitnn::read::line::LineReader::new(model::builtin().unwrap().0);
+    assert!(not_a_line_model.err().unwrap().to_string().contains("not a line model"));
 }

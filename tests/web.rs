@@ -11,9 +11,8 @@
 use digitnn::ConvAlgorithm;
 use digitnn::data::image::{ImageLimits, from_rgba, prepare};
 use digitnn::data::numbers::{self, Spacing};
-use digitnn::model;
 use digitnn::predict::predict_pixels;
-use digitnn::read::{ReadConfig, read_image};
+use digitnn::read::{ReadConfig, Reader, read_image};
 use image::DynamicImage;
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::SeedableRng;
@@ -103,7 +102,7 @@ fn the_wasm_module_computes_what_the_native_library_does() {
     }
     let Some(dir) = site("the_wasm_module_computes_what_the_native_library_does") else { return };
     let inputs = tempfile::tempdir().unwrap();
-    let (mut network, _) = model::builtin_numbers().unwrap();
+    let mut reader = Reader::builtin().unwrap();
 
     // Images the model takes: pen digits and numbers prepared as predict prepares them.
     let pictures = pictures();
@@ -142,7 +141,7 @@ fn the_wasm_module_computes_what_the_native_library_does() {
     assert_eq!(result["checked"], serde_json::json!(["portable", "simd128"]), "{}", result["checked"]);
 
     // Logits within 1e-5 of native ones, on both wasm paths with every convolution algorithm.
-    let native = network.forward(&images, pictures.len(), false).to_vec();
+    let native = reader.pieces.forward(&images, pictures.len(), false).to_vec();
     for path in ["portable", "simd128"] {
         for (a, conv) in ConvAlgorithm::ALL.into_iter().enumerate() {
             let wasm: Vec<f32> = serde_json::from_value(result["logits"][path][a].clone()).unwrap();
@@ -158,7 +157,7 @@ fn the_wasm_module_computes_what_the_native_library_does() {
         let rgba = picture.to_rgba8();
         let same =
             from_rgba(rgba.width(), rgba.height(), rgba.as_raw(), Path::new(name), ImageLimits::default()).unwrap();
-        let reading = read_image(&mut network, &same, &ReadConfig::default()).unwrap();
+        let reading = read_image(&mut reader.pieces, reader.line.as_mut(), &same, &ReadConfig::default()).unwrap();
         let wasm = &result["read"][i];
         assert_eq!(wasm["text"], reading.text.as_str(), "{name}: {wasm}");
         let boxes = |digits: &Value| digits.as_array().unwrap().iter().map(|d| d["box"].clone()).collect::<Vec<_>>();
@@ -171,7 +170,7 @@ fn the_wasm_module_computes_what_the_native_library_does() {
         );
 
         let (pixels, _) = prepare(&same, false, Path::new(name)).unwrap();
-        let prediction = predict_pixels(&mut network, &[pixels], true).unwrap().remove(0);
+        let prediction = predict_pixels(&mut reader.pieces, &[pixels], true).unwrap().remove(0);
         let wasm = &result["predict"][i];
         assert_eq!(wasm["guess"], prediction.guess, "{name}: {wasm}");
         assert_eq!(wasm["is_digit"], prediction.is_digit, "{name}: {wasm}");

@@ -13,6 +13,7 @@ use digitnn::eval::evaluate_with;
 use digitnn::model::{self, Architecture, Network};
 use digitnn::predict::{Prediction, classify, infer_in_batches, infer_slice_in_batches, predict_pixels, prepare_file};
 use digitnn::presets::{Overrides, Preset};
+use digitnn::read::line::LineReader;
 use digitnn::read::{ReadConfig, read_image};
 use digitnn::train::{EpochStats, TrainEvent, train_until};
 use digitnn::{ConvAlgorithm, EngineConfig, Error, Isa, Precision};
@@ -84,6 +85,8 @@ fn engine(py: Python, isa: Option<&str>, conv: Option<&str>, precision: Option<&
 #[pyclass(module = "digitnn", name = "Model")]
 struct Model {
     network: Mutex<Network>,
+    /// The line reader `read` asks beside this model (the built-in one, loaded on first use).
+    line: Mutex<Option<LineReader>>,
     /// The test accuracy recorded in its file or by training, saved with it.
     test_accuracy: Option<f64>,
     /// The threads the engine runs on. A call from Python's thread enters them once, through
@@ -100,7 +103,7 @@ impl Model {
             .num_threads(threads)
             .build()
             .map_err(|e| PyOSError::new_err(format!("cannot start {threads} threads: {e}")))?;
-        Ok(Model { network: Mutex::new(network), test_accuracy, pool })
+        Ok(Model { network: Mutex::new(network), line: Mutex::new(None), test_accuracy, pool })
     }
 
     /// Runs `f` on the model's threads with the GIL released.
@@ -293,7 +296,11 @@ impl Model {
         let picture = picture_arg(picture)?;
         let reading = self.engine_call(py, || {
             let picture = picture.decode()?;
-            read_image(&mut self.network(), &picture, &ReadConfig::default())
+            let mut line = self.line.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            if line.is_none() {
+                *line = Some(LineReader::new(model::builtin_lines()?.0)?);
+            }
+            read_image(&mut self.network(), line.as_mut(), &picture, &ReadConfig::default())
         });
         let json = serde_json::to_string(&reading.map_err(error)?).map_err(|e| PyValueError::new_err(e.to_string()))?;
         py.import("json")?.call_method1("loads", (json,))

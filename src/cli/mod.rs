@@ -11,12 +11,14 @@ mod read;
 mod recipe;
 mod serve;
 mod train;
+mod train_lines;
 mod web;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 use digitnn::data::{Checksums, Mnist, mnist};
 use digitnn::model::{self, Architecture, ModelInfo, Network};
+use digitnn::read::line::LineReader;
 use digitnn::report::{self, RunHistory};
 use digitnn::train::{EpochStats, TrainConfig, TrainEvent, train};
 use digitnn::{ConvAlgorithm, EngineConfig, Isa, Precision};
@@ -42,6 +44,9 @@ enum Command {
     Predict(predict::Args),
     /// Read the number in each image: several digits, touching or not, left to right.
     Read(read::Args),
+    /// Train the line reader `read` asks beside the number reader, on numbers composed from
+    /// MNIST's training digits.
+    TrainLines(train_lines::Args),
     /// Manage the dataset.
     Data {
         #[command(subcommand)]
@@ -67,6 +72,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Eval(args) => eval::run(args),
         Command::Predict(args) => predict::run(args),
         Command::Read(args) => read::run(args),
+        Command::TrainLines(args) => train_lines::run(args),
         Command::Data { command } => data::run(command),
         Command::Bench(args) => bench::run(args),
         Command::Convert(args) => convert::convert(args),
@@ -159,6 +165,20 @@ fn load_model(arg: Option<&Path>, engine: EngineConfig) -> Result<(Network, Mode
 /// on single digits reads touching digits worse).
 fn load_number_reader(arg: Option<&Path>, engine: EngineConfig) -> Result<(Network, ModelInfo, String)> {
     load_or_builtin(arg, engine, model::builtin_numbers, model::BUILTIN_NUMBERS_NAME)
+}
+
+/// The line model `read` asks: a file, checked to be a line model, on `engine`.
+fn load_line_model(path: &Path, engine: EngineConfig) -> Result<LineReader> {
+    let (mut network, _) = model::load(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    network.set_engine(engine)?;
+    LineReader::new(network).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+}
+
+/// The built-in line reader on `engine`.
+fn load_line_model_builtin(engine: EngineConfig) -> Result<LineReader> {
+    let (mut network, _) = model::builtin_lines()?;
+    network.set_engine(engine)?;
+    Ok(LineReader::new(network)?)
 }
 
 fn load_or_builtin(

@@ -1,7 +1,7 @@
 //! `digitnn read`.
 
 use anyhow::Result;
-use digitnn::read::{ReadConfig, Reading, read_file};
+use digitnn::read::{ReadConfig, Reader, Reading, read_file};
 use serde::Serialize;
 use std::io::Write;
 use std::path::PathBuf;
@@ -9,9 +9,16 @@ use std::process::ExitCode;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// A model file, safetensors or PyTorch .pt [default: the built-in number reader]
+    /// The model the search over cuts asks, safetensors or PyTorch .pt [default: the built-in
+    /// number reader]
     #[arg(long)]
     model: Option<PathBuf>,
+    /// The line model (from `digitnn train-lines`) [default: the built-in line reader]
+    #[arg(long)]
+    line_model: Option<PathBuf>,
+    /// Read by cuts only, without a line model
+    #[arg(long, conflicts_with = "line_model")]
+    cuts_only: bool,
     /// Image files, each holding a number (one line of digits, or several lines)
     #[arg(required = true)]
     images: Vec<PathBuf>,
@@ -49,13 +56,19 @@ pub fn describe(r: &Reading) -> String {
 pub fn run(args: Args) -> Result<ExitCode> {
     digitnn::thread_count(args.threads)?;
     let engine = args.engine.config()?;
-    let (mut network, _, _) = super::load_number_reader(args.model.as_deref(), engine)?;
+    let (pieces, _, _) = super::load_number_reader(args.model.as_deref(), engine)?;
+    let line = match (&args.line_model, args.cuts_only) {
+        (_, true) => None,
+        (Some(path), _) => Some(super::load_line_model(path, engine)?),
+        (None, _) => Some(super::load_line_model_builtin(engine)?),
+    };
+    let mut reader = Reader { pieces, line };
     let config = ReadConfig::default();
     let mut failures = 0;
     digitnn::with_threads(args.threads, || -> Result<()> {
         let mut out = std::io::stdout().lock();
         for path in &args.images {
-            let reading = match read_file(&mut network, path, &config) {
+            let reading = match read_file(&mut reader.pieces, reader.line.as_mut(), path, &config) {
                 Ok(reading) => reading,
                 Err(e) => {
                     eprintln!("error: {e}");

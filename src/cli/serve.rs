@@ -19,7 +19,8 @@ use digitnn::data::image::ImageLimits;
 use digitnn::data::image::SIDE;
 use digitnn::model::{ModelInfo, Network};
 use digitnn::predict::{predict_pixels, prepare_request};
-use digitnn::read::{ReadConfig, read_bytes};
+use digitnn::read::line::LineReader;
+use digitnn::read::{ReadConfig, Reader, read_bytes};
 use digitnn::{EngineConfig, limits};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
@@ -57,51 +58,52 @@ pub struct Args {
     engine: super::EngineArgs,
 }
 
-/// One model's weights and its idle networks.
-struct Pool {
-    /// Idle networks, each with the model's weights.
-    idle: Mutex<Vec<Network>>,
-    weights: Vec<f32>,
-    /// BatchNorm's running statistics, if the model has any.
-    state: Vec<f32>,
-    info: ModelInfo,
-    engine: EngineConfig,
+/// Idle copies of what an endpoint computes with (a network, a reader), made when all are busy
+/// (each holds scratch buffers, so one request uses one at a time).
+struct Pool<T> {
+    idle: Mutex<Vec<T>>,
+    make: Box<dyn Fn() -> Result<T, String> + Send + Sync>,
 }
 
-impl Pool {
-    fn new(network: Network, info: ModelInfo, engine: EngineConfig) -> Pool {
-        Pool {
-            weights: network.params().to_vec(),
-            state: network.state().to_vec(),
-            idle: Mutex::new(vec![network]),
-            info,
-            engine,
-        }
+impl<T> Pool<T> {
+    fn new(first: T, make: impl Fn() -> Result<T, String> + Send + Sync + 'static) -> Pool<T> {
+        Pool { idle: Mutex::new(vec![first]), make: Box::new(make) }
     }
 
-    fn take(&self) -> Result<Network, String> {
-        if let Some(network) = self.idle.lock().map_err(|_| "model pool poisoned")?.pop() {
-            return Ok(network);
+    fn take(&self) -> Result<T, String> {
+        if let Some(item) = self.idle.lock().map_err(|_| "model pool poisoned")?.pop() {
+            return Ok(item);
         }
-        let mut network =
-            Network::with_engine(self.info.architecture.clone(), 0, self.engine).map_err(|e| e.to_string())?;
-        network.params_mut().copy_from_slice(&self.weights);
-        network.state_mut().copy_from_slice(&self.state);
-        Ok(network)
+        (self.make)()
     }
 
-    fn give_back(&self, network: Network) {
+    fn give_back(&self, item: T) {
         if let Ok(mut idle) = self.idle.lock() {
-            idle.push(network);
+            idle.push(item);
         }
     }
+}
+
+/// A pool of copies of `network` (its weights and BatchNorm statistics) on `engine`.
+fn network_pool(network: Network, info: &ModelInfo, engine: EngineConfig) -> Pool<Network> {
+    let (architecture, weights, state) =
+        (info.architecture.clone(), network.params().to_vec(), network.state().to_vec());
+    Pool::new(network, move || {
+        let mut copy = Network::with_engine(architecture.clone(), 0, engine).map_err(|e| e.to_string())?;
+        copy.params_mut().copy_from_slice(&weights);
+        copy.state_mut().copy_from_slice(&state);
+        Ok(copy)
+    })
 }
 
 struct App {
-    /// The model of `/api/predict`.
-    digits: Pool,
-    /// The model of `/api/read`: the built-in number reader, or `--model` when given.
-    numbers: Pool,
+    /// The model of `/api/predict`, its file's description and its parameter count.
+    digits: Pool<Network>,
+    info: ModelInfo,
+    parameters: usize,
+    /// The readers of `/api/read`: the built-in number reader (or `--model` when given) and the
+    /// built-in line reader.
+    numbers: Pool<Reader>,
     /// Bounds the requests computing at once (the rest wait their turn).
     busy: tokio::sync::Semaphore,
     /// Bounds the request bodies being read at once.
@@ -118,7 +120,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         anyhow::bail!("{name}: the server needs a model of 28x28 images");
     }
     // With --model, that model reads numbers too; without it, the built-in number reader does.
-    let (reader, reader_info) = match &args.model {
+    let (pieces, pieces_info) = match &args.model {
         Some(_) => {
             let mut copy = Network::with_engine(info.architecture.clone(), 0, engine)?;
             copy.params_mut().copy_from_slice(network.params());
@@ -130,10 +132,21 @@ pub fn run(args: Args) -> Result<ExitCode> {
             (reader, reader_info)
         }
     };
+    let (mut line, line_info) = digitnn::model::builtin_lines()?;
+    line.set_engine(engine)?;
+    let pieces_pool = network_pool(pieces, &pieces_info, engine);
+    let line_pool = network_pool(line, &line_info, engine);
+    let make_reader = move || -> Result<Reader, String> {
+        let line = LineReader::new(line_pool.take()?).map_err(|e| e.to_string())?;
+        Ok(Reader { pieces: pieces_pool.take()?, line: Some(line) })
+    };
+    let first_reader = make_reader().map_err(anyhow::Error::msg)?;
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
     let app = Arc::new(App {
-        digits: Pool::new(network, info, engine),
-        numbers: Pool::new(reader, reader_info, engine),
+        parameters: network.parameter_count(),
+        digits: network_pool(network, &info, engine),
+        info,
+        numbers: Pool::new(first_reader, make_reader),
         busy: tokio::sync::Semaphore::new(workers * 2),
         reading: tokio::sync::Semaphore::new(BODIES_AT_ONCE),
         body_timeout: Duration::from_secs(args.body_timeout),
@@ -209,9 +222,9 @@ async fn serve(app: Arc<App>, addr: SocketAddr, model: &str, limits: Connections
 
 async fn model_info(State(app): State<Arc<App>>) -> Json<Value> {
     Json(json!({
-        "architecture": app.digits.info.architecture,
-        "parameters": app.digits.weights.len(),
-        "test_accuracy": app.digits.info.test_accuracy,
+        "architecture": app.info.architecture,
+        "parameters": app.parameters,
+        "test_accuracy": app.info.test_accuracy,
     }))
 }
 
@@ -266,12 +279,18 @@ async fn read(State(app): State<Arc<App>>, headers: HeaderMap, body: axum::body:
         headers,
         body,
         |app| &app.numbers,
-        |_, network, content_type, body| {
+        |_, reader, content_type, body| {
             if !content_type.starts_with("image/") {
                 return Err((StatusCode::BAD_REQUEST, "send an image (Content-Type: image/png or image/jpeg)".into()));
             }
-            let reading = read_bytes(network, body, ImageLimits::serve(), &ReadConfig::default())
-                .map_err(|e| (StatusCode::BAD_REQUEST, e.to_string()))?;
+            let reading = read_bytes(
+                &mut reader.pieces,
+                reader.line.as_mut(),
+                body,
+                ImageLimits::serve(),
+                &ReadConfig::default(),
+            )
+            .map_err(|e| (StatusCode::BAD_REQUEST, e.to_string()))?;
             serde_json::to_value(&reading).map_err(internal)
         },
     )
@@ -284,16 +303,16 @@ fn internal(e: impl std::fmt::Display) -> (StatusCode, String) {
 
 /// What an endpoint computes from the app, a network, the Content-Type and the body: its JSON
 /// answer, or an error's status and message.
-type Work = fn(&App, &mut Network, &str, &[u8]) -> Result<Value, (StatusCode, String)>;
+type Work<T> = fn(&App, &mut T, &str, &[u8]) -> Result<Value, (StatusCode, String)>;
 
 /// Reads the body within the limits, then runs `work` on a blocking thread with a network from
 /// the pool, answering its JSON or its error.
-async fn compute(
+async fn compute<T: Send + 'static>(
     app: Arc<App>,
     headers: HeaderMap,
     body: axum::body::Body,
-    pool: fn(&App) -> &Pool,
-    work: Work,
+    pool: fn(&App) -> &Pool<T>,
+    work: Work<T>,
 ) -> Response {
     let content_type =
         headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();

@@ -13,6 +13,7 @@ pub mod marks;
 pub mod mnist;
 pub mod nondigit;
 pub mod numbers;
+pub mod strip;
 
 pub use mnist::{Checksums, Dataset, Mnist};
 

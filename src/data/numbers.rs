@@ -47,6 +47,9 @@ pub struct NumberStyle {
     pub photo: bool,
     /// Digits per number, at least and at most.
     pub digits: (usize, usize),
+    /// Half the time, a comma, full stop or dash written between two of the digits (not part
+    /// of the text: a reader should skip it).
+    pub punctuation: bool,
 }
 
 /// A number of `style`, its digits drawn from `digits` (for `Source::Dataset`) at random.
@@ -74,6 +77,10 @@ pub fn compose(style: NumberStyle, digits: &Dataset, rng: &mut ChaCha8Rng) -> Nu
         text.push(char::from(b'0' + digit));
         let size = uniform(rng, 0.85, 1.15);
         glyphs.push(rescale(&glyph, size));
+    }
+    if style.punctuation && count >= 2 && below(rng, 2) == 0 {
+        let at = 1 + below(rng, (count - 1) as u32) as usize;
+        glyphs.insert(at, mark(b",.-"[below(rng, 3) as usize], height));
     }
     let ink = lay_out(&glyphs, height, style.spacing, rng);
     let picture = if style.photo { photograph(&ink, rng) } else { on_white(&ink) };
@@ -509,7 +516,7 @@ mod tests {
             (Source::Dataset, Spacing::Touching, true),
             (Source::Pen, Spacing::Touching, false),
         ] {
-            let style = NumberStyle { source, spacing, photo, digits: (2, 6) };
+            let style = NumberStyle { source, spacing, photo, digits: (2, 6), punctuation: false };
             let number = compose(style, &digits, &mut rng);
             assert!((2..=6).contains(&number.text.len()) && number.text.bytes().all(|b| b.is_ascii_digit()));
         }

@@ -151,6 +151,40 @@ impl Architecture {
         architecture
     }
 
+    /// The line reader's network (`read::line`) for strips `width` columns wide: padded 3x3
+    /// convolutions with BatchNorm and ReLU (32 channels, max-pool 2, 48, max-pool 2, 64, 64) to
+    /// 8 rows of 64 channels every 4 columns, each such column stacked into 512 values
+    /// (`columns`), then two 1x1 convolutions (a linear layer per column: 512 -> 128 -> 11) and
+    /// `flatten`: 11 scores (the digits, then the CTC blank) for every 4 columns of the strip,
+    /// class-major. Its parameters do not depend on `width`, so one model reads any width.
+    pub fn line_cnn(width: usize) -> Self {
+        let conv = |i, o, k: usize| LayerSpec::Conv2d {
+            in_channels: i,
+            out_channels: o,
+            kernel_size: k,
+            stride: 1,
+            padding: k / 2,
+        };
+        let bn = |c| LayerSpec::BatchNorm2d { num_features: c, eps: default_eps(), momentum: default_momentum() };
+        let pool = LayerSpec::MaxPool2d { kernel_size: 2, stride: 2 };
+        let mut layers = Vec::new();
+        for (i, o, pooled) in [(1, 32, true), (32, 48, true), (48, 64, false), (64, 64, false)] {
+            layers.extend([conv(i, o, 3), bn(o), LayerSpec::Relu]);
+            if pooled {
+                layers.push(pool.clone());
+            }
+        }
+        let rows = crate::data::strip::STRIP_HEIGHT / 4;
+        layers.extend([
+            LayerSpec::Columns,
+            conv(64 * rows, 128, 1),
+            LayerSpec::Relu,
+            conv(128, crate::read::line::SYMBOLS, 1),
+            LayerSpec::Flatten,
+        ]);
+        Architecture { input: [1, crate::data::strip::STRIP_HEIGHT, width], layers }
+    }
+
     /// The named architectures, by name.
     pub const NAMES: [&'static str; 4] = ["seed", "fast", "best", "reader"];
 

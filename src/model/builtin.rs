@@ -37,3 +37,15 @@ pub const BUILTIN_NUMBERS_NAME: &str = "the built-in number reader";
 pub fn builtin_numbers() -> Result<(Network, ModelInfo)> {
     from_bytes(NUMBERS_BYTES, Path::new(BUILTIN_NUMBERS_NAME))
 }
+
+const LINES_BYTES: &[u8] = include_bytes!("../../models/lines.safetensors");
+
+/// What messages call the built-in line reader.
+pub const BUILTIN_LINES_NAME: &str = "the built-in line reader";
+
+/// The built-in line reader (`read::line`), which `read` asks beside the number reader, 0.6 MB:
+/// `models/lines.safetensors` is reproduced bit for bit, as the reader is, by
+/// `digitnn train-lines --seed 0 --out models/lines.safetensors` (on MNIST's training digits).
+pub fn builtin_lines() -> Result<(Network, ModelInfo)> {
+    from_bytes(LINES_BYTES, Path::new(BUILTIN_LINES_NAME))
+}

@@ -17,7 +17,7 @@ mod plan;
 pub mod pt;
 
 pub use architecture::{Architecture, LayerSpec};
-pub use builtin::{BUILTIN_NAME, BUILTIN_NUMBERS_NAME, builtin, builtin_numbers};
+pub use builtin::{BUILTIN_LINES_NAME, BUILTIN_NAME, BUILTIN_NUMBERS_NAME, builtin, builtin_lines, builtin_numbers};
 pub use io::{
     ModelInfo, check_values, from_bytes, is_batch_counter, load, load_with, save, save_as, to_bytes, to_pt_bytes,
     write_atomic,

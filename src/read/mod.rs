@@ -11,6 +11,9 @@
 //! digits together, a comma or a dash score badly as a digit. docs/read.md has the details and
 //! the measurements.
 
+pub mod line;
+pub mod train;
+
 use crate::data::cuts::{self, Cuts, GroupLimits};
 use crate::data::image::{Pixels, frame_ink, to_gray};
 use crate::data::ink;
@@ -19,6 +22,7 @@ use crate::error::{Error, Result};
 use crate::model::Network;
 use crate::predict::{Prediction, predict_pixels};
 use image::DynamicImage;
+use line::LineReader;
 use serde::Serialize;
 
 /// How the reader searches. `Default` is what the CLI, the server and Python use.
@@ -41,6 +45,46 @@ pub struct ReadConfig {
     /// The most pieces the picture's lines may be cut into together, which bounds the model's
     /// work (a few runs per piece are read); more is refused as not a picture of numbers.
     pub max_pieces: usize,
+    /// Which readers read each line.
+    pub method: Method,
+    /// With both readers, where they read different numbers of digits: how much likelier (in
+    /// nats, by the line model) the line model's reading must be than the cut search's to be
+    /// taken.
+    pub line_margin: f32,
+    /// With both readers, where they read as many digits and some differ: the weight of the piece
+    /// model's log-probabilities beside the line model's in choosing each such digit.
+    pub pieces_weight: f32,
+}
+
+/// How each line is read: by cuts and the piece model's search, by the line model alone, or by
+/// both (where they differ, the reading the models are surer of).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Method {
+    Cuts,
+    Line,
+    #[default]
+    Both,
+}
+
+/// The models that read numbers, owned together: the piece model the search over cuts asks (a
+/// digit model with a "not a digit" output), and the line model (`read::line`; None: cuts only).
+/// `read_image(&mut r.pieces, r.line.as_mut(), ...)`.
+pub struct Reader {
+    pub pieces: Network,
+    pub line: Option<LineReader>,
+}
+
+impl Reader {
+    /// The built-in number reader and line reader.
+    pub fn builtin() -> Result<Reader> {
+        let line = LineReader::new(crate::model::builtin_lines()?.0)?;
+        Ok(Reader { pieces: crate::model::builtin_numbers()?.0, line: Some(line) })
+    }
+
+    /// `pieces` with the built-in line reader.
+    pub fn with_pieces(pieces: Network) -> Result<Reader> {
+        Ok(Reader { pieces, line: Some(LineReader::new(crate::model::builtin_lines()?.0)?) })
+    }
 }
 
 impl Default for ReadConfig {
@@ -52,6 +96,9 @@ impl Default for ReadConfig {
             groups: GroupLimits::default(),
             max_marks: 5_000,
             max_pieces: 600,
+            method: Method::default(),
+            line_margin: 0.0,
+            pieces_weight: 1.0,
         }
     }
 }
@@ -66,6 +113,10 @@ pub struct ReadDigit {
     pub bounds: [u32; 4],
     /// Which line of the picture, from 0 at the top.
     pub line: usize,
+    /// Each digit's probability by the piece model, for a digit the cut search read (empty for
+    /// the line model's): what combining the two readers weighs. Not printed.
+    #[serde(skip)]
+    pub probabilities: Vec<f32>,
 }
 
 /// A mark that was not read as a digit (a comma, a dash, a stray stroke).
@@ -103,27 +154,38 @@ impl Reading {
 }
 
 /// Reads the number in an image file (decoded within `data::image`'s limits).
-pub fn read_file(network: &mut Network, path: &std::path::Path, config: &ReadConfig) -> Result<Reading> {
-    read_image(network, &crate::data::image::open(path)?, config)
+pub fn read_file(
+    pieces: &mut Network,
+    line: Option<&mut LineReader>,
+    path: &std::path::Path,
+    config: &ReadConfig,
+) -> Result<Reading> {
+    read_image(pieces, line, &crate::data::image::open(path)?, config)
 }
 
 /// Reads the number in an image file's bytes already in memory (a request body), decoded within
 /// `limits`.
 pub fn read_bytes(
-    network: &mut Network,
+    pieces: &mut Network,
+    line: Option<&mut LineReader>,
     bytes: &[u8],
     limits: crate::data::image::ImageLimits,
     config: &ReadConfig,
 ) -> Result<Reading> {
     let picture = crate::data::image::decode(bytes, std::path::Path::new("request body"), limits)?;
-    read_image(network, &picture, config)
+    read_image(pieces, line, &picture, config)
 }
 
 /// Reads the number in a picture (any size, grey or colour, dark ink on light paper or the
 /// reverse). A picture with nothing readable gives an empty `text` and a `message`; an error
 /// only for a picture that cannot be a number (more than `max_marks` marks or `max_pieces` pieces, or a model that does
 /// not read 28x28 digits).
-pub fn read_image(network: &mut Network, picture: &DynamicImage, config: &ReadConfig) -> Result<Reading> {
+pub fn read_image(
+    pieces: &mut Network,
+    mut line_reader: Option<&mut LineReader>,
+    picture: &DynamicImage,
+    config: &ReadConfig,
+) -> Result<Reading> {
     let gray = to_gray(picture);
     let Some(ink) = ink::separate(&gray) else { return Ok(Reading::nothing("no ink found: the picture is blank")) };
     let Some(labels) = marks::label(&ink.image, config.max_marks) else {
@@ -146,16 +208,16 @@ pub fn read_image(network: &mut Network, picture: &DynamicImage, config: &ReadCo
         reading.skipped.push(Skipped { bounds: to_picture([m.x0, m.y0, m.width(), m.height()]), not_digit: None });
     }
     let cut_lines: Vec<Cuts> = lines.iter().map(|line| cuts::cut(&ink.image, &labels, line)).collect();
-    let pieces: usize = cut_lines.iter().map(Cuts::pieces).sum();
-    if pieces > config.max_pieces {
+    let piece_count: usize = cut_lines.iter().map(Cuts::pieces).sum();
+    if piece_count > config.max_pieces {
         return Err(Error::Invalid(format!(
-            "the writing is cut into {pieces} pieces, more than the {} a picture of numbers may have",
+            "the writing is cut into {piece_count} pieces, more than the {} a picture of numbers may have",
             config.max_pieces
         )));
     }
     let mut texts = Vec::new();
     for (line, cuts) in lines.iter().zip(&cut_lines) {
-        let (digits, skipped) = search(network, &ink.image, &labels, line, cuts, config)?;
+        let (digits, skipped) = read_line(pieces, line_reader.as_deref_mut(), &ink.image, &labels, line, cuts, config)?;
         let number: String = digits.iter().map(|d| char::from(b'0' + d.digit as u8)).collect();
         if !number.is_empty() {
             texts.push(number);
@@ -173,6 +235,36 @@ pub fn read_image(network: &mut Network, picture: &DynamicImage, config: &ReadCo
         reading.message = Some("no digits found: the marks here do not read as digits".into());
     }
     Ok(reading)
+}
+
+/// One line's digits and skipped marks, by `config.method`.
+fn read_line(
+    pieces: &mut Network,
+    line_reader: Option<&mut LineReader>,
+    ink: &image::GrayImage,
+    labels: &Labels,
+    line: &Line,
+    cuts: &Cuts,
+    config: &ReadConfig,
+) -> Result<(Vec<ReadDigit>, Vec<Skipped>)> {
+    let mut by_line = None;
+    if let (Some(line_reader), Method::Line | Method::Both) = (line_reader, config.method)
+        && let Some(strip) = crate::data::strip::line_strip(ink, labels, line, crate::data::strip::DIGIT_HEIGHT)
+    {
+        let scores = line_reader.score(&strip)?;
+        let read = line::locate(&scores.best_path(), &strip, ink, labels, line);
+        if config.method == Method::Line {
+            return Ok(read);
+        }
+        by_line = Some((scores, read));
+    }
+    let by_cuts = search(pieces, ink, labels, line, cuts, config)?;
+    let Some((scores, (line_digits, line_skipped))) = by_line else { return Ok(by_cuts) };
+    let (cuts_digits, cuts_skipped) = by_cuts;
+    Ok(match line::combine(&scores, line_digits, cuts_digits, config) {
+        (digits, true) => (digits, line_skipped),
+        (digits, false) => (digits, cuts_skipped),
+    })
 }
 
 /// A run of pieces that may be one digit, and what the model says of it.
@@ -261,7 +353,13 @@ fn best_split(candidates: &[Candidate], pieces: usize, config: &ReadConfig) -> (
             Step::Digit(i) => {
                 let c = &candidates[i];
                 let p = c.prediction.as_ref().expect("a digit step has a prediction");
-                digits.push(ReadDigit { digit: p.guess, confidence: p.confidence, bounds: c.bounds, line: 0 });
+                digits.push(ReadDigit {
+                    digit: p.guess,
+                    confidence: p.confidence,
+                    bounds: c.bounds,
+                    line: 0,
+                    probabilities: p.probabilities.clone(),
+                });
                 at = c.first;
             }
             Step::Skip(i) => {

@@ -9,18 +9,18 @@
 //! text (the answer, or `{"error": "..."}`), read through [`digitnn_answer_ptr`] and
 //! [`digitnn_answer_len`].
 //!
-//! One model: the number reader (`digitnn read`'s), which predicts single digits too. The digit
-//! reader (`digitnn predict`'s) would double the weights past the size budget of 1.5 MB; see
-//! the README's browser section for what that changes.
+//! Two models: the number reader and the line reader (`digitnn read`'s), and the number reader
+//! predicts single digits too. The digit reader (`digitnn predict`'s) would add 0.6 MB more of
+//! weights; see the README's browser section for what that changes.
 //!
 //! The ABI is written by hand rather than with wasm-bindgen: five functions of bytes in and JSON
 //! out need no generated glue, and the build then needs nothing but `cargo` and the
 //! `wasm32-unknown-unknown` target (no version-locked `wasm-bindgen` CLI).
 
 use digitnn::data::image::{ImageLimits, SIDE, from_rgba, prepare};
-use digitnn::model::{self, ModelInfo, Network};
+use digitnn::model::{self, ModelInfo};
 use digitnn::predict::predict_pixels;
-use digitnn::read::{ReadConfig, read_image};
+use digitnn::read::{ReadConfig, Reader, read_image};
 use digitnn::{ConvAlgorithm, EngineConfig, Isa};
 use image::DynamicImage;
 use serde_json::{Value, json};
@@ -37,7 +37,7 @@ const ALIGN: usize = 16;
 
 /// The built-in number reader (loaded on first use) and the last answer.
 struct State {
-    model: Option<(Network, ModelInfo)>,
+    model: Option<(Reader, ModelInfo)>,
     answer: Vec<u8>,
 }
 
@@ -90,16 +90,17 @@ fn answer(state: &mut State, result: Result<Value, String>) -> u32 {
     code
 }
 
-fn with_model(f: impl FnOnce(&mut Network, &ModelInfo) -> Result<Value, String>) -> u32 {
+fn with_model(f: impl FnOnce(&mut Reader, &ModelInfo) -> Result<Value, String>) -> u32 {
     STATE.with_borrow_mut(|state| {
         if state.model.is_none() {
-            match model::builtin_numbers() {
+            let loaded = model::builtin_numbers().and_then(|(pieces, info)| Ok((Reader::with_pieces(pieces)?, info)));
+            match loaded {
                 Ok(loaded) => state.model = Some(loaded),
                 Err(e) => return answer(state, Err(e.to_string())),
             }
         }
-        let (network, info) = state.model.as_mut().expect("loaded above");
-        let result = f(network, info);
+        let (reader, info) = state.model.as_mut().expect("loaded above");
+        let result = f(reader, info);
         answer(state, result)
     })
 }
@@ -113,7 +114,7 @@ unsafe fn on_pixels(
     len: usize,
     width: u32,
     height: u32,
-    f: impl FnOnce(&mut Network, &DynamicImage) -> Result<Value, String>,
+    f: impl FnOnce(&mut Reader, &DynamicImage) -> Result<Value, String>,
 ) -> u32 {
     if ptr.is_null() {
         let refused =
@@ -123,10 +124,10 @@ unsafe fn on_pixels(
     // SAFETY: the caller's contract.
     unsafe {
         consume(ptr, len, |rgba| {
-            with_model(|network, _| {
+            with_model(|reader, _| {
                 let picture = from_rgba(width, height, rgba, Path::new("the image"), ImageLimits::default())
                     .map_err(|e| e.to_string())?;
-                f(network, &picture)
+                f(reader, &picture)
             })
         })
     }
@@ -141,8 +142,8 @@ unsafe fn on_pixels(
 pub unsafe extern "C" fn digitnn_read(ptr: *mut u8, len: usize, width: u32, height: u32) -> u32 {
     // SAFETY: the caller's contract.
     unsafe {
-        on_pixels(ptr, len, width, height, |network, picture| {
-            let reading = read_image(network, picture, &ReadConfig::default()).map_err(|e| e.to_string())?;
+        on_pixels(ptr, len, width, height, |reader, picture| {
+            let reading = read_image(&mut reader.pieces, reader.line.as_mut(), picture, &ReadConfig::default()).map_err(|e| e.to_string())?;
             serde_json::to_value(&reading).map_err(|e| e.to_string())
         })
     }
@@ -158,9 +159,9 @@ pub unsafe extern "C" fn digitnn_read(ptr: *mut u8, len: usize, width: u32, heig
 pub unsafe extern "C" fn digitnn_predict(ptr: *mut u8, len: usize, width: u32, height: u32) -> u32 {
     // SAFETY: the caller's contract.
     unsafe {
-        on_pixels(ptr, len, width, height, |network, picture| {
+        on_pixels(ptr, len, width, height, |reader, picture| {
             let (pixels, _) = prepare(picture, false, Path::new("the image")).map_err(|e| e.to_string())?;
-            let prediction = predict_pixels(network, &[pixels], true).map_err(|e| e.to_string())?.remove(0);
+            let prediction = predict_pixels(&mut reader.pieces, &[pixels], true).map_err(|e| e.to_string())?.remove(0);
             let mut value = serde_json::to_value(&prediction).map_err(|e| e.to_string())?;
             value["input"] = json!(pixels.to_vec());
             Ok(value)
@@ -171,10 +172,10 @@ pub unsafe extern "C" fn digitnn_predict(ptr: *mut u8, len: usize, width: u32, h
 /// What the page shows of the model: as `digitnn serve`'s `/api/model`.
 #[unsafe(no_mangle)]
 pub extern "C" fn digitnn_model() -> u32 {
-    with_model(|network, info| {
+    with_model(|reader, info| {
         Ok(json!({
             "architecture": info.architecture,
-            "parameters": network.parameter_count(),
+            "parameters": reader.pieces.parameter_count(),
             "test_accuracy": info.test_accuracy,
         }))
     })
@@ -196,7 +197,8 @@ pub unsafe extern "C" fn digitnn_logits(ptr: *mut u8, len: usize, simd: u32, con
     unsafe {
         consume(ptr, len, |bytes| {
             let images = std::slice::from_raw_parts(bytes.as_ptr() as *const f32, len / 4);
-            with_model(|network, _| {
+            with_model(|reader, _| {
+                let network = &mut reader.pieces;
                 let isa = if simd == 1 { Isa::Simd128 } else { Isa::Portable };
                 let conv = *ConvAlgorithm::ALL.get(conv as usize).ok_or("no such convolution algorithm")?;
                 network.set_engine(EngineConfig { isa, conv, ..EngineConfig::default() }).map_err(|e| e.to_string())?;
