@@ -71,6 +71,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Some(v) = flag("--line-margin") {
         config.line_margin = v.parse()?;
     }
+    if args.iter().any(|a| a == "--one-view") {
+        config.line_views = false;
+    }
     let compare = args.iter().any(|a| a == "--compare");
     let mut predictor = model::builtin()?.0;
     let sets = [

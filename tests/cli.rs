@@ -267,6 +267,17 @@ fn convert_both_ways_and_export_onnx() {
     assert!(std::fs::metadata(&onnx).unwrap().len() > 1_400_000);
     let o = digitnn(&["convert", &st, &s.path("m.txt")]);
     assert!(!o.status.success() && stderr(&o).contains(".safetensors, .pt or .pth"));
+    // bfloat16: half the file, every weight within a 256th of itself, and still a model.
+    let half = s.path("half.safetensors");
+    assert!(digitnn(&["convert", &st, &half, "--bf16"]).status.success());
+    let (full_len, half_len) = (std::fs::metadata(&st).unwrap().len(), std::fs::metadata(&half).unwrap().len());
+    assert!(half_len * 10 < full_len * 6, "{half_len} vs {full_len} bytes");
+    for (a, b) in weights(&st).iter().zip(weights(&half)) {
+        assert!((a - b).abs() <= a.abs() / 256.0, "{a} became {b}");
+    }
+    assert!(digitnn(&["predict", "--model", &half, &image]).status.success());
+    let o = digitnn(&["convert", &st, &pt, "--bf16"]);
+    assert!(!o.status.success() && stderr(&o).contains("safetensors files only"), "{}", stderr(&o));
 }
 
 #[test]

@@ -11,6 +11,9 @@ pub struct ConvertArgs {
     input: PathBuf,
     /// The file to write: .safetensors, or .pt / .pth for PyTorch's torch.load
     output: PathBuf,
+    /// Store the values in bfloat16 (safetensors only): half the file, 8 bits of mantissa
+    #[arg(long)]
+    bf16: bool,
 }
 
 #[derive(clap::Args)]
@@ -26,11 +29,18 @@ pub fn convert(args: ConvertArgs) -> Result<ExitCode> {
     // The output's extension is checked before the input is read (save_as checks it again).
     let known = ["safetensors", "pt", "pth"];
     let extension = args.output.extension().map(|e| e.to_string_lossy().to_ascii_lowercase());
-    if !extension.is_some_and(|e| known.contains(&e.as_str())) {
+    if !extension.as_ref().is_some_and(|e| known.contains(&e.as_str())) {
         bail!("{}: choose the format by extension: .safetensors, .pt or .pth", args.output.display());
     }
+    if args.bf16 && extension.as_deref() != Some("safetensors") {
+        bail!("--bf16 writes safetensors files only");
+    }
     let (network, info) = model::load(&args.input)?;
-    model::save_as(&network, &args.output, info.test_accuracy)?;
+    if args.bf16 {
+        model::save_stored(&network, &args.output, info.test_accuracy, model::Storage::Bf16)?;
+    } else {
+        model::save_as(&network, &args.output, info.test_accuracy)?;
+    }
     eprintln!("wrote {} ({} parameters)", args.output.display(), network.parameter_count());
     Ok(ExitCode::SUCCESS)
 }

@@ -38,6 +38,9 @@ pub struct Args {
     limit: Option<usize>,
     #[arg(long, default_value = super::DEFAULT_MODEL)]
     out: PathBuf,
+    /// Store the weights in bfloat16: half the file (the built-in number reader is stored so)
+    #[arg(long)]
+    bf16: bool,
     /// One JSON object per epoch on stdout, no progress bar
     #[arg(long)]
     json: bool,
@@ -96,7 +99,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
         }
         eprintln!("wrote {written} in {}", dir.display());
     }
-    model::save(&network, &args.out, accuracy)?;
+    let storage = if args.bf16 { model::Storage::Bf16 } else { model::Storage::F32 };
+    model::save_stored(&network, &args.out, accuracy, storage)?;
     eprintln!("saved {} (test accuracy {:.2}%)", args.out.display(), accuracy.unwrap_or(0.0) * 100.0);
     Ok(ExitCode::SUCCESS)
 }

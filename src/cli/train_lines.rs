@@ -30,6 +30,10 @@ pub struct Args {
     threads: Option<usize>,
     #[arg(long, default_value = "lines.safetensors")]
     out: PathBuf,
+    /// Store the weights in bfloat16: half the file (the built-in line reader is stored so, to
+    /// keep the browser build small)
+    #[arg(long)]
+    bf16: bool,
     #[command(flatten)]
     engine: super::EngineArgs,
 }
@@ -66,7 +70,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
             ControlFlow::Continue(())
         })
     })??;
-    model::save(&network, &args.out, None)?;
+    let storage = if args.bf16 { model::Storage::Bf16 } else { model::Storage::F32 };
+    model::save_stored(&network, &args.out, None, storage)?;
     eprintln!("saved {}", args.out.display());
     Ok(ExitCode::SUCCESS)
 }

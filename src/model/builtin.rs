@@ -32,7 +32,9 @@ pub const BUILTIN_NUMBERS_NAME: &str = "the built-in number reader";
 /// The built-in number reader, the model `read` uses by default: the `numbers` preset (the
 /// `reader` recipe with runs of pieces of composed numbers besides, cut as `read` cuts them).
 /// `models/numbers.safetensors` is reproduced bit for bit, as the reader is, by
-/// `digitnn train --preset numbers --seed 0 --out models/numbers.safetensors`.
+/// `digitnn train --preset numbers --seed 0 --bf16 --out models/numbers.safetensors` (stored in
+/// bfloat16 so that the browser build, which embeds it with the line reader, stays small: its
+/// accuracy and refusals on MNIST's test set are the same as in float32's, 99.58% and 0.69%).
 /// For single digits the reader is the better choice: it refuses fewer of them.
 pub fn builtin_numbers() -> Result<(Network, ModelInfo)> {
     from_bytes(NUMBERS_BYTES, Path::new(BUILTIN_NUMBERS_NAME))
@@ -45,7 +47,8 @@ pub const BUILTIN_LINES_NAME: &str = "the built-in line reader";
 
 /// The built-in line reader (`read::line`), which `read` asks beside the number reader, 0.6 MB:
 /// `models/lines.safetensors` is reproduced bit for bit, as the reader is, by
-/// `digitnn train-lines --seed 0 --out models/lines.safetensors` (on MNIST's training digits).
+/// `digitnn train-lines --seed 0 --bf16 --out models/lines.safetensors` (on MNIST's training
+/// digits; bfloat16 as the number reader).
 pub fn builtin_lines() -> Result<(Network, ModelInfo)> {
     from_bytes(LINES_BYTES, Path::new(BUILTIN_LINES_NAME))
 }

@@ -25,9 +25,26 @@ pub struct ModelInfo {
     pub test_accuracy: Option<f64>,
 }
 
+/// How a model file stores its values (BatchNorm's batch counter is always int64).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Storage {
+    /// float32: the values exactly.
+    #[default]
+    F32,
+    /// bfloat16, rounded to nearest (ties to even): half the bytes, 8 bits of mantissa. For a
+    /// model whose size matters more than its last bits (the browser build embeds the line
+    /// reader so); loading widens the values back to float32.
+    Bf16,
+}
+
 /// Saves the network's parameters and metadata to `path`, atomically.
 pub fn save(network: &Network, path: &Path, test_accuracy: Option<f64>) -> Result<()> {
-    write_atomic(path, &to_bytes(network, test_accuracy)?)
+    save_stored(network, path, test_accuracy, Storage::F32)
+}
+
+/// [`save`] with the values stored as `storage` says.
+pub fn save_stored(network: &Network, path: &Path, test_accuracy: Option<f64>, storage: Storage) -> Result<()> {
+    write_atomic(path, &to_bytes_stored(network, test_accuracy, storage)?)
 }
 
 /// Saves to `path` in the format its extension names: `.safetensors`, or `.pt` / `.pth` for
@@ -46,6 +63,19 @@ pub fn save_as(network: &Network, path: &Path, test_accuracy: Option<f64>) -> Re
 
 /// The safetensors bytes for a network.
 pub fn to_bytes(network: &Network, test_accuracy: Option<f64>) -> Result<Vec<u8>> {
+    to_bytes_stored(network, test_accuracy, Storage::F32)
+}
+
+/// The bfloat16 nearest `value` (ties to even), as its bits. For finite values (model files hold
+/// no others).
+fn bf16_bits(value: f32) -> u16 {
+    let bits = value.to_bits();
+    let rounding = 0x7fff + ((bits >> 16) & 1);
+    (bits.wrapping_add(rounding) >> 16) as u16
+}
+
+/// The safetensors bytes for a network, its values stored as `storage` says.
+pub fn to_bytes_stored(network: &Network, test_accuracy: Option<f64>, storage: Storage) -> Result<Vec<u8>> {
     let architecture = serde_json::to_string(&network.architecture).map_err(|e| Error::Invalid(e.to_string()))?;
     let mut metadata = HashMap::from([
         ("format".to_string(), "digitnn".to_string()),
@@ -62,6 +92,8 @@ pub fn to_bytes(network: &Network, test_accuracy: Option<f64>) -> Result<Vec<u8>
         .map(|(t, values)| {
             let (dtype, bytes) = if is_batch_counter(&t.name) {
                 (Dtype::I64, values.iter().flat_map(|&v| (v as i64).to_le_bytes()).collect())
+            } else if storage == Storage::Bf16 {
+                (Dtype::BF16, values.iter().flat_map(|&v| bf16_bits(v).to_le_bytes()).collect())
             } else {
                 (Dtype::F32, values.iter().flat_map(|v| v.to_le_bytes()).collect())
             };
@@ -244,8 +276,8 @@ fn expected_tensors(architecture: &Architecture) -> Result<Vec<ParamTensor>> {
     Ok(params.into_iter().chain(state).collect())
 }
 
-/// Checks that a file's tensors (name, dtype, shape) are exactly the architecture's: float32,
-/// except BatchNorm's batch counter (int64 as PyTorch writes it, or float32).
+/// Checks that a file's tensors (name, dtype, shape) are exactly the architecture's: float32 or
+/// bfloat16, except BatchNorm's batch counter (int64 as PyTorch writes it, or float32).
 fn check_layout<'a>(
     expected: &[ParamTensor],
     found: impl Iterator<Item = (&'a str, &'a str, &'a [usize])>,
@@ -255,8 +287,8 @@ fn check_layout<'a>(
         let Some(&(dtype, shape)) = found.get(t.name.as_str()) else {
             return Err(format!("tensor {} is missing (is this a model for this network?)", t.name));
         };
-        if !(dtype == "F32" || (dtype == "I64" && is_batch_counter(&t.name))) {
-            return Err(format!("tensor {} is {dtype}, expected F32", t.name));
+        if !(dtype == "F32" || dtype == "BF16" || (dtype == "I64" && is_batch_counter(&t.name))) {
+            return Err(format!("tensor {} is {dtype}, expected F32 (or BF16)", t.name));
         }
         if shape != t.shape.as_slice() {
             return Err(format!("tensor {} has shape {shape:?}, expected {:?}", t.name, t.shape));
@@ -291,6 +323,11 @@ fn assemble(architecture: &Architecture, tensors: Vec<(String, FileTensor)>, pat
             FileValues::LittleEndian(bytes) if tensor.dtype == "I64" => {
                 for (v, chunk) in values.iter_mut().zip(bytes.chunks_exact(8)) {
                     *v = i64::from_le_bytes(chunk.try_into().expect("8 bytes")) as f32;
+                }
+            }
+            FileValues::LittleEndian(bytes) if tensor.dtype == "BF16" => {
+                for (v, chunk) in values.iter_mut().zip(bytes.chunks_exact(2)) {
+                    *v = f32::from_bits((u16::from_le_bytes([chunk[0], chunk[1]]) as u32) << 16);
                 }
             }
             FileValues::LittleEndian(bytes) => {

@@ -19,8 +19,8 @@ pub mod pt;
 pub use architecture::{Architecture, LayerSpec};
 pub use builtin::{BUILTIN_LINES_NAME, BUILTIN_NAME, BUILTIN_NUMBERS_NAME, builtin, builtin_lines, builtin_numbers};
 pub use io::{
-    ModelInfo, check_values, from_bytes, is_batch_counter, load, load_with, save, save_as, to_bytes, to_pt_bytes,
-    write_atomic,
+    ModelInfo, Storage, check_values, from_bytes, is_batch_counter, load, load_with, save, save_as, save_stored,
+    to_bytes, to_bytes_stored, to_pt_bytes, write_atomic,
 };
 pub use plan::{ParamTensor, SampleCost, file_tensors, parameter_tensors, sample_cost};
 

@@ -365,3 +365,21 @@ fn architectures_by_name_and_from_json() {
         assert!(err.contains(why), "{bad}: {err}");
     }
 }
+
+/// bfloat16 files: half the bytes of the values, each rounded to the nearest bfloat16 (ties to
+/// even), loaded back as float32; the batch counter stays exact.
+#[test]
+fn a_bf16_file_holds_the_rounded_values() {
+    let mut network = Network::new(Architecture::best_cnn(), 3).unwrap();
+    network.params_mut()[0] = 1.0 + 3.0 / 256.0; // halfway between two bfloat16s: rounds to even
+    let full = to_bytes(&network, None).unwrap();
+    let half = to_bytes_stored(&network, None, Storage::Bf16).unwrap();
+    assert!(half.len() * 10 < full.len() * 6, "{} vs {} bytes", half.len(), full.len());
+    let (loaded, _) = from_bytes(&half, std::path::Path::new("half.safetensors")).unwrap();
+    assert_eq!(loaded.params()[0], 1.0 + 4.0 / 256.0);
+    for (&a, &b) in network.params().iter().zip(loaded.params()) {
+        assert!((a - b).abs() <= a.abs() / 256.0, "{a} became {b}");
+        assert_eq!(b.to_bits() & 0xffff, 0, "{b} is not a bfloat16");
+    }
+    assert_eq!(network.state(), loaded.state(), "the running statistics here are bfloat16 already");
+}

@@ -45,6 +45,51 @@ impl LineScores {
     }
 }
 
+/// The digit heights a line is read at when several views are asked for (the training range).
+pub const VIEW_HEIGHTS: [f32; 3] = [18.0, 20.0, 22.0];
+
+/// A line seen by the line model at one or more digit heights: a strip and scores for each.
+pub struct LineViews {
+    pub strips: Vec<Strip>,
+    pub scores: Vec<LineScores>,
+}
+
+impl LineViews {
+    /// The line's strips at `heights` and the model's scores for them; None when the line is too
+    /// wide for a strip ([`crate::data::strip::MAX_STRIP_WIDTH`]).
+    pub fn new(
+        reader: &mut LineReader,
+        ink: &GrayImage,
+        labels: &Labels,
+        line: &Line,
+        heights: &[f32],
+    ) -> Result<Option<LineViews>> {
+        let mut views = LineViews { strips: Vec::new(), scores: Vec::new() };
+        for &height in heights {
+            let Some(strip) = crate::data::strip::line_strip(ink, labels, line, height) else { return Ok(None) };
+            views.scores.push(reader.score(&strip)?);
+            views.strips.push(strip);
+        }
+        Ok(Some(views))
+    }
+
+    /// The mean over the views of the log-probability of `digits`.
+    pub fn log_prob(&self, digits: &[u8]) -> f64 {
+        self.scores.iter().map(|s| s.log_prob(digits)).sum::<f64>() / self.scores.len().max(1) as f64
+    }
+
+    /// Of the views' best paths, the one whose digits all views together find likeliest, and
+    /// which view it came from.
+    pub fn best_path(&self) -> (usize, Vec<Symbol>) {
+        let paths: Vec<Vec<Symbol>> = self.scores.iter().map(LineScores::best_path).collect();
+        let text = |p: &[Symbol]| p.iter().map(|s| s.class as u8).collect::<Vec<u8>>();
+        let best = (0..paths.len())
+            .max_by(|&a, &b| self.log_prob(&text(&paths[a])).total_cmp(&self.log_prob(&text(&paths[b]))))
+            .unwrap_or(0);
+        (best, paths.into_iter().nth(best).unwrap_or_default())
+    }
+}
+
 /// A line model (`Architecture::line_cnn`'s shape at any width), planned again for each strip
 /// width it meets.
 pub struct LineReader {
@@ -174,7 +219,7 @@ pub fn locate(
 const MOST_DIFFERENCES: usize = 6;
 
 /// One reading of a line from the line model's and the cut search's: the cut search's where they
-/// agree, or where it reads no digit. Where they read different numbers of digits, the line model's when it finds its own
+/// agree, where it reads no digit, or where both read one digit. Where they read different numbers of digits, the line model's when it finds its own
 /// reading more than `config.line_margin` nats likelier (cuts fail where digits touch; the line
 /// model needs none). Where they read as many digits but some differ, each such digit is chosen
 /// so that the line model's log-probability of the whole number plus `config.pieces_weight`
@@ -183,7 +228,7 @@ const MOST_DIFFERENCES: usize = 6;
 /// Returns the digits, and whether they are the line model's reading (else the cut search's
 /// segmentation, whose skipped marks go with it).
 pub fn combine(
-    scores: &LineScores,
+    log_prob: &dyn Fn(&[u8]) -> f64,
     by_line: Vec<ReadDigit>,
     by_cuts: Vec<ReadDigit>,
     config: &ReadConfig,
@@ -192,13 +237,15 @@ pub fn combine(
     let (line_text, cuts_text) = (text(&by_line), text(&by_cuts));
     // The piece model knows "not a digit", the line model does not: where the cut search reads
     // no digit at all, the marks are none.
-    if line_text == cuts_text || cuts_text.is_empty() {
+    // A lone digit is what the piece model reads best (it learnt on single digits), and `read`
+    // should answer for it as `predict` does.
+    if line_text == cuts_text || cuts_text.is_empty() || (cuts_text.len() == 1 && line_text.len() == 1) {
         return (by_cuts, false);
     }
     let differ: Vec<usize> =
         (0..line_text.len().min(cuts_text.len())).filter(|&i| line_text[i] != cuts_text[i]).collect();
     if line_text.len() != cuts_text.len() || differ.len() > MOST_DIFFERENCES {
-        let line_wins = scores.log_prob(&line_text) > scores.log_prob(&cuts_text) + config.line_margin as f64;
+        let line_wins = log_prob(&line_text) > log_prob(&cuts_text) + config.line_margin as f64;
         return if line_wins { (by_line, true) } else { (by_cuts, false) };
     }
     let piece_log =
@@ -211,7 +258,7 @@ pub fn combine(
             candidate[i] = if mask >> bit & 1 == 1 { line_text[i] } else { cuts_text[i] };
             pieces += piece_log(&by_cuts[i], candidate[i]);
         }
-        let score = scores.log_prob(&candidate) + config.pieces_weight as f64 * pieces;
+        let score = log_prob(&candidate) + config.pieces_weight as f64 * pieces;
         if score > best_score {
             (best, best_score) = (mask, score);
         }
@@ -265,9 +312,9 @@ mod tests {
     fn combining_takes_the_cuts_where_they_agree_or_read_nothing() {
         let config = ReadConfig::default();
         let s = scores(&[4, BLANK, 2], 6.0);
-        let (chosen, from_line) = combine(&s, digits(&[4, 2]), digits(&[4, 2]), &config);
+        let (chosen, from_line) = combine(&|t| s.log_prob(t), digits(&[4, 2]), digits(&[4, 2]), &config);
         assert_eq!((read(&chosen), from_line), (vec![4, 2], false));
-        let (chosen, from_line) = combine(&s, digits(&[4, 2]), Vec::new(), &config);
+        let (chosen, from_line) = combine(&|t| s.log_prob(t), digits(&[4, 2]), Vec::new(), &config);
         assert!(chosen.is_empty() && !from_line, "marks the piece model calls no digits stay unread");
     }
 
@@ -275,7 +322,7 @@ mod tests {
     fn combining_counts_digits_by_the_line_model() {
         // The cuts kept two touching digits as one "4"; the line model reads "42" clearly.
         let s = scores(&[4, BLANK, 2], 6.0);
-        let (chosen, from_line) = combine(&s, digits(&[4, 2]), digits(&[4]), &ReadConfig::default());
+        let (chosen, from_line) = combine(&|t| s.log_prob(t), digits(&[4, 2]), digits(&[4]), &ReadConfig::default());
         assert_eq!((read(&chosen), from_line), (vec![4, 2], true));
     }
 
@@ -288,13 +335,13 @@ mod tests {
         let mut sure_of_one = vec![0.001; 10];
         sure_of_one[1] = 0.99;
         let cuts = vec![digit(3, vec![0.1; 10]), digit(1, sure_of_one.clone()), digit(5, vec![0.1; 10])];
-        let (chosen, from_line) = combine(&s, digits(&[3, 7, 5]), cuts.clone(), &ReadConfig::default());
+        let (chosen, from_line) = combine(&|t| s.log_prob(t), digits(&[3, 7, 5]), cuts.clone(), &ReadConfig::default());
         assert_eq!((read(&chosen), from_line), (vec![3, 1, 5], false));
         assert_eq!(chosen[1].bounds, cuts[1].bounds, "the cut search's boxes are kept");
         // Where the piece model is unsure, the line model's clear preference wins.
         s.scores[one * steps + middle] = 0.0;
         let unsure = vec![digit(3, vec![0.1; 10]), digit(1, vec![0.1; 10]), digit(5, vec![0.1; 10])];
-        let (chosen, _) = combine(&s, digits(&[3, 7, 5]), unsure, &ReadConfig::default());
+        let (chosen, _) = combine(&|t| s.log_prob(t), digits(&[3, 7, 5]), unsure, &ReadConfig::default());
         assert_eq!(read(&chosen), [3, 7, 5]);
     }
 }

@@ -54,6 +54,9 @@ pub struct ReadConfig {
     /// With both readers, where they read as many digits and some differ: the weight of the piece
     /// model's log-probabilities beside the line model's in choosing each such digit.
     pub pieces_weight: f32,
+    /// Read each line with the line model at three digit heights (`line::VIEW_HEIGHTS`) and
+    /// average their log-probabilities, rather than at one.
+    pub line_views: bool,
 }
 
 /// How each line is read: by cuts and the piece model's search, by the line model alone, or by
@@ -99,6 +102,7 @@ impl Default for ReadConfig {
             method: Method::default(),
             line_margin: 0.0,
             pieces_weight: 1.0,
+            line_views: true,
         }
     }
 }
@@ -248,20 +252,21 @@ fn read_line(
     config: &ReadConfig,
 ) -> Result<(Vec<ReadDigit>, Vec<Skipped>)> {
     let mut by_line = None;
-    if let (Some(line_reader), Method::Line | Method::Both) = (line_reader, config.method)
-        && let Some(strip) = crate::data::strip::line_strip(ink, labels, line, crate::data::strip::DIGIT_HEIGHT)
-    {
-        let scores = line_reader.score(&strip)?;
-        let read = line::locate(&scores.best_path(), &strip, ink, labels, line);
-        if config.method == Method::Line {
-            return Ok(read);
+    if let (Some(line_reader), Method::Line | Method::Both) = (line_reader, config.method) {
+        let heights: &[f32] = if config.line_views { &line::VIEW_HEIGHTS } else { &[crate::data::strip::DIGIT_HEIGHT] };
+        if let Some(views) = line::LineViews::new(line_reader, ink, labels, line, heights)? {
+            let (view, path) = views.best_path();
+            let read = line::locate(&path, &views.strips[view], ink, labels, line);
+            if config.method == Method::Line {
+                return Ok(read);
+            }
+            by_line = Some((views, read));
         }
-        by_line = Some((scores, read));
     }
     let by_cuts = search(pieces, ink, labels, line, cuts, config)?;
-    let Some((scores, (line_digits, line_skipped))) = by_line else { return Ok(by_cuts) };
+    let Some((views, (line_digits, line_skipped))) = by_line else { return Ok(by_cuts) };
     let (cuts_digits, cuts_skipped) = by_cuts;
-    Ok(match line::combine(&scores, line_digits, cuts_digits, config) {
+    Ok(match line::combine(&|digits| views.log_prob(digits), line_digits, cuts_digits, config) {
         (digits, true) => (digits, line_skipped),
         (digits, false) => (digits, cuts_skipped),
     })
