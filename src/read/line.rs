@@ -45,8 +45,13 @@ impl LineScores {
     }
 }
 
-/// The digit heights a line is read at when several views are asked for (the training range).
-pub const VIEW_HEIGHTS: [f32; 3] = [18.0, 20.0, 22.0];
+/// The digit heights a line is read at besides `data::strip::DIGIT_HEIGHT` when more views are
+/// asked for (the ends of the training range).
+pub const OTHER_VIEW_HEIGHTS: [f32; 2] = [18.0, 22.0];
+
+/// The probability the first view must give its own reading, when it agrees with the cut
+/// search, for the other views not to be read (`read_line`).
+pub const SURE_ENOUGH: f64 = 0.9;
 
 /// A line seen by the line model at one or more digit heights: a strip and scores for each.
 pub struct LineViews {
@@ -65,12 +70,26 @@ impl LineViews {
         heights: &[f32],
     ) -> Result<Option<LineViews>> {
         let mut views = LineViews { strips: Vec::new(), scores: Vec::new() };
-        for &height in heights {
-            let Some(strip) = crate::data::strip::line_strip(ink, labels, line, height) else { return Ok(None) };
-            views.scores.push(reader.score(&strip)?);
-            views.strips.push(strip);
+        Ok(views.add(reader, ink, labels, line, heights)?.then_some(views))
+    }
+
+    /// Adds the views at `heights`; false (and nothing added) when the line is too wide.
+    pub fn add(
+        &mut self,
+        reader: &mut LineReader,
+        ink: &GrayImage,
+        labels: &Labels,
+        line: &Line,
+        heights: &[f32],
+    ) -> Result<bool> {
+        let strips: Option<Vec<Strip>> =
+            heights.iter().map(|&h| crate::data::strip::line_strip(ink, labels, line, h)).collect();
+        let Some(strips) = strips else { return Ok(false) };
+        for strip in strips {
+            self.scores.push(reader.score(&strip)?);
+            self.strips.push(strip);
         }
-        Ok(Some(views))
+        Ok(true)
     }
 
     /// The mean over the views of the log-probability of `digits`.

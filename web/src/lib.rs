@@ -143,7 +143,8 @@ pub unsafe extern "C" fn digitnn_read(ptr: *mut u8, len: usize, width: u32, heig
     // SAFETY: the caller's contract.
     unsafe {
         on_pixels(ptr, len, width, height, |reader, picture| {
-            let reading = read_image(&mut reader.pieces, reader.line.as_mut(), picture, &ReadConfig::default()).map_err(|e| e.to_string())?;
+            let reading = read_image(&mut reader.pieces, reader.line.as_mut(), picture, &ReadConfig::default())
+                .map_err(|e| e.to_string())?;
             serde_json::to_value(&reading).map_err(|e| e.to_string())
         })
     }
