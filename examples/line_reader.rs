@@ -66,7 +66,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ("pen-photo", Source::Pen, Spacing::Gaps, true),
     ] {
         let mut rng = ChaCha8Rng::seed_from_u64(99);
-        let style = NumberStyle { source, spacing, photo, digits: (2, 6), punctuation: false };
+        let style = NumberStyle { source, spacing, photo, digits: (2, 6), punctuation: false, non_digits: false };
         let mut right = 0;
         for _ in 0..count {
             let number = numbers::compose(style, &data.test, &mut rng);

@@ -90,7 +90,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         if wanted.as_ref().is_some_and(|w| !w.split(',').any(|s| s == name)) {
             continue;
         }
-        let style = NumberStyle { source, spacing, photo, digits: (2, 6), punctuation: false };
+        let style = NumberStyle { source, spacing, photo, digits: (2, 6), punctuation: false, non_digits: false };
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ (set_index as u64) << 32);
         let (mut whole, mut digit_score, mut tb_whole, mut tb_digits) = (0usize, 0.0f64, 0usize, 0.0f64);
         let (mut alone_right, mut either, mut oracle) = ([0usize; 2], [false; 2], 0usize);
@@ -190,10 +190,17 @@ fn write_samples(dir: &std::path::Path, digits: &digitnn::data::Dataset) -> Resu
         photo: false,
         digits: (5, 5),
         punctuation: false,
+        non_digits: false,
     };
     numbers::compose(touching, digits, &mut rng).picture.save(dir.join("touching.png"))?;
-    let photo =
-        NumberStyle { source: Source::Pen, spacing: Spacing::Gaps, photo: true, digits: (6, 6), punctuation: false };
+    let photo = NumberStyle {
+        source: Source::Pen,
+        spacing: Spacing::Gaps,
+        photo: true,
+        digits: (6, 6),
+        punctuation: false,
+        non_digits: false,
+    };
     numbers::compose(photo, digits, &mut rng).picture.to_rgb8().save(dir.join("photo.jpg"))?;
     println!("wrote pen.png, touching.png and photo.jpg in {}", dir.display());
     Ok(())
@@ -292,6 +299,7 @@ fn time_six_digits(
         photo: false,
         digits: (6, 6),
         punctuation: false,
+        non_digits: false,
     };
     let pictures: Vec<_> = (0..200).map(|_| numbers::compose(style, digits, &mut rng).picture).collect();
     let one_thread = digitnn::with_threads(Some(1), || -> Result<Vec<f64>, digitnn::Error> {

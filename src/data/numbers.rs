@@ -8,7 +8,7 @@ use super::Dataset;
 use super::cuts::{self, Group, GroupLimits};
 use super::image::{Pixels, frame_ink};
 use super::marks;
-use super::nondigit::{Canvas, NOT_A_DIGIT, below, uniform};
+use super::nondigit::{Canvas, Kind, NOT_A_DIGIT, below, uniform};
 use image::{DynamicImage, GrayImage, Luma};
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::{Rng, SeedableRng};
@@ -50,6 +50,9 @@ pub struct NumberStyle {
     /// Half the time, a comma, full stop or dash written between two of the digits (not part
     /// of the text: a reader should skip it).
     pub punctuation: bool,
+    /// With `punctuation`, half of those marks are instead a letter or symbol (from the training
+    /// typefaces), a scribble or a shape (`data::nondigit`), a half to a whole digit tall.
+    pub non_digits: bool,
 }
 
 /// A number of `style`, its digits drawn from `digits` (for `Source::Dataset`) at random.
@@ -80,7 +83,12 @@ pub fn compose(style: NumberStyle, digits: &Dataset, rng: &mut ChaCha8Rng) -> Nu
     }
     if style.punctuation && count >= 2 && below(rng, 2) == 0 {
         let at = 1 + below(rng, (count - 1) as u32) as usize;
-        glyphs.insert(at, mark(b",.-"[below(rng, 3) as usize], height));
+        let glyph = if style.non_digits && below(rng, 2) == 0 {
+            non_digit(digits, height, rng)
+        } else {
+            mark(b",.-"[below(rng, 3) as usize], height)
+        };
+        glyphs.insert(at, glyph);
     }
     let ink = lay_out(&glyphs, height, style.spacing, rng);
     let picture = if style.photo { photograph(&ink, rng) } else { on_white(&ink) };
@@ -100,6 +108,16 @@ pub fn pen_number(text: &str, spacing: Spacing, rng: &mut ChaCha8Rng) -> Dynamic
         })
         .collect();
     on_white(&lay_out(&glyphs, height, spacing, rng))
+}
+
+/// A letter or symbol, a scribble or a shape (`nondigit::generate`), its ink a half to a whole
+/// `height` tall.
+pub fn non_digit(digits: &Dataset, height: f32, rng: &mut ChaCha8Rng) -> Canvas {
+    let kind = [Kind::Glyph, Kind::Scribble, Kind::Shape][below(rng, 3) as usize];
+    let pixels = super::nondigit::generate(kind, digits, rng);
+    let ink = cut_to_ink(&pixels, 28);
+    let tall = ink.height.max(ink.width).max(1) as f32;
+    rescale(&ink, uniform(rng, 0.5, 1.0) * height / tall)
 }
 
 /// A comma, full stop or dash on a canvas as tall as a digit, where it sits beside digits.
@@ -434,7 +452,7 @@ pub fn pen_digit(digit: u8, height: f32, rng: &mut ChaCha8Rng) -> Canvas {
 }
 
 /// Dark ink on white, as a scanned or drawn file.
-fn on_white(ink: &Canvas) -> DynamicImage {
+pub fn on_white(ink: &Canvas) -> DynamicImage {
     let gray = GrayImage::from_fn(ink.width as u32, ink.height as u32, |x, y| {
         Luma([255 - (ink.ink[y as usize * ink.width + x as usize].clamp(0.0, 1.0) * 255.0).round() as u8])
     });
@@ -516,7 +534,7 @@ mod tests {
             (Source::Dataset, Spacing::Touching, true),
             (Source::Pen, Spacing::Touching, false),
         ] {
-            let style = NumberStyle { source, spacing, photo, digits: (2, 6), punctuation: false };
+            let style = NumberStyle { source, spacing, photo, digits: (2, 6), punctuation: false, non_digits: false };
             let number = compose(style, &digits, &mut rng);
             assert!((2..=6).contains(&number.text.len()) && number.text.bytes().all(|b| b.is_ascii_digit()));
         }

@@ -103,8 +103,9 @@ pub fn picture_strips(gray: &GrayImage, max_marks: usize) -> Option<(Vec<Option<
 
 /// One training strip for the line reader and its digits: a number of 1 to 6 digits composed
 /// from `digits` (MNIST's training digits) or drawn with a pen, touching seven times in ten,
-/// photographed on paper one time in eight, with a comma, full stop or dash between two digits
-/// one time in ten, or (one time in twenty) only such marks and no digit; then ink, marks, the line and its strip as `read` makes them, the digit
+/// photographed on paper one time in eight, with a mark that is no digit between two digits one
+/// time in five (a comma, full stop or dash, or a letter, symbol, scribble or shape), or (one time
+/// in twenty, and one in forty) only such marks and no digit; then ink, marks, the line and its strip as `read` makes them, the digit
 /// height drawn from 18-22 pixels so the reader tolerates a misjudged line height. None when
 /// the picture did not come out as one line no wider than `max_width`.
 pub fn line_sample(digits: &Dataset, max_width: usize, rng: &mut ChaCha8Rng) -> Option<(Strip, Vec<u8>)> {
@@ -113,12 +114,17 @@ pub fn line_sample(digits: &Dataset, max_width: usize, rng: &mut ChaCha8Rng) -> 
         spacing: if below(rng, 10) < 7 { Spacing::Touching } else { Spacing::Gaps },
         photo: below(rng, 8) == 0,
         digits: (1, 6),
-        punctuation: below(rng, 5) == 0,
+        punctuation: below(rng, 5) < 2,
+        non_digits: true,
     };
     let number = if below(rng, 20) == 0 {
         // Marks that are no digits, alone: the reader must read nothing there.
         let marks: String = (0..1 + below(rng, 4)).map(|_| char::from(b",.-"[below(rng, 3) as usize])).collect();
         numbers::Number { picture: numbers::pen_number(&marks, Spacing::Gaps, rng), text: String::new() }
+    } else if below(rng, 40) == 0 {
+        // A letter, symbol, scribble or shape alone.
+        let canvas = numbers::non_digit(digits, 40.0, rng);
+        numbers::Number { picture: numbers::on_white(&canvas), text: String::new() }
     } else {
         numbers::compose(style, digits, rng)
     };
