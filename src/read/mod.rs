@@ -8,8 +8,10 @@
 //! programme chooses how to split the line into digits and skipped marks so that the product of
 //! the model's probabilities is largest (a run with a gap of empty columns inside pays
 //! [`ReadConfig::gap_cost`]). The model's "not a digit" output is what makes a digit's half, two
-//! digits together, a comma or a dash score badly as a digit. docs/read.md has the details and
-//! the measurements.
+//! digits together, a comma or a dash score badly as a digit. Beside the cuts, the line reader
+//! (`line`) reads the whole line with no cuts at all, which is what reads overlapping digits;
+//! `line::combine` makes one reading of the two. docs/read.md has the details and the
+//! measurements.
 
 pub mod line;
 pub mod train;
