@@ -113,6 +113,9 @@ impl LineViews {
 /// width it meets.
 pub struct LineReader {
     model: Network,
+    /// What inference runs, whatever the width: the layers with each BatchNorm folded into its
+    /// convolution, their parameters and state (planned at a new width without folding again).
+    inference: (Vec<LayerSpec>, Vec<f32>, Vec<f32>),
     planned: Vec<(usize, Network)>,
 }
 
@@ -133,7 +136,10 @@ impl LineReader {
                 model.classes()
             )));
         }
-        Ok(LineReader { model, planned: Vec::new() })
+        let mut model = model;
+        let folded = model.for_inference();
+        let inference = (folded.architecture.layers.clone(), folded.params().to_vec(), folded.state().to_vec());
+        Ok(LineReader { model, inference, planned: Vec::new() })
     }
 
     /// The model at the width it was trained at.
@@ -163,11 +169,11 @@ impl LineReader {
         if let Some(i) = self.planned.iter().position(|(w, _)| *w == width) {
             return Ok(&mut self.planned[i].1);
         }
-        let architecture =
-            Architecture { input: [1, STRIP_HEIGHT, width], layers: self.model.architecture.layers.clone() };
+        let (layers, params, state) = &self.inference;
+        let architecture = Architecture { input: [1, STRIP_HEIGHT, width], layers: layers.clone() };
         let mut network = Network::with_engine(architecture, 0, engine)?;
-        network.params_mut().copy_from_slice(self.model.params());
-        network.state_mut().copy_from_slice(self.model.state());
+        network.params_mut().copy_from_slice(params);
+        network.state_mut().copy_from_slice(state);
         if self.planned.len() == KEPT_WIDTHS {
             self.planned.remove(0);
         }
