@@ -53,34 +53,9 @@ impl Ctc {
             grad.fill(0.0);
             return f64::INFINITY;
         }
-        self.log_softmax(scores, classes, steps);
-        // The target with blanks around and between its symbols.
-        self.extended.clear();
-        self.extended.push(blank);
-        for &c in target {
-            self.extended.extend([c as usize, blank]);
-        }
+        self.forward(scores, classes, blank, target);
         let s_len = self.extended.len();
         let at = |t: usize, k: usize| t * classes + k;
-        // alpha[t][s]: log-probability of the first t+1 steps ending at extended symbol s.
-        self.alpha.clear();
-        self.alpha.resize(steps * s_len, f64::NEG_INFINITY);
-        self.alpha[0] = self.log_probs[at(0, blank)];
-        if s_len > 1 {
-            self.alpha[1] = self.log_probs[at(0, self.extended[1])];
-        }
-        for t in 1..steps {
-            for s in 0..s_len {
-                let mut sum = self.alpha[(t - 1) * s_len + s];
-                if s >= 1 {
-                    sum = log_add(sum, self.alpha[(t - 1) * s_len + s - 1]);
-                }
-                if s >= 2 && self.extended[s] != blank && self.extended[s] != self.extended[s - 2] {
-                    sum = log_add(sum, self.alpha[(t - 1) * s_len + s - 2]);
-                }
-                self.alpha[t * s_len + s] = sum + self.log_probs[at(t, self.extended[s])];
-            }
-        }
         // beta[t][s]: log-probability of steps t.. given extended symbol s at step t (inclusive).
         self.beta.clear();
         self.beta.resize(steps * s_len, f64::NEG_INFINITY);
@@ -122,6 +97,54 @@ impl Ctc {
             }
         }
         -log_p
+    }
+
+    /// log p(target | scores) alone: the forward pass, without the backward pass and gradient
+    /// [`Ctc::loss`] computes (scoring a reading needs no gradient). Minus infinity when the
+    /// steps cannot spell the target.
+    pub fn log_prob(&mut self, scores: &[f32], classes: usize, blank: usize, target: &[u8]) -> f64 {
+        let steps = scores.len() / classes;
+        if steps == 0 || min_steps(target) > steps {
+            return f64::NEG_INFINITY;
+        }
+        self.forward(scores, classes, blank, target);
+        let s_len = self.extended.len();
+        let last = (steps - 1) * s_len;
+        log_add(self.alpha[last + s_len - 1], if s_len > 1 { self.alpha[last + s_len - 2] } else { f64::NEG_INFINITY })
+    }
+
+    /// The log-softmax, the extended target (blanks around and between its symbols) and the
+    /// forward variables alpha.
+    fn forward(&mut self, scores: &[f32], classes: usize, blank: usize, target: &[u8]) {
+        let steps = scores.len() / classes;
+        self.log_softmax(scores, classes, steps);
+        // The target with blanks around and between its symbols.
+        self.extended.clear();
+        self.extended.push(blank);
+        for &c in target {
+            self.extended.extend([c as usize, blank]);
+        }
+        let s_len = self.extended.len();
+        let at = |t: usize, k: usize| t * classes + k;
+        // alpha[t][s]: log-probability of the first t+1 steps ending at extended symbol s.
+        self.alpha.clear();
+        self.alpha.resize(steps * s_len, f64::NEG_INFINITY);
+        self.alpha[0] = self.log_probs[at(0, blank)];
+        if s_len > 1 {
+            self.alpha[1] = self.log_probs[at(0, self.extended[1])];
+        }
+        for t in 1..steps {
+            for s in 0..s_len {
+                let mut sum = self.alpha[(t - 1) * s_len + s];
+                if s >= 1 {
+                    sum = log_add(sum, self.alpha[(t - 1) * s_len + s - 1]);
+                }
+                if s >= 2 && self.extended[s] != blank && self.extended[s] != self.extended[s - 2] {
+                    sum = log_add(sum, self.alpha[(t - 1) * s_len + s - 2]);
+                }
+                self.alpha[t * s_len + s] = sum + self.log_probs[at(t, self.extended[s])];
+            }
+        }
     }
 
     /// Per-step log-softmax of class-major `scores`, kept step-major.
@@ -204,6 +227,17 @@ mod tests {
             let mut grad = vec![0.0; scores.len()];
             let loss = Ctc::default().loss(&scores, classes, blank, &target, 1.0, &mut grad);
             assert!((loss + total.ln()).abs() < 1e-9, "{target:?}: {loss} vs {}", -total.ln());
+        }
+    }
+
+    #[test]
+    fn the_forward_pass_alone_gives_the_loss() {
+        let scores: Vec<f32> = test_values(4 * 6, 4).iter().map(|v| 3.0 * v).collect();
+        let mut ctc = Ctc::default();
+        for target in [vec![1u8, 1, 0], vec![2], vec![], vec![0, 0, 0, 0]] {
+            let mut grad = vec![0.0; scores.len()];
+            let loss = ctc.loss(&scores, 4, 3, &target, 1.0, &mut grad);
+            assert_eq!(ctc.log_prob(&scores, 4, 3, &target), -loss, "{target:?}");
         }
     }
 

@@ -40,8 +40,7 @@ impl LineScores {
     /// The log-probability the line model gives the strip's spelling `digits` (summed over every
     /// alignment); minus infinity when the strip is too short to spell them.
     pub fn log_prob(&self, digits: &[u8]) -> f64 {
-        let mut grad = vec![0.0; self.scores.len()];
-        -Ctc::default().loss(&self.scores, SYMBOLS, BLANK, digits, 0.0, &mut grad)
+        Ctc::default().log_prob(&self.scores, SYMBOLS, BLANK, digits)
     }
 }
 
@@ -100,19 +99,19 @@ impl LineViews {
     /// Of the views' best paths, the one whose digits all views together find likeliest, and
     /// which view it came from.
     pub fn best_path(&self) -> (usize, Vec<Symbol>) {
-        let paths: Vec<Vec<Symbol>> = self.scores.iter().map(LineScores::best_path).collect();
-        let text = |p: &[Symbol]| p.iter().map(|s| s.class as u8).collect::<Vec<u8>>();
-        let best = (0..paths.len())
-            .max_by(|&a, &b| self.log_prob(&text(&paths[a])).total_cmp(&self.log_prob(&text(&paths[b]))))
-            .unwrap_or(0);
-        (best, paths.into_iter().nth(best).unwrap_or_default())
+        let mut paths: Vec<Vec<Symbol>> = self.scores.iter().map(LineScores::best_path).collect();
+        let likelihood = |p: &[Symbol]| self.log_prob(&p.iter().map(|s| s.class as u8).collect::<Vec<u8>>());
+        let scored: Vec<f64> = paths.iter().map(|p| likelihood(p)).collect();
+        let best = (0..paths.len()).max_by(|&a, &b| scored[a].total_cmp(&scored[b])).unwrap_or(0);
+        (best, if paths.is_empty() { Vec::new() } else { paths.swap_remove(best) })
     }
 }
 
 /// A line model (`Architecture::line_cnn`'s shape at any width), planned again for each strip
 /// width it meets.
 pub struct LineReader {
-    model: Network,
+    /// The engine the model was loaded on, which every width runs on.
+    engine: EngineConfig,
     /// What inference runs, whatever the width: the layers with each BatchNorm folded into its
     /// convolution, their parameters and state (planned at a new width without folding again).
     inference: (Vec<LayerSpec>, Vec<f32>, Vec<f32>),
@@ -136,22 +135,16 @@ impl LineReader {
                 model.classes()
             )));
         }
-        let mut model = model;
+        let (engine, mut model) = (model.engine(), model);
         let folded = model.for_inference();
         let inference = (folded.architecture.layers.clone(), folded.params().to_vec(), folded.state().to_vec());
-        Ok(LineReader { model, inference, planned: Vec::new() })
-    }
-
-    /// The model at the width it was trained at.
-    pub fn model(&self) -> &Network {
-        &self.model
+        Ok(LineReader { engine, inference, planned: Vec::new() })
     }
 
     /// The line model's scores for `strip`: every 4 columns, each digit and the blank.
     pub fn score(&mut self, strip: &Strip) -> Result<LineScores> {
         let width = strip.width.div_ceil(WIDTH_STEP).max(1) * WIDTH_STEP;
-        let engine = self.model.engine();
-        let network = self.network_for(width, engine)?;
+        let network = self.network_for(width)?;
         let mut input = vec![0.0; width * STRIP_HEIGHT];
         strip.padded_into(width, 0, &mut input);
         let scores = network.forward(&input, 1, false);
@@ -165,13 +158,13 @@ impl LineReader {
         Ok(LineScores { scores: kept })
     }
 
-    fn network_for(&mut self, width: usize, engine: EngineConfig) -> Result<&mut Network> {
+    fn network_for(&mut self, width: usize) -> Result<&mut Network> {
         if let Some(i) = self.planned.iter().position(|(w, _)| *w == width) {
             return Ok(&mut self.planned[i].1);
         }
         let (layers, params, state) = &self.inference;
         let architecture = Architecture { input: [1, STRIP_HEIGHT, width], layers: layers.clone() };
-        let mut network = Network::with_engine(architecture, 0, engine)?;
+        let mut network = Network::with_engine(architecture, 0, self.engine)?;
         network.params_mut().copy_from_slice(params);
         network.state_mut().copy_from_slice(state);
         if self.planned.len() == KEPT_WIDTHS {
