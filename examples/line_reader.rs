@@ -59,14 +59,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let mut reader = LineReader::new(network)?;
     let count: usize = flag("--count").map_or(Ok(300), |v| v.parse())?;
-    for (name, source, spacing, photo) in [
-        ("mnist-gaps", Source::Dataset, Spacing::Gaps, false),
-        ("mnist-touching", Source::Dataset, Spacing::Touching, false),
-        ("pen-touching", Source::Pen, Spacing::Touching, false),
-        ("pen-photo", Source::Pen, Spacing::Gaps, true),
+    for (name, source, spacing, photo, varied) in [
+        ("mnist-gaps", Source::Dataset, Spacing::Gaps, false, false),
+        ("mnist-touching", Source::Dataset, Spacing::Touching, false, false),
+        ("pen-touching", Source::Pen, Spacing::Touching, false, false),
+        ("pen-photo", Source::Pen, Spacing::Gaps, true, false),
+        ("varied-touching", Source::Dataset, Spacing::Touching, false, true),
     ] {
         let mut rng = ChaCha8Rng::seed_from_u64(99);
-        let style = NumberStyle { source, spacing, photo, digits: (2, 6), punctuation: false, non_digits: false };
+        let style =
+            NumberStyle { source, spacing, photo, digits: (2, 6), punctuation: false, non_digits: false, varied };
         let mut right = 0;
         for _ in 0..count {
             let number = numbers::compose(style, &data.test, &mut rng);

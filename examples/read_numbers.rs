@@ -3,7 +3,7 @@
 //!
 //! cargo run --release --example read_numbers -- MNIST_DIR [--split test|train] [--count N]
 //!     [--seed S] [--model FILE] [--line-model FILE] [--method cuts|line|both] [--compare]
-//!     [--digit-cost C] [--skip-cost C] [--line-margin M] [--pieces-weight W] [--sets a,b,...]
+//!     [--digit-cost C] [--skip-cost C] [--line-margin M] [--pieces-weight W] [--pieces-floor F] [--sets a,b,...]
 //!     [--save DIR] [--write-samples DIR] [--any-data]
 //!
 //! `read` runs the built-in number reader and line reader (or `--model`, `--line-model`); the
@@ -68,6 +68,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Some(v) = flag("--pieces-weight") {
         config.pieces_weight = v.parse()?;
     }
+    if let Some(v) = flag("--pieces-floor") {
+        config.pieces_floor = v.parse()?;
+    }
     if let Some(v) = flag("--line-margin") {
         config.line_margin = v.parse()?;
     }
@@ -77,20 +80,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let compare = args.iter().any(|a| a == "--compare");
     let mut predictor = model::builtin()?.0;
     let sets = [
-        ("mnist-gaps", Source::Dataset, Spacing::Gaps, false),
-        ("mnist-touching", Source::Dataset, Spacing::Touching, false),
-        ("pen-gaps", Source::Pen, Spacing::Gaps, false),
-        ("pen-touching", Source::Pen, Spacing::Touching, false),
-        ("pen-photo", Source::Pen, Spacing::Gaps, true),
+        ("mnist-gaps", Source::Dataset, Spacing::Gaps, false, false),
+        ("mnist-touching", Source::Dataset, Spacing::Touching, false, false),
+        ("pen-gaps", Source::Pen, Spacing::Gaps, false, false),
+        ("pen-touching", Source::Pen, Spacing::Touching, false, false),
+        ("pen-photo", Source::Pen, Spacing::Gaps, true, false),
+        // Wider size and baseline changes, strokes thickened or thinned (`NumberStyle::varied`).
+        ("varied-gaps", Source::Dataset, Spacing::Gaps, false, true),
+        ("varied-touching", Source::Dataset, Spacing::Touching, false, true),
     ];
     let wanted = flag("--sets");
     println!("{split} digits, {count} numbers of 2-6 digits per set, seed {seed}, {config:?}");
     println!("{:<16} {:>12} {:>12} {:>12} {:>12}", "set", "read whole", "read digits", "textbook", "tb digits");
-    for (set_index, (name, source, spacing, photo)) in sets.into_iter().enumerate() {
+    for (set_index, (name, source, spacing, photo, varied)) in sets.into_iter().enumerate() {
         if wanted.as_ref().is_some_and(|w| !w.split(',').any(|s| s == name)) {
             continue;
         }
-        let style = NumberStyle { source, spacing, photo, digits: (2, 6), punctuation: false, non_digits: false };
+        let style =
+            NumberStyle { source, spacing, photo, digits: (2, 6), punctuation: false, non_digits: false, varied };
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ (set_index as u64) << 32);
         let (mut whole, mut digit_score, mut tb_whole, mut tb_digits) = (0usize, 0.0f64, 0usize, 0.0f64);
         let (mut alone_right, mut either, mut oracle) = ([0usize; 2], [false; 2], 0usize);
@@ -191,6 +198,7 @@ fn write_samples(dir: &std::path::Path, digits: &digitnn::data::Dataset) -> Resu
         digits: (5, 5),
         punctuation: false,
         non_digits: false,
+        varied: false,
     };
     numbers::compose(touching, digits, &mut rng).picture.save(dir.join("touching.png"))?;
     let photo = NumberStyle {
@@ -200,6 +208,7 @@ fn write_samples(dir: &std::path::Path, digits: &digitnn::data::Dataset) -> Resu
         digits: (6, 6),
         punctuation: false,
         non_digits: false,
+        varied: false,
     };
     numbers::compose(photo, digits, &mut rng).picture.to_rgb8().save(dir.join("photo.jpg"))?;
     println!("wrote pen.png, touching.png and photo.jpg in {}", dir.display());
@@ -300,6 +309,7 @@ fn time_six_digits(
         digits: (6, 6),
         punctuation: false,
         non_digits: false,
+        varied: false,
     };
     let pictures: Vec<_> = (0..200).map(|_| numbers::compose(style, digits, &mut rng).picture).collect();
     let one_thread = digitnn::with_threads(Some(1), || -> Result<Vec<f64>, digitnn::Error> {

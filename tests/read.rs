@@ -29,6 +29,7 @@ fn numbers_written_with_gaps_are_read_whole() {
         digits: (2, 6),
         punctuation: false,
         non_digits: false,
+        varied: false,
     };
     let mut rng = ChaCha8Rng::seed_from_u64(7);
     let mut right = 0;
@@ -102,6 +103,26 @@ fn a_five_with_its_flag_apart_is_one_digit() {
     let pieces = digitnn::data::marks::label(&digitnn::data::ink::separate(&canvas.to_gray()).unwrap().image, 100);
     assert_eq!(pieces.unwrap().marks.len(), 3, "the 5's flag is a mark of its own");
     assert_eq!(read(&picture).text, "53");
+}
+
+#[test]
+fn a_number_whose_digits_drift_up_and_down_is_one_line() {
+    // Every other digit written 28 pixels lower (of 50): less than half of it beside its
+    // neighbours, which alone would make it a line of its own.
+    let mut canvas = digitnn::data::nondigit::Canvas::new(250, 110);
+    for (i, digit) in [4u8, 7, 2, 9].into_iter().enumerate() {
+        let (left, top) = (10.0 + 58.0 * i as f32, if i % 2 == 1 { 38.0 } else { 10.0 });
+        for stroke in numbers::strokes(digit, false) {
+            let points: Vec<(f32, f32)> = stroke.iter().map(|&(x, y)| (left + x * 40.0, top + y * 50.0)).collect();
+            canvas.stroke(&points, 5.0, 1.0);
+        }
+    }
+    let gray = canvas.to_gray();
+    let labels = digitnn::data::marks::label(&digitnn::data::ink::separate(&gray).unwrap().image, 100).unwrap();
+    assert!(digitnn::data::marks::lines(&labels).0.len() > 1, "rows alone split the line");
+    let reading = read(&DynamicImage::ImageLuma8(gray));
+    assert_eq!(reading.text, "4729");
+    assert!(reading.digits.iter().all(|d| d.line == 0));
 }
 
 #[test]
@@ -222,6 +243,7 @@ fn the_line_reader_reads_touching_numbers_without_cuts() {
         digits: (2, 6),
         punctuation: false,
         non_digits: false,
+        varied: false,
     };
     let line_only = ReadConfig { method: Method::Line, ..ReadConfig::default() };
     let mut rng = ChaCha8Rng::seed_from_u64(11);

@@ -164,6 +164,58 @@ pub fn lines(labels: &Labels) -> (Vec<Line>, Vec<usize>) {
     (found, low)
 }
 
+/// Joins lines that are one line of writing whose marks drift up and down (a digit written
+/// higher or lower than its neighbours, a number written uphill), which `lines` can split where a
+/// mark lies less than half in its neighbours' rows. Two lines join when no mark of one shares
+/// more than a third of its columns with a mark of the other (lines stacked on a page share
+/// columns), and a mark of one lies beside a mark of the other: within a line height to its side,
+/// with rows in common for a quarter of the shorter's height. The joined line's digit height is
+/// taken again. For reading; the training data's numbers are one line by construction, and are
+/// kept as `lines` finds them, as the built-in models learnt on them. A picture of more than
+/// [`MOST_LINES_JOINED`] lines is left as it is (the work grows with the square of the lines).
+pub fn join_drifting(labels: &Labels, lines: &mut Vec<Line>) {
+    if lines.len() > MOST_LINES_JOINED {
+        return;
+    }
+    let marks = &labels.marks;
+    let rows = |line: &Line| {
+        line.marks.iter().fold((u32::MAX, 0), |(top, bottom), &i| (top.min(marks[i].y0), bottom.max(marks[i].y1)))
+    };
+    let beside = |a: &Mark, b: &Mark, height: f32| {
+        let shared_rows = a.y1.min(b.y1) as i64 - a.y0.max(b.y0) as i64 + 1;
+        let apart = a.x0.max(b.x0) as i64 - a.x1.min(b.x1) as i64 - 1;
+        shared_rows as f32 >= 0.25 * a.height().min(b.height()) as f32 && (apart as f32) < height
+    };
+    let share_columns = |a: &Mark, b: &Mark| {
+        let shared = a.x1.min(b.x1) as i64 - a.x0.max(b.x0) as i64 + 1;
+        shared as f32 * 3.0 > a.width().min(b.width()) as f32
+    };
+    let joinable = |a: &Line, b: &Line| {
+        let ((a_top, a_bottom), (b_top, b_bottom)) = (rows(a), rows(b));
+        if a_top > b_bottom || b_top > a_bottom {
+            return false;
+        }
+        let height = a.height.max(b.height);
+        let pairs = || a.marks.iter().flat_map(|&i| b.marks.iter().map(move |&j| (&marks[i], &marks[j])));
+        !pairs().any(|(m, n)| share_columns(m, n)) && pairs().any(|(m, n)| beside(m, n, height))
+    };
+    let mut i = 0;
+    while i < lines.len() {
+        let joined = (i + 1..lines.len()).find(|&j| joinable(&lines[i], &lines[j]));
+        match joined {
+            Some(j) => {
+                let other = lines.remove(j);
+                lines[i].marks.extend(other.marks);
+                lines[i].height = typical_height(marks, &lines[i].marks).unwrap_or(lines[i].height);
+            }
+            None => i += 1,
+        }
+    }
+}
+
+/// The most lines `join_drifting` looks at: far more than a picture of numbers has.
+pub const MOST_LINES_JOINED: usize = 100;
+
 /// A line whose marks are all shorter than this share of the page's digit height holds no digit
 /// (a row of dots, a comma fallen below the line).
 const LOW_LINE: f32 = 0.4;
@@ -222,5 +274,42 @@ mod tests {
         assert_eq!((all[0].marks.len(), all[1].marks.len()), (2, 2));
         assert!(all[0].marks.iter().all(|&i| labels.marks[i].y0 == 0));
         assert_eq!(low.len(), 1, "the dash is a low line");
+    }
+
+    /// Bars 3 wide and 10 high at (left column, top row).
+    fn bars(at: &[(u32, u32)]) -> Labels {
+        let ink = GrayImage::from_fn(60, 50, |x, y| {
+            let inked = at.iter().any(|&(left, top)| (left..left + 3).contains(&x) && (top..top + 10).contains(&y));
+            Luma([if inked { 255 } else { 0 }])
+        });
+        label(&ink, 20).unwrap()
+    }
+
+    #[test]
+    fn a_line_whose_marks_drift_is_joined_and_stacked_lines_are_not() {
+        // Each bar 6 rows lower than the one before: less than half of it lies beside the one
+        // before, so `lines` splits the line; side by side, it is one.
+        let labels = bars(&[(0, 0), (6, 6), (12, 12), (18, 18)]);
+        let (mut found, _) = lines(&labels);
+        assert!(found.len() > 1);
+        join_drifting(&labels, &mut found);
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].marks.len(), 4);
+        // Lines one above the other stay two: with no rows in common, or with a mark below
+        // another's arch, in its columns; so do marks far apart whose rows meet.
+        let stacked = bars(&[(0, 0), (6, 0), (0, 12), (6, 12)]);
+        let far = bars(&[(0, 0), (45, 6)]);
+        let arch = GrayImage::from_fn(30, 30, |x, y| {
+            let arch = x < 20 && (y == 0 || ((x == 0 || x == 19) && y < 10));
+            let below = (8..11).contains(&x) && (6..16).contains(&y);
+            Luma([if arch || below { 255 } else { 0 }])
+        });
+        let arch = label(&arch, 20).unwrap();
+        for labels in [stacked, far, arch] {
+            let (mut found, _) = lines(&labels);
+            assert_eq!(found.len(), 2);
+            join_drifting(&labels, &mut found);
+            assert_eq!(found.len(), 2, "{:?}", labels.marks);
+        }
     }
 }

@@ -151,6 +151,7 @@ pub(crate) fn below(rng: &mut ChaCha8Rng, n: u32) -> u32 {
 }
 
 /// A grid of ink values in [0, 1] to draw on.
+#[derive(Clone)]
 pub struct Canvas {
     pub width: usize,
     pub height: usize,

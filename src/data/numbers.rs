@@ -53,6 +53,10 @@ pub struct NumberStyle {
     /// With `punctuation`, half of those marks are instead a letter or symbol (from the training
     /// typefaces), a scribble or a shape (`data::nondigit`), a half to a whole digit tall.
     pub non_digits: bool,
+    /// Wider changes: each digit's size from 0.75 to 1.3 (else 0.85 to 1.15), baselines
+    /// wandering a fifth of the digit height (else a tenth), and a dataset digit's strokes
+    /// thickened or thinned two times in three, as a heavier or finer pen would write it.
+    pub varied: bool,
 }
 
 /// A number of `style`, its digits drawn from `digits` (for `Source::Dataset`) at random.
@@ -70,7 +74,8 @@ pub fn compose(style: NumberStyle, digits: &Dataset, rng: &mut ChaCha8Rng) -> Nu
         let (digit, glyph) = match style.source {
             Source::Dataset => {
                 let index = below(rng, digits.len() as u32) as usize;
-                (digits.labels[index], cut_to_ink(digits.image(index), digits.cols))
+                let glyph = cut_to_ink(digits.image(index), digits.cols);
+                (digits.labels[index], if style.varied { change_pen(&glyph, rng) } else { glyph })
             }
             Source::Pen => {
                 let digit = below(rng, 10) as u8;
@@ -78,7 +83,7 @@ pub fn compose(style: NumberStyle, digits: &Dataset, rng: &mut ChaCha8Rng) -> Nu
             }
         };
         text.push(char::from(b'0' + digit));
-        let size = uniform(rng, 0.85, 1.15);
+        let size = if style.varied { uniform(rng, 0.75, 1.3) } else { uniform(rng, 0.85, 1.15) };
         glyphs.push(rescale(&glyph, size));
     }
     if style.punctuation && count >= 2 && below(rng, 2) == 0 {
@@ -90,7 +95,8 @@ pub fn compose(style: NumberStyle, digits: &Dataset, rng: &mut ChaCha8Rng) -> Nu
         };
         glyphs.insert(at, glyph);
     }
-    let ink = lay_out(&glyphs, height, style.spacing, rng);
+    let drift = if style.varied { 0.2 } else { 0.1 };
+    let ink = lay_out_placed(&glyphs, height, style.spacing, drift, rng).0;
     let picture = if style.photo { photograph(&ink, rng) } else { on_white(&ink) };
     Number { picture, text }
 }
@@ -136,14 +142,16 @@ fn mark(c: u8, height: f32) -> Canvas {
 
 /// Digits side by side on one canvas (ink 0..1), each shifted up or down a little.
 fn lay_out(glyphs: &[Canvas], height: f32, spacing: Spacing, rng: &mut ChaCha8Rng) -> Canvas {
-    lay_out_placed(glyphs, height, spacing, rng).0
+    lay_out_placed(glyphs, height, spacing, 0.1, rng).0
 }
 
-/// [`lay_out`], with where each digit was placed (its left and top on the canvas).
+/// [`lay_out`], each glyph's middle up to `drift` digit heights off the line's, with where each
+/// digit was placed (its left and top on the canvas).
 fn lay_out_placed(
     glyphs: &[Canvas],
     height: f32,
     spacing: Spacing,
+    drift: f32,
     rng: &mut ChaCha8Rng,
 ) -> (Canvas, Vec<(usize, usize)>) {
     let margin = (height * 0.4) as usize;
@@ -156,7 +164,8 @@ fn lay_out_placed(
     let mut placed = Vec::with_capacity(glyphs.len());
     let mut last_width = 0;
     for glyph in glyphs {
-        let top = ((rows - glyph.height) as f32 / 2.0 + uniform(rng, -0.1, 0.1) * height).max(0.0) as usize;
+        let top = ((rows - glyph.height) as f32 / 2.0 + uniform(rng, -drift, drift) * height).max(0.0) as usize;
+        let top = top.min(rows.saturating_sub(glyph.height));
         let left_profile: Vec<Option<usize>> =
             (0..glyph.height).map(|y| (0..glyph.width).find(|&x| glyph.ink[y * glyph.width + x] >= 0.25)).collect();
         let x = match spacing {
@@ -248,7 +257,7 @@ struct CutNumber {
 
 impl CutNumber {
     fn new(glyphs: Vec<Canvas>, spacing: Spacing, rng: &mut ChaCha8Rng) -> Option<CutNumber> {
-        let (canvas, placed) = lay_out_placed(&glyphs, 20.0, spacing, rng);
+        let (canvas, placed) = lay_out_placed(&glyphs, 20.0, spacing, 0.1, rng);
         let ink = canvas.to_gray();
         let labels = marks::label(&ink, 1_000)?;
         let (lines, _) = marks::lines(&labels);
@@ -342,6 +351,65 @@ fn cut_to_ink(image: &[u8], cols: usize) -> Canvas {
         }
     }
     canvas
+}
+
+/// `glyph` as a heavier or finer pen would write it: thickened by a pixel all round (one time
+/// in three) or half that (one in seven), thinned (one in six), else as it is.
+fn change_pen(glyph: &Canvas, rng: &mut ChaCha8Rng) -> Canvas {
+    match below(rng, 42) {
+        0..14 => thicken(glyph),
+        14..20 => {
+            // Halfway between the glyph (one pixel of paper all round) and its thickening.
+            let mut half = thicken(glyph);
+            for (i, cell) in half.ink.iter_mut().enumerate() {
+                let (x, y) = ((i % (glyph.width + 2)) as i64 - 1, (i / (glyph.width + 2)) as i64 - 1);
+                let inside = (0..glyph.width as i64).contains(&x) && (0..glyph.height as i64).contains(&y);
+                let original = if inside { glyph.ink[y as usize * glyph.width + x as usize] } else { 0.0 };
+                *cell = (*cell + original) / 2.0;
+            }
+            half
+        }
+        20..27 => thin(glyph),
+        _ => glyph.clone(),
+    }
+}
+
+/// Each pixel the most ink of its 3x3 neighbourhood, on a canvas one pixel larger all round.
+fn thicken(glyph: &Canvas) -> Canvas {
+    let (w, h) = (glyph.width as i64, glyph.height as i64);
+    let mut out = Canvas::new(glyph.width + 2, glyph.height + 2);
+    for y in 0..h + 2 {
+        for x in 0..w + 2 {
+            let mut most = 0.0f32;
+            for (dx, dy) in (-1..=1).flat_map(|dx| (-1..=1).map(move |dy| (dx, dy))) {
+                let (sx, sy) = (x - 1 + dx, y - 1 + dy);
+                if (0..w).contains(&sx) && (0..h).contains(&sy) {
+                    most = most.max(glyph.ink[(sy * w + sx) as usize]);
+                }
+            }
+            out.ink[(y * (w + 2) + x) as usize] = most;
+        }
+    }
+    out
+}
+
+/// Each pixel halfway to the least ink of itself and its four neighbours: strokes lose their
+/// soft edges and grow finer, without breaking.
+fn thin(glyph: &Canvas) -> Canvas {
+    let (w, h) = (glyph.width as i64, glyph.height as i64);
+    let at =
+        |x: i64, y: i64| if (0..w).contains(&x) && (0..h).contains(&y) { glyph.ink[(y * w + x) as usize] } else { 0.0 };
+    let mut out = Canvas::new(glyph.width, glyph.height);
+    for y in 0..h {
+        for x in 0..w {
+            let least = [(0, 0), (1, 0), (-1, 0), (0, 1), (0, -1)]
+                .iter()
+                .map(|(dx, dy)| at(x + dx, y + dy))
+                .fold(1.0f32, f32::min);
+            out.ink[(y * w + x) as usize] = (at(x, y) + least) / 2.0;
+        }
+    }
+    out
 }
 
 /// A canvas scaled by `factor` (bilinear).
@@ -529,15 +597,38 @@ mod tests {
     fn numbers_are_composed_with_their_text() {
         let digits = pen_digits();
         let mut rng = ChaCha8Rng::seed_from_u64(2);
-        for (source, spacing, photo) in [
-            (Source::Dataset, Spacing::Gaps, false),
-            (Source::Dataset, Spacing::Touching, true),
-            (Source::Pen, Spacing::Touching, false),
+        for (source, spacing, photo, varied) in [
+            (Source::Dataset, Spacing::Gaps, false, false),
+            (Source::Dataset, Spacing::Touching, true, false),
+            (Source::Pen, Spacing::Touching, false, false),
+            (Source::Dataset, Spacing::Touching, false, true),
+            (Source::Pen, Spacing::Gaps, false, true),
         ] {
-            let style = NumberStyle { source, spacing, photo, digits: (2, 6), punctuation: false, non_digits: false };
+            let style =
+                NumberStyle { source, spacing, photo, digits: (2, 6), punctuation: false, non_digits: false, varied };
             let number = compose(style, &digits, &mut rng);
             assert!((2..=6).contains(&number.text.len()) && number.text.bytes().all(|b| b.is_ascii_digit()));
         }
+    }
+
+    #[test]
+    fn a_pen_can_be_made_heavier_or_finer() {
+        // A stroke 2 pixels wide with soft edges, across a 7x7 glyph.
+        let mut glyph = Canvas::new(7, 7);
+        for y in 0..7 {
+            glyph.ink[y * 7 + 2] = 0.5;
+            glyph.ink[y * 7 + 3] = 1.0;
+            glyph.ink[y * 7 + 4] = 1.0;
+            glyph.ink[y * 7 + 5] = 0.5;
+        }
+        let total = |c: &Canvas| c.ink.iter().sum::<f32>();
+        let heavier = thicken(&glyph);
+        assert_eq!((heavier.width, heavier.height), (9, 9));
+        assert!(total(&heavier) > 1.5 * total(&glyph));
+        let finer = thin(&glyph);
+        assert!(total(&finer) < total(&glyph));
+        // The stroke's core stays inked on every row: thinning does not break it.
+        assert!((0..7).all(|y| finer.ink[y * 7 + 3] >= 0.5 && finer.ink[y * 7 + 4] >= 0.5));
     }
 
     /// (Diagnostic, needs MNIST in data/mnist) How often `read`'s cuts allow the right split.

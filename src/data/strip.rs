@@ -116,6 +116,7 @@ pub fn line_sample(digits: &Dataset, max_width: usize, rng: &mut ChaCha8Rng) -> 
         digits: (1, 6),
         punctuation: below(rng, 5) < 2,
         non_digits: true,
+        varied: below(rng, 2) == 0,
     };
     let number = if below(rng, 20) == 0 {
         // Marks that are no digits, alone: the reader must read nothing there.

@@ -219,8 +219,7 @@ pub fn locate(
             let (a, b) = spans[i];
             [a.max(0.0) as u32, y_min, ((b - a).max(1.0)) as u32, y_max - y_min + 1]
         };
-        let probabilities = Vec::new();
-        digits.push(ReadDigit { digit: symbol.class, confidence: symbol.confidence, bounds, line: 0, probabilities });
+        digits.push(ReadDigit { digit: symbol.class, confidence: symbol.confidence, bounds, line: 0 });
     }
     let skipped = line
         .marks
@@ -236,17 +235,24 @@ pub fn locate(
 /// one by one (2^n readings are scored); beyond it the counts rule.
 const MOST_DIFFERENCES: usize = 6;
 
+/// How likely each reader finds a reading of a line, as log-probabilities: the line model's
+/// (`LineViews::log_prob`) and the piece model's (the cut search's best split that spells it).
+pub struct Scores<'a> {
+    pub line: &'a dyn Fn(&[u8]) -> f64,
+    pub pieces: &'a dyn Fn(&[u8]) -> f64,
+}
+
 /// One reading of a line from the line model's and the cut search's: the cut search's where they
-/// agree, where it reads no digit, or where both read one digit. Where they read different numbers of digits, the line model's when it finds its own
-/// reading more than `config.line_margin` nats likelier (cuts fail where digits touch; the line
-/// model needs none). Where they read as many digits but some differ, each such digit is chosen
-/// so that the line model's log-probability of the whole number plus `config.pieces_weight`
-/// times the piece model's log-probabilities of the chosen digits is largest, keeping the cut
+/// agree, where it reads no digit, or where both read one digit. Elsewhere the reading for which
+/// the line model's log-probability plus `config.pieces_weight` times the piece model's (below
+/// its own best by at most `config.pieces_floor`) is largest, among the two readings and, where
+/// they read as many digits, every mix of their differing digits (a product of the two experts);
+/// the line model's own reading must win by `config.line_margin` nats. A mix keeps the cut
 /// search's boxes.
 /// Returns the digits, and whether they are the line model's reading (else the cut search's
 /// segmentation, whose skipped marks go with it).
 pub fn combine(
-    log_prob: &dyn Fn(&[u8]) -> f64,
+    scores: &Scores,
     by_line: Vec<ReadDigit>,
     by_cuts: Vec<ReadDigit>,
     config: &ReadConfig,
@@ -260,23 +266,24 @@ pub fn combine(
     if line_text == cuts_text || cuts_text.is_empty() || (cuts_text.len() == 1 && line_text.len() == 1) {
         return (by_cuts, false);
     }
+    let best_by_pieces = (scores.pieces)(&cuts_text);
+    let joint = |digits: &[u8]| {
+        let pieces = ((scores.pieces)(digits) - best_by_pieces).max(-config.pieces_floor as f64);
+        (scores.line)(digits) + config.pieces_weight as f64 * pieces
+    };
     let differ: Vec<usize> =
         (0..line_text.len().min(cuts_text.len())).filter(|&i| line_text[i] != cuts_text[i]).collect();
     if line_text.len() != cuts_text.len() || differ.len() > MOST_DIFFERENCES {
-        let line_wins = log_prob(&line_text) > log_prob(&cuts_text) + config.line_margin as f64;
+        let line_wins = joint(&line_text) > joint(&cuts_text) + config.line_margin as f64;
         return if line_wins { (by_line, true) } else { (by_cuts, false) };
     }
-    let piece_log =
-        |d: &ReadDigit, digit: u8| d.probabilities.get(digit as usize).map_or(0.0, |&p| (p.max(1e-12) as f64).ln());
     let (mut best, mut best_score) = (0usize, f64::NEG_INFINITY);
     let mut candidate = cuts_text.clone();
     for mask in 0..1usize << differ.len() {
-        let mut pieces = 0.0;
         for (bit, &i) in differ.iter().enumerate() {
             candidate[i] = if mask >> bit & 1 == 1 { line_text[i] } else { cuts_text[i] };
-            pieces += piece_log(&by_cuts[i], candidate[i]);
         }
-        let score = log_prob(&candidate) + config.pieces_weight as f64 * pieces;
+        let score = joint(&candidate);
         if score > best_score {
             (best, best_score) = (mask, score);
         }
@@ -305,16 +312,28 @@ mod tests {
         LineScores { scores }
     }
 
-    fn digit(d: usize, probabilities: Vec<f32>) -> ReadDigit {
-        ReadDigit { digit: d, confidence: 0.9, bounds: [d as u32, 0, 1, 1], line: 0, probabilities }
-    }
-
     fn digits(text: &[usize]) -> Vec<ReadDigit> {
-        text.iter().map(|&d| digit(d, Vec::new())).collect()
+        text.iter().map(|&d| ReadDigit { digit: d, confidence: 0.9, bounds: [d as u32, 0, 1, 1], line: 0 }).collect()
     }
 
     fn read(digits: &[ReadDigit]) -> Vec<usize> {
         digits.iter().map(|d| d.digit).collect()
+    }
+
+    /// A piece model that reads `per_digit[i][d]` for digit d at position i, and cannot spell a
+    /// reading of another length.
+    fn pieces_reading(per_digit: &[Vec<f64>]) -> impl Fn(&[u8]) -> f64 + '_ {
+        move |text: &[u8]| {
+            if text.len() != per_digit.len() {
+                return f64::NEG_INFINITY;
+            }
+            text.iter().zip(per_digit).map(|(&d, p)| p[d as usize].ln()).sum()
+        }
+    }
+
+    /// A piece model sure of `text` (0.99 for each digit).
+    fn sure_of(text: &[usize]) -> Vec<Vec<f64>> {
+        text.iter().map(|&d| (0..10).map(|k| if k == d { 0.99 } else { 0.001 }).collect()).collect()
     }
 
     #[test]
@@ -330,18 +349,32 @@ mod tests {
     fn combining_takes_the_cuts_where_they_agree_or_read_nothing() {
         let config = ReadConfig::default();
         let s = scores(&[4, BLANK, 2], 6.0);
-        let (chosen, from_line) = combine(&|t| s.log_prob(t), digits(&[4, 2]), digits(&[4, 2]), &config);
+        let pieces = sure_of(&[4, 2]);
+        let both = Scores { line: &|t| s.log_prob(t), pieces: &pieces_reading(&pieces) };
+        let (chosen, from_line) = combine(&both, digits(&[4, 2]), digits(&[4, 2]), &config);
         assert_eq!((read(&chosen), from_line), (vec![4, 2], false));
-        let (chosen, from_line) = combine(&|t| s.log_prob(t), digits(&[4, 2]), Vec::new(), &config);
+        let (chosen, from_line) = combine(&both, digits(&[4, 2]), Vec::new(), &config);
         assert!(chosen.is_empty() && !from_line, "marks the piece model calls no digits stay unread");
     }
 
     #[test]
-    fn combining_counts_digits_by_the_line_model() {
-        // The cuts kept two touching digits as one "4"; the line model reads "42" clearly.
+    fn combining_counts_digits_by_both_models() {
+        // The cuts kept two touching digits as one "4", and no split of them spells "42"; the
+        // line model reads "42" clearly: the piece model cannot veto it.
         let s = scores(&[4, BLANK, 2], 6.0);
-        let (chosen, from_line) = combine(&|t| s.log_prob(t), digits(&[4, 2]), digits(&[4]), &ReadConfig::default());
+        let pieces = sure_of(&[4]);
+        let config = ReadConfig { pieces_floor: 5.0, ..ReadConfig::default() };
+        let both = Scores { line: &|t| s.log_prob(t), pieces: &pieces_reading(&pieces) };
+        let (chosen, from_line) = combine(&both, digits(&[4, 2]), digits(&[4]), &config);
         assert_eq!((read(&chosen), from_line), (vec![4, 2], true));
+        // Where the line model hesitates between one digit and two, the piece model sure of one
+        // decides.
+        let mut unsure = scores(&[4, BLANK, 2], 1.0);
+        unsure.scores[4 * 3 + 2] = 1.0;
+        let both = Scores { line: &|t| unsure.log_prob(t), pieces: &pieces_reading(&pieces) };
+        assert!(unsure.log_prob(&[4, 2]) > unsure.log_prob(&[4]), "the line model alone would read 42");
+        let (chosen, from_line) = combine(&both, digits(&[4, 2]), digits(&[4]), &config);
+        assert_eq!((read(&chosen), from_line), (vec![4], false));
     }
 
     #[test]
@@ -350,16 +383,18 @@ mod tests {
         let mut s = scores(&[3, BLANK, 7, BLANK, 5], 6.0);
         let (one, middle, steps) = (1, 2, 5);
         s.scores[one * steps + middle] = 5.5;
-        let mut sure_of_one = vec![0.001; 10];
-        sure_of_one[1] = 0.99;
-        let cuts = vec![digit(3, vec![0.1; 10]), digit(1, sure_of_one.clone()), digit(5, vec![0.1; 10])];
-        let (chosen, from_line) = combine(&|t| s.log_prob(t), digits(&[3, 7, 5]), cuts.clone(), &ReadConfig::default());
+        let mut pieces = vec![vec![0.1; 10]; 3];
+        pieces[1] = sure_of(&[1])[0].clone();
+        let cuts = digits(&[3, 1, 5]);
+        let both = Scores { line: &|t| s.log_prob(t), pieces: &pieces_reading(&pieces) };
+        let (chosen, from_line) = combine(&both, digits(&[3, 7, 5]), cuts.clone(), &ReadConfig::default());
         assert_eq!((read(&chosen), from_line), (vec![3, 1, 5], false));
         assert_eq!(chosen[1].bounds, cuts[1].bounds, "the cut search's boxes are kept");
         // Where the piece model is unsure, the line model's clear preference wins.
         s.scores[one * steps + middle] = 0.0;
-        let unsure = vec![digit(3, vec![0.1; 10]), digit(1, vec![0.1; 10]), digit(5, vec![0.1; 10])];
-        let (chosen, _) = combine(&|t| s.log_prob(t), digits(&[3, 7, 5]), unsure, &ReadConfig::default());
+        let unsure = vec![vec![0.1; 10]; 3];
+        let both = Scores { line: &|t| s.log_prob(t), pieces: &pieces_reading(&unsure) };
+        let (chosen, _) = combine(&both, digits(&[3, 7, 5]), cuts, &ReadConfig::default());
         assert_eq!(read(&chosen), [3, 7, 5]);
     }
 }

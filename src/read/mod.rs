@@ -53,9 +53,15 @@ pub struct ReadConfig {
     /// nats, by the line model) the line model's reading must be than the cut search's to be
     /// taken.
     pub line_margin: f32,
-    /// With both readers, where they read as many digits and some differ: the weight of the piece
-    /// model's log-probabilities beside the line model's in choosing each such digit.
+    /// With both readers, where they differ: the weight of the piece model's log-probability of
+    /// a reading (its best split of the cuts that spells it) beside the line model's.
     pub pieces_weight: f32,
+    /// With both readers, where they differ: the most a reading loses (in nats, before
+    /// `pieces_weight`) for the piece model finding it less likely than its own best reading.
+    /// Where digits touch, no split of the cuts may spell the right number, so the piece model
+    /// may not veto the line model outright. Weight 1 and floor 1.5 were chosen on a validation
+    /// split (docs/read.md).
+    pub pieces_floor: f32,
     /// Where the line model's reading at the usual digit height and the cut search's differ, read
     /// the line again at two more digit heights (`line::OTHER_VIEW_HEIGHTS`) and average the
     /// three views' log-probabilities.
@@ -105,6 +111,7 @@ impl Default for ReadConfig {
             method: Method::default(),
             line_margin: 0.0,
             pieces_weight: 1.0,
+            pieces_floor: 1.5,
             line_views: true,
         }
     }
@@ -120,10 +127,6 @@ pub struct ReadDigit {
     pub bounds: [u32; 4],
     /// Which line of the picture, from 0 at the top.
     pub line: usize,
-    /// Each digit's probability by the piece model, for a digit the cut search read (empty for
-    /// the line model's): what combining the two readers weighs. Not printed.
-    #[serde(skip)]
-    pub probabilities: Vec<f32>,
 }
 
 /// A mark that was not read as a digit (a comma, a dash, a stray stroke).
@@ -201,7 +204,8 @@ pub fn read_image(
             config.max_marks
         )));
     };
-    let (lines, low) = marks::lines(&labels);
+    let (mut lines, low) = marks::lines(&labels);
+    marks::join_drifting(&labels, &mut lines);
     let to_picture = |b: [u32; 4]| -> [u32; 4] {
         let s = ink.scale;
         let (x, y) = ((b[0] as f32 / s).floor() as u32, (b[1] as f32 / s).floor() as u32);
@@ -255,19 +259,20 @@ fn read_line(
     config: &ReadConfig,
 ) -> Result<(Vec<ReadDigit>, Vec<Skipped>)> {
     let Some(line_reader) = line_reader.filter(|_| config.method != Method::Cuts) else {
-        return search(pieces, ink, labels, line, cuts, config);
+        return Ok(search(pieces, ink, labels, line, cuts, config)?.best(config));
     };
     let middle = [crate::data::strip::DIGIT_HEIGHT];
     let other: &[f32] = if config.line_views { &line::OTHER_VIEW_HEIGHTS } else { &[] };
     if config.method == Method::Line {
         let Some(mut views) = line::LineViews::new(line_reader, ink, labels, line, &middle)? else {
-            return search(pieces, ink, labels, line, cuts, config);
+            return Ok(search(pieces, ink, labels, line, cuts, config)?.best(config));
         };
         views.add(line_reader, ink, labels, line, other)?;
         let (view, path) = views.best_path();
         return Ok(line::locate(&path, &views.strips[view], ink, labels, line));
     }
-    let (cuts_digits, cuts_skipped) = search(pieces, ink, labels, line, cuts, config)?;
+    let cut_search = search(pieces, ink, labels, line, cuts, config)?;
+    let (cuts_digits, cuts_skipped) = cut_search.best(config);
     if cuts_digits.is_empty() {
         // Marks the piece model calls no digits stay unread (see `line::combine`), so the line
         // reader's work on them would be wasted: a page of noise costs the cuts alone.
@@ -286,7 +291,11 @@ fn read_line(
     }
     let (view, path) = views.best_path();
     let (line_digits, line_skipped) = line::locate(&path, &views.strips[view], ink, labels, line);
-    Ok(match line::combine(&|digits| views.log_prob(digits), line_digits, cuts_digits, config) {
+    let scores = line::Scores {
+        line: &|digits: &[u8]| views.log_prob(digits),
+        pieces: &|digits: &[u8]| cut_search.log_prob(digits, config),
+    };
+    Ok(match line::combine(&scores, line_digits, cuts_digits, config) {
         (digits, true) => (digits, line_skipped),
         (digits, false) => (digits, cuts_skipped),
     })
@@ -302,7 +311,28 @@ struct Candidate {
     prediction: Option<Prediction>,
 }
 
-/// The best split of one line's pieces into digits and skipped marks (see the module docs).
+/// What the piece model says of every run of a line's pieces that may be one digit: from it the
+/// best split of the line into digits and skipped marks (`best`), and how likely any other
+/// reading is (`log_prob`).
+struct CutSearch {
+    candidates: Vec<Candidate>,
+    pieces: usize,
+}
+
+impl CutSearch {
+    /// The best split of the line's pieces into digits and skipped marks (see the module docs).
+    fn best(&self, config: &ReadConfig) -> (Vec<ReadDigit>, Vec<Skipped>) {
+        best_split(&self.candidates, self.pieces, config)
+    }
+
+    /// The score of the best split that spells `digits` (by the same measure as `best`'s, whose
+    /// own reading scores highest); minus infinity when no split of the cuts spells them.
+    fn log_prob(&self, digits: &[u8], config: &ReadConfig) -> f64 {
+        spelling_score(&self.candidates, self.pieces, digits, config)
+    }
+}
+
+/// Reads every run of the line's pieces that may be one digit, in one batch.
 fn search(
     network: &mut Network,
     ink: &image::GrayImage,
@@ -310,7 +340,7 @@ fn search(
     line: &Line,
     cuts: &Cuts,
     config: &ReadConfig,
-) -> Result<(Vec<ReadDigit>, Vec<Skipped>)> {
+) -> Result<CutSearch> {
     let mut candidates = Vec::new();
     let mut images: Vec<Pixels> = Vec::new();
     for group in cuts::groups(ink, labels, cuts, line.height, &config.groups) {
@@ -331,7 +361,7 @@ fn search(
         .into_iter()
         .map(|(c, has_image)| Candidate { prediction: if has_image { predictions.next() } else { None }, ..c })
         .collect();
-    Ok(best_split(&candidates, cuts.pieces(), config))
+    Ok(CutSearch { candidates, pieces: cuts.pieces() })
 }
 
 /// What the search keeps for each number of pieces consumed: the best score, and the step that
@@ -340,6 +370,43 @@ fn search(
 enum Step {
     Digit(usize),
     Skip(usize),
+}
+
+/// What reading candidate `c` as `digit` scores (None: its pieces were not read as a digit).
+fn digit_score(c: &Candidate, digit: Option<usize>, config: &ReadConfig) -> Option<f32> {
+    let p = c.prediction.as_ref()?;
+    let probability = digit.map_or(p.confidence, |d| p.probabilities.get(d).copied().unwrap_or(0.0));
+    Some(((1.0 - p.not_digit) * probability).max(1e-12).ln() - config.digit_cost - c.penalty)
+}
+
+/// What skipping candidate `c`, a single piece, scores.
+fn skip_score(c: &Candidate, config: &ReadConfig) -> f32 {
+    c.prediction.as_ref().map_or(1.0, |p| p.not_digit).max(1e-12).ln() - config.skip_cost
+}
+
+/// `best_split`'s search held to readings that spell `digits`: the best score, by pieces consumed
+/// and digits spelled.
+fn spelling_score(candidates: &[Candidate], pieces: usize, digits: &[u8], config: &ReadConfig) -> f64 {
+    let spelt = digits.len() + 1;
+    let mut best = vec![f64::NEG_INFINITY; (pieces + 1) * spelt];
+    best[0] = 0.0;
+    for c in candidates {
+        for j in 0..spelt {
+            let from = best[c.first * spelt + j];
+            if from == f64::NEG_INFINITY {
+                continue;
+            }
+            if let Some(score) = digits.get(j).and_then(|&d| digit_score(c, Some(d as usize), config)) {
+                let to = &mut best[(c.last + 1) * spelt + j + 1];
+                *to = to.max(from + score as f64);
+            }
+            if c.first == c.last {
+                let to = &mut best[(c.first + 1) * spelt + j];
+                *to = to.max(from + skip_score(c, config) as f64);
+            }
+        }
+    }
+    best[pieces * spelt + digits.len()]
 }
 
 fn best_split(candidates: &[Candidate], pieces: usize, config: &ReadConfig) -> (Vec<ReadDigit>, Vec<Skipped>) {
@@ -353,17 +420,14 @@ fn best_split(candidates: &[Candidate], pieces: usize, config: &ReadConfig) -> (
         if from == f32::NEG_INFINITY {
             continue;
         }
-        if let Some(p) = &c.prediction {
-            let joint = (1.0 - p.not_digit) * p.confidence;
-            let score = from + joint.max(1e-12).ln() - config.digit_cost - c.penalty;
-            if score > best[c.last + 1] {
-                best[c.last + 1] = score;
-                step[c.last + 1] = Some(Step::Digit(index));
-            }
+        if let Some(score) = digit_score(c, None, config).map(|s| from + s)
+            && score > best[c.last + 1]
+        {
+            best[c.last + 1] = score;
+            step[c.last + 1] = Some(Step::Digit(index));
         }
         if c.first == c.last {
-            let not_digit = c.prediction.as_ref().map_or(1.0, |p| p.not_digit);
-            let score = from + not_digit.max(1e-12).ln() - config.skip_cost;
+            let score = from + skip_score(c, config);
             if score > best[c.first + 1] {
                 best[c.first + 1] = score;
                 step[c.first + 1] = Some(Step::Skip(index));
@@ -378,13 +442,7 @@ fn best_split(candidates: &[Candidate], pieces: usize, config: &ReadConfig) -> (
             Step::Digit(i) => {
                 let c = &candidates[i];
                 let p = c.prediction.as_ref().expect("a digit step has a prediction");
-                digits.push(ReadDigit {
-                    digit: p.guess,
-                    confidence: p.confidence,
-                    bounds: c.bounds,
-                    line: 0,
-                    probabilities: p.probabilities.clone(),
-                });
+                digits.push(ReadDigit { digit: p.guess, confidence: p.confidence, bounds: c.bounds, line: 0 });
                 at = c.first;
             }
             Step::Skip(i) => {
@@ -437,5 +495,29 @@ mod tests {
         gapped[1].penalty = 0.2 * ReadConfig::default().gap_cost;
         let (digits, _) = best_split(&gapped, 2, &ReadConfig::default());
         assert_eq!(digits.iter().map(|d| d.digit).collect::<Vec<_>>(), [1, 1]);
+    }
+
+    /// The search held to a spelling scores the best split that spells it: the free search's
+    /// reading at the sum of its digits' scores, another reading lower, an impossible one never.
+    #[test]
+    fn a_spelling_scores_its_best_split() {
+        let candidates = [
+            candidate(0, 0, 1, 9.0),
+            candidate(0, 1, 10, 6.0),
+            candidate(0, 2, 10, 8.0),
+            candidate(1, 1, 7, 2.0),
+            candidate(1, 2, 0, 9.0),
+            candidate(2, 2, 1, 2.0),
+        ];
+        let config = ReadConfig::default();
+        let score = |digits: &[u8]| spelling_score(&candidates, 3, digits, &config);
+        let read = digit_score(&candidates[0], Some(1), &config).unwrap()
+            + digit_score(&candidates[4], Some(0), &config).unwrap();
+        assert!((score(&[1, 0]) - read as f64).abs() < 1e-6);
+        let three =
+            [(0, 1), (3, 7), (5, 1)].map(|(c, d)| digit_score(&candidates[c], Some(d), &config).unwrap() as f64);
+        assert!((score(&[1, 7, 1]) - three.iter().sum::<f64>()).abs() < 1e-5, "three digits: one piece each");
+        assert!(score(&[1, 7, 1]) < score(&[1, 0]) && score(&[1, 6]) < score(&[1, 0]));
+        assert_eq!(score(&[1, 1, 1, 1]), f64::NEG_INFINITY, "four digits from three pieces");
     }
 }
