@@ -105,9 +105,11 @@ pub fn picture_strips(gray: &GrayImage, max_marks: usize) -> Option<(Vec<Option<
 /// from `digits` (MNIST's training digits) or drawn with a pen, touching seven times in ten,
 /// photographed on paper one time in eight, with a mark that is no digit between two digits one
 /// time in five (a comma, full stop or dash, or a letter, symbol, scribble or shape), or (one time
-/// in twenty, and one in forty) only such marks and no digit; then ink, marks, the line and its strip as `read` makes them, the digit
-/// height drawn from 18-22 pixels so the reader tolerates a misjudged line height. None when
-/// the picture did not come out as one line no wider than `max_width`.
+/// in twenty, and one in forty) only such marks and no digit, half the numbers with wider size,
+/// baseline and pen changes (`NumberStyle::varied`); then ink, marks, the line and its strip as
+/// `read` makes them, the digit height drawn from 18-22 pixels so the reader tolerates a
+/// misjudged line height. None when the picture did not come out as one line no wider than
+/// `max_width`.
 pub fn line_sample(digits: &Dataset, max_width: usize, rng: &mut ChaCha8Rng) -> Option<(Strip, Vec<u8>)> {
     let style = NumberStyle {
         source: if below(rng, 10) < 7 { Source::Dataset } else { Source::Pen },
