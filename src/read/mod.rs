@@ -471,18 +471,23 @@ mod tests {
         Candidate { first, last, bounds: [first as u32, 0, 1, 1], penalty: 0.0, prediction }
     }
 
-    /// Three pieces: a clear 1, then a 0 cut in two. The search reads "10": not the two halves
-    /// as digits, not all three together, which the model calls no digit.
-    #[test]
-    fn the_search_reads_the_most_likely_split() {
-        let candidates = [
+    /// Three pieces: a clear 1, then a 0 cut in two, and what the model says of each run.
+    fn one_and_a_split_zero() -> [Candidate; 6] {
+        [
             candidate(0, 0, 1, 9.0),
             candidate(0, 1, 10, 6.0),
             candidate(0, 2, 10, 8.0),
             candidate(1, 1, 7, 2.0),
             candidate(1, 2, 0, 9.0),
             candidate(2, 2, 1, 2.0),
-        ];
+        ]
+    }
+
+    /// The search reads "10": not the two halves of the 0 as digits, not all three pieces
+    /// together, which the model calls no digit.
+    #[test]
+    fn the_search_reads_the_most_likely_split() {
+        let candidates = one_and_a_split_zero();
         let (digits, skipped) = best_split(&candidates, 3, &ReadConfig::default());
         assert_eq!(digits.iter().map(|d| d.digit).collect::<Vec<_>>(), [1, 0]);
         assert_eq!(digits[1].bounds[0], 1, "the 0 spans pieces 1 and 2");
@@ -501,14 +506,7 @@ mod tests {
     /// reading at the sum of its digits' scores, another reading lower, an impossible one never.
     #[test]
     fn a_spelling_scores_its_best_split() {
-        let candidates = [
-            candidate(0, 0, 1, 9.0),
-            candidate(0, 1, 10, 6.0),
-            candidate(0, 2, 10, 8.0),
-            candidate(1, 1, 7, 2.0),
-            candidate(1, 2, 0, 9.0),
-            candidate(2, 2, 1, 2.0),
-        ];
+        let candidates = one_and_a_split_zero();
         let config = ReadConfig::default();
         let score = |digits: &[u8]| spelling_score(&candidates, 3, digits, &config);
         let read = digit_score(&candidates[0], Some(1), &config).unwrap()
