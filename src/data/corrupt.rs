@@ -159,19 +159,25 @@ fn gaussian(values: &[u8; 9]) -> u8 {
     (values.iter().zip(weights).map(|(&v, w)| v as u32 * w).sum::<u32>() / 16) as u8
 }
 
-/// Each pixel replaced by `f` of its 3x3 neighbourhood (row by row; 0 outside the image).
-fn neighbourhood(image: &[u8], rows: usize, cols: usize, f: impl Fn(&[u8; 9]) -> u8) -> Vec<u8> {
+/// Each pixel replaced by `f` of its 3x3 neighbourhood (row by row; 0 outside the image). Also
+/// the number generator's heavier and finer pens (`data::numbers`).
+pub(crate) fn neighbourhood<T: Copy + Default>(
+    image: &[T],
+    rows: usize,
+    cols: usize,
+    f: impl Fn(&[T; 9]) -> T,
+) -> Vec<T> {
     let at = |y: isize, x: isize| {
         if y < 0 || x < 0 || y >= rows as isize || x >= cols as isize {
-            0
+            T::default()
         } else {
             image[y as usize * cols + x as usize]
         }
     };
-    let mut out = vec![0u8; image.len()];
+    let mut out = vec![T::default(); image.len()];
     for y in 0..rows as isize {
         for x in 0..cols as isize {
-            let mut values = [0u8; 9];
+            let mut values = [T::default(); 9];
             for (k, value) in values.iter_mut().enumerate() {
                 *value = at(y + k as isize / 3 - 1, x + k as isize % 3 - 1);
             }

@@ -5,6 +5,7 @@
 //! (`examples/read_numbers.rs`) and its tests; seeded, so each picture is reproducible.
 
 use super::Dataset;
+use super::corrupt;
 use super::cuts::{self, Group, GroupLimits};
 use super::image::{Pixels, frame_ink};
 use super::marks;
@@ -354,17 +355,16 @@ fn cut_to_ink(image: &[u8], cols: usize) -> Canvas {
 }
 
 /// `glyph` as a heavier or finer pen would write it: thickened by a pixel all round (one time
-/// in three) or half that (one in seven), thinned (one in six), else as it is.
+/// in three) or half that (one in seven), thinned (one in six), else as it is. The same 3x3
+/// neighbourhoods as `eval --corrupt thick|thin` (`corrupt::neighbourhood`), on a canvas a pixel
+/// larger all round for thickening.
 fn change_pen(glyph: &Canvas, rng: &mut ChaCha8Rng) -> Canvas {
     match below(rng, 42) {
         0..14 => thicken(glyph),
         14..20 => {
-            // Halfway between the glyph (one pixel of paper all round) and its thickening.
+            // Halfway between the glyph and its thickening.
             let mut half = thicken(glyph);
-            for (i, cell) in half.ink.iter_mut().enumerate() {
-                let (x, y) = ((i % (glyph.width + 2)) as i64 - 1, (i / (glyph.width + 2)) as i64 - 1);
-                let inside = (0..glyph.width as i64).contains(&x) && (0..glyph.height as i64).contains(&y);
-                let original = if inside { glyph.ink[y as usize * glyph.width + x as usize] } else { 0.0 };
+            for (cell, original) in half.ink.iter_mut().zip(padded(glyph).ink) {
                 *cell = (*cell + original) / 2.0;
             }
             half
@@ -374,41 +374,31 @@ fn change_pen(glyph: &Canvas, rng: &mut ChaCha8Rng) -> Canvas {
     }
 }
 
+/// `glyph` with one pixel of paper all round.
+fn padded(glyph: &Canvas) -> Canvas {
+    let mut out = Canvas::new(glyph.width + 2, glyph.height + 2);
+    for (y, row) in glyph.ink.chunks(glyph.width).enumerate() {
+        let at = (y + 1) * out.width + 1;
+        out.ink[at..at + glyph.width].copy_from_slice(row);
+    }
+    out
+}
+
 /// Each pixel the most ink of its 3x3 neighbourhood, on a canvas one pixel larger all round.
 fn thicken(glyph: &Canvas) -> Canvas {
-    let (w, h) = (glyph.width as i64, glyph.height as i64);
-    let mut out = Canvas::new(glyph.width + 2, glyph.height + 2);
-    for y in 0..h + 2 {
-        for x in 0..w + 2 {
-            let mut most = 0.0f32;
-            for (dx, dy) in (-1..=1).flat_map(|dx| (-1..=1).map(move |dy| (dx, dy))) {
-                let (sx, sy) = (x - 1 + dx, y - 1 + dy);
-                if (0..w).contains(&sx) && (0..h).contains(&sy) {
-                    most = most.max(glyph.ink[(sy * w + sx) as usize]);
-                }
-            }
-            out.ink[(y * (w + 2) + x) as usize] = most;
-        }
-    }
+    let mut out = padded(glyph);
+    out.ink = corrupt::neighbourhood(&out.ink, out.height, out.width, |v| v.iter().fold(0.0f32, |a, &b| a.max(b)));
     out
 }
 
 /// Each pixel halfway to the least ink of itself and its four neighbours: strokes lose their
 /// soft edges and grow finer, without breaking.
 fn thin(glyph: &Canvas) -> Canvas {
-    let (w, h) = (glyph.width as i64, glyph.height as i64);
-    let at =
-        |x: i64, y: i64| if (0..w).contains(&x) && (0..h).contains(&y) { glyph.ink[(y * w + x) as usize] } else { 0.0 };
-    let mut out = Canvas::new(glyph.width, glyph.height);
-    for y in 0..h {
-        for x in 0..w {
-            let least = [(0, 0), (1, 0), (-1, 0), (0, 1), (0, -1)]
-                .iter()
-                .map(|(dx, dy)| at(x + dx, y + dy))
-                .fold(1.0f32, f32::min);
-            out.ink[(y * w + x) as usize] = (at(x, y) + least) / 2.0;
-        }
-    }
+    let mut out = glyph.clone();
+    out.ink = corrupt::neighbourhood(&glyph.ink, glyph.height, glyph.width, |v| {
+        let least = [v[1], v[3], v[4], v[5], v[7]].into_iter().fold(1.0f32, f32::min);
+        (v[4] + least) / 2.0
+    });
     out
 }
 
