@@ -67,8 +67,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ("varied-touching", Source::Dataset, Spacing::Touching, false, true),
     ] {
         let mut rng = ChaCha8Rng::seed_from_u64(99);
-        let style =
-            NumberStyle { source, spacing, photo, digits: (2, 6), punctuation: false, non_digits: false, varied };
+        let style = NumberStyle { source, spacing, photo, varied, ..NumberStyle::default() };
         let mut right = 0;
         for _ in 0..count {
             let number = numbers::compose(style, &data.test, &mut rng);

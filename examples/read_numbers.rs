@@ -96,8 +96,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         if wanted.as_ref().is_some_and(|w| !w.split(',').any(|s| s == name)) {
             continue;
         }
-        let style =
-            NumberStyle { source, spacing, photo, digits: (2, 6), punctuation: false, non_digits: false, varied };
+        let style = NumberStyle { source, spacing, photo, varied, ..NumberStyle::default() };
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ (set_index as u64) << 32);
         let (mut whole, mut digit_score, mut tb_whole, mut tb_digits) = (0usize, 0.0f64, 0usize, 0.0f64);
         let (mut alone_right, mut either, mut oracle) = ([0usize; 2], [false; 2], 0usize);
@@ -191,25 +190,9 @@ fn write_samples(dir: &std::path::Path, digits: &digitnn::data::Dataset) -> Resu
     std::fs::create_dir_all(dir)?;
     let mut rng = ChaCha8Rng::seed_from_u64(2095);
     numbers::pen_number("20,95", Spacing::Gaps, &mut rng).save(dir.join("pen.png"))?;
-    let touching = NumberStyle {
-        source: Source::Dataset,
-        spacing: Spacing::Touching,
-        photo: false,
-        digits: (5, 5),
-        punctuation: false,
-        non_digits: false,
-        varied: false,
-    };
+    let touching = NumberStyle { spacing: Spacing::Touching, digits: (5, 5), ..NumberStyle::default() };
     numbers::compose(touching, digits, &mut rng).picture.save(dir.join("touching.png"))?;
-    let photo = NumberStyle {
-        source: Source::Pen,
-        spacing: Spacing::Gaps,
-        photo: true,
-        digits: (6, 6),
-        punctuation: false,
-        non_digits: false,
-        varied: false,
-    };
+    let photo = NumberStyle { source: Source::Pen, photo: true, digits: (6, 6), ..NumberStyle::default() };
     numbers::compose(photo, digits, &mut rng).picture.to_rgb8().save(dir.join("photo.jpg"))?;
     println!("wrote pen.png, touching.png and photo.jpg in {}", dir.display());
     Ok(())
@@ -302,15 +285,7 @@ fn time_six_digits(
     config: &ReadConfig,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let mut rng = ChaCha8Rng::seed_from_u64(6);
-    let style = NumberStyle {
-        source: Source::Dataset,
-        spacing: Spacing::Touching,
-        photo: false,
-        digits: (6, 6),
-        punctuation: false,
-        non_digits: false,
-        varied: false,
-    };
+    let style = NumberStyle { spacing: Spacing::Touching, digits: (6, 6), ..NumberStyle::default() };
     let pictures: Vec<_> = (0..200).map(|_| numbers::compose(style, digits, &mut rng).picture).collect();
     let one_thread = digitnn::with_threads(Some(1), || -> Result<Vec<f64>, digitnn::Error> {
         let mut times = Vec::new();

@@ -22,15 +22,7 @@ fn read(picture: &DynamicImage) -> digitnn::read::Reading {
 fn numbers_written_with_gaps_are_read_whole() {
     let mut reader = Reader::builtin().unwrap();
     let empty = digitnn::data::Dataset { images: Vec::new(), labels: Vec::new(), rows: 28, cols: 28 };
-    let style = NumberStyle {
-        source: Source::Pen,
-        spacing: Spacing::Gaps,
-        photo: false,
-        digits: (2, 6),
-        punctuation: false,
-        non_digits: false,
-        varied: false,
-    };
+    let style = NumberStyle { source: Source::Pen, ..NumberStyle::default() };
     let mut rng = ChaCha8Rng::seed_from_u64(7);
     let mut right = 0;
     for _ in 0..30 {
@@ -236,15 +228,7 @@ fn the_command_line_reads_numbers_in_text_and_json() {
 fn the_line_reader_reads_touching_numbers_without_cuts() {
     let mut reader = Reader::builtin().unwrap();
     let empty = digitnn::data::Dataset { images: Vec::new(), labels: Vec::new(), rows: 28, cols: 28 };
-    let style = NumberStyle {
-        source: Source::Pen,
-        spacing: Spacing::Touching,
-        photo: false,
-        digits: (2, 6),
-        punctuation: false,
-        non_digits: false,
-        varied: false,
-    };
+    let style = NumberStyle { source: Source::Pen, spacing: Spacing::Touching, ..NumberStyle::default() };
     let line_only = ReadConfig { method: Method::Line, ..ReadConfig::default() };
     let mut rng = ChaCha8Rng::seed_from_u64(11);
     let mut right = 0;

@@ -15,18 +15,20 @@ use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::{Rng, SeedableRng};
 
 /// Where the digits come from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Source {
     /// Digits of a dataset (MNIST's), cut to their ink.
+    #[default]
     Dataset,
     /// Digits drawn with a pen from strokes, each one slanted, squeezed and wobbled its own way.
     Pen,
 }
 
 /// How neighbouring digits sit.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Spacing {
     /// Apart, by a tenth to half a digit's height.
+    #[default]
     Gaps,
     /// Their boxes touching or overlapping by up to 30% of the narrower one's width; half the
     /// time each digit is also pushed left until its ink meets its neighbour's.
@@ -58,6 +60,22 @@ pub struct NumberStyle {
     /// wandering a fifth of the digit height (else a tenth), and a dataset digit's strokes
     /// thickened or thinned two times in three, as a heavier or finer pen would write it.
     pub varied: bool,
+}
+
+impl Default for NumberStyle {
+    /// Two to six dataset digits apart, in a clean file, nothing between them, sizes and pens
+    /// as the dataset has them.
+    fn default() -> Self {
+        NumberStyle {
+            source: Source::Dataset,
+            spacing: Spacing::Gaps,
+            photo: false,
+            digits: (2, 6),
+            punctuation: false,
+            non_digits: false,
+            varied: false,
+        }
+    }
 }
 
 /// A number of `style`, its digits drawn from `digits` (for `Source::Dataset`) at random.
@@ -594,8 +612,7 @@ mod tests {
             (Source::Dataset, Spacing::Touching, false, true),
             (Source::Pen, Spacing::Gaps, false, true),
         ] {
-            let style =
-                NumberStyle { source, spacing, photo, digits: (2, 6), punctuation: false, non_digits: false, varied };
+            let style = NumberStyle { source, spacing, photo, varied, ..NumberStyle::default() };
             let number = compose(style, &digits, &mut rng);
             assert!((2..=6).contains(&number.text.len()) && number.text.bytes().all(|b| b.is_ascii_digit()));
         }
