@@ -14,6 +14,7 @@ pub mod mnist;
 pub mod nondigit;
 pub mod numbers;
 pub mod strip;
+pub mod tangle;
 
 pub use mnist::{Checksums, Dataset, Mnist};
 

@@ -31,6 +31,8 @@ pub enum Kind {
     Glyph,
     /// Two to five pen strokes joined into a scribble.
     Scribble,
+    /// One long stroke looping and crossing itself three times or more (`data::tangle`).
+    Tangle,
     /// A triangle, star, cross, arrow, square or hatching, outlined or filled.
     Shape,
     /// An object-like silhouette with a texture filling most of the frame.
@@ -44,13 +46,22 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 7] =
-        [Kind::Glyph, Kind::Scribble, Kind::Shape, Kind::Texture, Kind::Noise, Kind::DigitPiece, Kind::DigitPair];
+    pub const ALL: [Kind; 8] = [
+        Kind::Glyph,
+        Kind::Scribble,
+        Kind::Tangle,
+        Kind::Shape,
+        Kind::Texture,
+        Kind::Noise,
+        Kind::DigitPiece,
+        Kind::DigitPair,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Kind::Glyph => "glyph",
             Kind::Scribble => "scribble",
+            Kind::Tangle => "tangle",
             Kind::Shape => "shape",
             Kind::Texture => "texture",
             Kind::Noise => "noise",
@@ -59,11 +70,12 @@ impl Kind {
         }
     }
 
-    /// How often each kind is drawn in training, out of 16.
+    /// How often each kind is drawn in training, out of [`Kind::TOTAL_WEIGHT`].
     fn weight(self) -> u32 {
         match self {
             Kind::Glyph => 4,
             Kind::Scribble => 3,
+            Kind::Tangle => 3,
             Kind::Shape => 2,
             Kind::Texture => 2,
             Kind::Noise => 1,
@@ -72,9 +84,11 @@ impl Kind {
         }
     }
 
+    const TOTAL_WEIGHT: u32 = 19;
+
     /// A kind drawn by its training weight.
     pub fn random(rng: &mut ChaCha8Rng) -> Kind {
-        let mut pick = rng.next_u32() % 16;
+        let mut pick = rng.next_u32() % Kind::TOTAL_WEIGHT;
         for kind in Kind::ALL {
             if pick < kind.weight() {
                 return kind;
@@ -127,6 +141,7 @@ pub fn generate(kind: Kind, digits: &Dataset, rng: &mut ChaCha8Rng) -> Pixels {
                 glyph(font, GLYPHS.chars().nth(pick).expect("pick < count"), rng)
             }
             Kind::Scribble => scribble(rng),
+            Kind::Tangle => tangle(rng),
             Kind::Shape => shape(rng),
             Kind::Texture => Some(texture(rng)),
             Kind::Noise => Some(noise(rng)),
@@ -353,6 +368,14 @@ fn scribble(rng: &mut ChaCha8Rng) -> Option<Pixels> {
     if is_line_like(&canvas) {
         return None;
     }
+    canvas.framed()
+}
+
+/// A pen tangle (`data::tangle`) drawn with a pen 2 to 5.5 pixels wide on a 64-pixel square.
+fn tangle(rng: &mut ChaCha8Rng) -> Option<Pixels> {
+    let path = super::tangle::tangle(rng, 64.0, 4.0)?;
+    let mut canvas = Canvas::new(64, 64);
+    canvas.stroke(&path, uniform(rng, 2.0, 5.5), 1.0);
     canvas.framed()
 }
 
@@ -614,7 +637,7 @@ mod tests {
     #[test]
     fn framed_kinds_fit_the_digit_box() {
         let digits = digits();
-        for kind in [Kind::Glyph, Kind::Scribble, Kind::Shape] {
+        for kind in [Kind::Glyph, Kind::Scribble, Kind::Tangle, Kind::Shape] {
             for seed in 0..10 {
                 let pixels = generate(kind, &digits, &mut ChaCha8Rng::seed_from_u64(seed));
                 let rows = (0..SIDE).filter(|y| pixels[y * SIDE..(y + 1) * SIDE].iter().any(|&v| v > 0)).count();
@@ -650,8 +673,9 @@ mod tests {
     #[test]
     fn kinds_are_drawn_by_weight() {
         let mut rng = ChaCha8Rng::seed_from_u64(3);
-        let mut counts = [0usize; 7];
-        for _ in 0..16_000 {
+        let mut counts = [0usize; Kind::ALL.len()];
+        assert_eq!(Kind::ALL.iter().map(|k| k.weight()).sum::<u32>(), Kind::TOTAL_WEIGHT);
+        for _ in 0..19_000 {
             let kind = Kind::random(&mut rng);
             counts[Kind::ALL.iter().position(|&k| k == kind).unwrap()] += 1;
         }
