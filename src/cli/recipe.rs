@@ -91,6 +91,7 @@ impl RecipeArgs {
             elastic: preset.augment.and_then(|a| a.elastic),
             intensity: self.intensity.unwrap_or(preset.augment.map_or(0.0, |a| a.intensity)),
             degrade: preset.augment.map_or(0.0, |a| a.degrade),
+            reprepare: preset.augment.map_or(0.0, |a| a.reprepare),
         };
         Overrides {
             epochs: self.epochs,
