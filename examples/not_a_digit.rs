@@ -20,9 +20,10 @@
 //! Held out from training, and made here rather than in the library so that no training code
 //! shares them: letters and symbols in other typefaces, drawn dark on white and prepared as
 //! `digitnn predict` prepares an image; pen scribbles from a random walk (training's scribbles are
-//! Bézier curves); Fashion-MNIST's test set (pictures of clothes, never used in training or to
-//! tune anything); and MNIST test digits damaged in ways training does not damage them. Every
-//! set is drawn from a fixed seed.
+//! Bézier curves and tangles); Fashion-MNIST's test set (pictures of clothes, never used in
+//! training or to tune anything); MNIST test digits damaged in ways training does not damage
+//! them; and digits as a user's files hold them (MNIST's test digits enlarged 2x and 3x before
+//! preparation, digits drawn with a pen). Every set is drawn from a fixed seed.
 //!
 //! For each model and score, a threshold is set where 0.5% of MNIST's test digits are refused,
 //! and each set's refusal rate at that threshold is reported with the AUROC (digits against the
@@ -33,9 +34,11 @@
 use ab_glyph::{Font, FontVec, PxScale, point};
 use digitnn::data::image::{Pixels, SIDE, prepare};
 use digitnn::data::nondigit::{self, Canvas, Kind};
+use digitnn::data::numbers::{self, Spacing};
 use digitnn::data::{Checksums, Dataset, idx, mnist};
 use digitnn::model::{self, Network};
 use digitnn::predict::{LOW_CONFIDENCE, NOT_DIGIT_THRESHOLD, classify};
+use image::imageops::FilterType;
 use image::{DynamicImage, GrayImage, Luma};
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::{Rng, SeedableRng};
@@ -198,6 +201,34 @@ fn damaged(test: &Dataset, damage: &str, rng: &mut ChaCha8Rng) -> Dataset {
     Dataset { images, ..test.clone() }
 }
 
+/// MNIST test digits written dark on light, enlarged `factor` times with `filter`, prepared as
+/// `predict` prepares a file.
+fn enlarged(test: &Dataset, factor: u32, filter: FilterType) -> Dataset {
+    let images: Vec<Pixels> = pixels_of(test)
+        .iter()
+        .map(|p| {
+            let paper = GrayImage::from_fn(28, 28, |x, y| Luma([255 - p[y as usize * SIDE + x as usize]]));
+            let big = image::imageops::resize(&paper, 28 * factor, 28 * factor, filter);
+            prepare(&DynamicImage::ImageLuma8(big), false, Path::new("d")).map_or([0; SIDE * SIDE], |r| r.0)
+        })
+        .collect();
+    Dataset { images: images.concat(), ..test.clone() }
+}
+
+/// Digits drawn with a pen (`numbers::pen_number`, as the number bench draws them), prepared.
+fn pen_digits(count: usize, rng: &mut ChaCha8Rng) -> Dataset {
+    let (mut images, mut labels) = (Vec::new(), Vec::new());
+    while labels.len() < count {
+        let digit = (rng.next_u32() % 10) as u8;
+        let picture = numbers::pen_number(&digit.to_string(), Spacing::Gaps, rng);
+        if let Ok((pixels, _)) = prepare(&picture, false, Path::new("pen")) {
+            images.extend(pixels);
+            labels.push(digit);
+        }
+    }
+    Dataset { images, labels, rows: SIDE, cols: SIDE }
+}
+
 /// Every image's logits.
 fn logits(network: &mut Network, images: &[Pixels]) -> Vec<f32> {
     let mut out = Vec::new();
@@ -296,8 +327,21 @@ fn table(args: &[String]) -> Result<(), Error> {
         let made = (0..500).map(|_| nondigit::generate(kind, &train_digits, &mut rng)).collect();
         sets.push((format!("trained kind: {} (new draws)", kind.name()), made));
     }
-    let damaged_sets: Vec<(String, Dataset)> =
+    let mut damaged_sets: Vec<(String, Dataset)> =
         DAMAGES.iter().map(|d| (format!("MNIST test, {d}"), damaged(&test, d, &mut rng))).collect();
+    // Digits as a user's files hold them: MNIST's enlarged (appended after the damages so that
+    // their draws are unchanged), and pen-drawn digits.
+    for (factor, filter, name) in [
+        (2, FilterType::Triangle, "bilinear"),
+        (3, FilterType::Triangle, "bilinear"),
+        (3, FilterType::Nearest, "nearest"),
+    ] {
+        damaged_sets.push((
+            format!("MNIST test, enlarged {factor}x ({name}), dark on light, prepared"),
+            enlarged(&test, factor, filter),
+        ));
+    }
+    damaged_sets.push(("pen-drawn digits (1,000), prepared".into(), pen_digits(1000, &mut rng)));
 
     println!("| model | score | set | refused at 0.5% of digits refused | AUROC | refused by the reader's rule |");
     println!("|---|---|---|---|---|---|");
