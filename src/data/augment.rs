@@ -11,6 +11,7 @@
 use super::Dataset;
 use super::degrade::maybe_degrade;
 use super::image::{Pixels, SIDE, frame_ink};
+use super::nondigit::uniform;
 use crate::error::{Error, Result};
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::{Rng, SeedableRng};
@@ -131,9 +132,10 @@ pub fn augment_image(
 ) {
     assert!(source.len() == rows * cols && out.len() == rows * cols, "image of rows x cols");
     // Drawn only when asked for, so recipes without it keep their random streams.
-    let reprepared = (config.reprepare > 0.0 && rows == SIDE && cols == SIDE && uniform(rng) < config.reprepare)
-        .then(|| reprepare(source, rng))
-        .flatten();
+    let reprepared =
+        (config.reprepare > 0.0 && rows == SIDE && cols == SIDE && uniform(rng, 0.0, 1.0) < config.reprepare)
+            .then(|| reprepare(source, rng))
+            .flatten();
     let source = reprepared.as_ref().map_or(source, |p| &p[..]);
     let affine = Affine::random(config, rng, rows, cols);
     DISPLACEMENT.with(|cell| {
@@ -172,16 +174,11 @@ pub fn augment_image(
 fn reprepare(source: &[u8], rng: &mut ChaCha8Rng) -> Option<Pixels> {
     use image::imageops::FilterType;
     let small = image::GrayImage::from_raw(SIDE as u32, SIDE as u32, source.to_vec())?;
-    let factor = 1.5 + 2.5 * uniform(rng);
+    let factor = uniform(rng, 1.5, 4.0);
     let filter = [FilterType::Nearest, FilterType::Triangle, FilterType::CatmullRom, FilterType::Lanczos3]
         [(rng.next_u32() % 4) as usize];
     let side = (SIDE as f32 * factor).round() as u32;
     frame_ink(&image::imageops::resize(&small, side, side, filter))
-}
-
-/// A uniform draw in [0, 1).
-fn uniform(rng: &mut ChaCha8Rng) -> f32 {
-    (rng.next_u32() >> 8) as f32 / (1u32 << 24) as f32
 }
 
 /// Half of the images (drawn from `rng`): a raised background, fainter ink and noise (see
