@@ -80,8 +80,8 @@ impl Preset {
             // best's recipe, with 30% of the digits damaged (data::degrade) and 3 generated
             // non-digits for every 16 digits in each batch (data::nondigit), labelled "not a digit",
             // for 30 epochs instead of 20: on training digits held out (docs/not_a_digit.md), the
-            // longer run refuses fewer digits at the same threshold (0.26% against 0.38%) and as
-            // many non-digits.
+            // longer run refuses fewer digits at the same threshold (0.26% against 0.38%), and at
+            // equal digit refusal as many non-digits or more.
             Preset::Reader => {
                 let best = Preset::Best.train_config();
                 TrainConfig {

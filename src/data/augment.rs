@@ -45,7 +45,8 @@ pub struct AugmentConfig {
     /// Catmull-Rom or Lanczos) and framed again as `predict` prepares a file (`image::frame_ink`),
     /// as a user's file of a digit would arrive: the generated non-digits are all framed so, and
     /// a network that never sees a digit framed so learns to take the framing's softer edges as
-    /// a sign of a non-digit.
+    /// a sign of a non-digit. (Generated non-digits share the augmentation, so the same share of
+    /// them is framed a second time.)
     pub reprepare: f32,
 }
 

@@ -15,20 +15,18 @@ use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::{Rng, SeedableRng};
 
 /// Where the digits come from.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Source {
     /// Digits of a dataset (MNIST's), cut to their ink.
-    #[default]
     Dataset,
     /// Digits drawn with a pen from strokes, each one slanted, squeezed and wobbled its own way.
     Pen,
 }
 
 /// How neighbouring digits sit.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Spacing {
     /// Apart, by a tenth to half a digit's height.
-    #[default]
     Gaps,
     /// Their boxes touching or overlapping by up to 30% of the narrower one's width; half the
     /// time each digit is also pushed left until its ink meets its neighbour's.
