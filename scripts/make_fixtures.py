@@ -14,7 +14,7 @@ Writes into tests/fixtures/:
                         training-mode logits, loss, gradients and updated running statistics, and
                         the evaluation-mode logits after that update; its architecture in metadata
   best_cnn.pt           its initial state_dict saved with torch.save (int64 num_batches_tracked)
-  reader_cnn.safetensors  the `reader` architecture (best's with an eleventh output, "not a digit",
+  reader_cnn.safetensors  the `reader` architecture (best's, wider, with an eleventh output, "not a digit",
                         dropout p=0): its state_dict, a batch of 4 with one image labelled 10 (not
                         a digit), the training-mode logits, the loss with label smoothing 0.1 (as
                         the reader preset trains) and the gradients of the last layer
@@ -122,8 +122,12 @@ with torch.no_grad():
     tensors['eval_logits'] = m(x)
 save_file({k: v.contiguous() for k, v in tensors.items()}, os.path.join(out, 'best_cnn.safetensors'),
           metadata={'torch_version': torch.__version__, 'architecture': json.dumps(best)})
-# --- the reader CNN: best's network with an eleventh output, "not a digit" ----------------------
-reader = best[:-1] + [dict(type='linear', in_features=128 * 9, out_features=11)]
+# --- the reader CNN: best's network with 48, 96 and 192 channels and an eleventh output, "not a
+# digit" (Architecture::reader_cnn() with the dropout at p=0) -----------------------------------
+reader = ([conv(1, 48), bn(48), relu, conv(48, 48), bn(48), relu, pool,
+           conv(48, 96), bn(96), relu, conv(96, 96), bn(96), relu, pool,
+           conv(96, 192), bn(192), relu, pool,
+           dict(type='dropout', p=0.0), dict(type='flatten'), dict(type='linear', in_features=192 * 9, out_features=11)])
 torch.manual_seed(2)
 m = Sequential(reader)
 state = {k: v.clone() for k, v in m.state_dict().items()}
