@@ -14,7 +14,7 @@ Errors raise ``ValueError`` (bad values, corrupt files), ``TypeError`` (wrong ty
 or ``OSError`` (files that cannot be read or fetched), with the command line's messages.
 """
 
-from ._digitnn import Model, __version__, train
+from ._digitnn import LOW_CONFIDENCE, NOT_DIGIT_THRESHOLD, Model, __version__, train
 from . import datasets
 
-__all__ = ["Model", "train", "datasets", "__version__"]
+__all__ = ["Model", "train", "datasets", "__version__", "NOT_DIGIT_THRESHOLD", "LOW_CONFIDENCE"]

@@ -7,6 +7,10 @@ import numpy as np
 import numpy.typing as npt
 
 __version__: str
+# An 11-output model's `predict` refuses an image whose `not_digit` passes NOT_DIGIT_THRESHOLD; a
+# 10-output model one whose most likely digit gets less than LOW_CONFIDENCE.
+NOT_DIGIT_THRESHOLD: float
+LOW_CONFIDENCE: float
 
 _Path = Union[str, "PathLike[str]"]
 _Images = Union[npt.NDArray[np.uint8], npt.NDArray[np.float32]]

@@ -172,8 +172,9 @@ impl Model {
     }
 
     /// A model built into digitnn: `"reader"` (the default: the `reader` preset, `best`'s network
-    /// with a "not a digit" output, what `digitnn predict` uses) or `"numbers"` (the number
-    /// reader `digitnn read` uses: the same recipe trained on pieces of numbers besides).
+    /// half as wide again with a "not a digit" output, what `digitnn predict` uses) or
+    /// `"numbers"` (the number reader `digitnn read` uses: the same recipe at `best`'s width,
+    /// trained on pieces of numbers besides).
     #[staticmethod]
     #[pyo3(signature = (name="reader", *, isa=None, conv=None, precision=None))]
     fn builtin(
@@ -625,5 +626,8 @@ fn _digitnn(module: &Bound<PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(mnist_arrays, module)?)?;
     module.add_function(wrap_pyfunction!(download_for_tests, module)?)?;
     module.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    // The rule `predict` applies, so callers of `not_digit` can apply it themselves.
+    module.add("NOT_DIGIT_THRESHOLD", digitnn::predict::NOT_DIGIT_THRESHOLD)?;
+    module.add("LOW_CONFIDENCE", digitnn::predict::LOW_CONFIDENCE)?;
     Ok(())
 }

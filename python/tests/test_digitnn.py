@@ -205,16 +205,16 @@ def test_not_a_digit(tmp_path):
     scores = model.not_digit(images)
     assert scores.shape == (4,) and scores.dtype == np.float32
     refused = model.predict(images)[0] == -1
-    assert (refused == (scores > 0.1)).all()
+    assert (refused == (scores > digitnn.NOT_DIGIT_THRESHOLD)).all()
     state = model.state_dict()
     last = max((k for k in state if k.endswith(".weight")), key=lambda k: int(k.split(".")[1]))
-    assert state[last].shape == (11, 1152)
+    assert state[last].shape == (11, 192 * 9)
     model.save(tmp_path / "reader.pt")
     np.testing.assert_array_equal(digitnn.Model.load(tmp_path / "reader.pt").logits(images), model.logits(images))
     # A 10-output model says "not a digit" only where no digit gets half the probability.
     old = digitnn.Model.load(ONE_EPOCH_MODEL)
     digits, probabilities = old.predict(images)
-    assert ((digits == -1) == (probabilities.max(axis=1) < 0.5)).all()
+    assert ((digits == -1) == (probabilities.max(axis=1) < digitnn.LOW_CONFIDENCE)).all()
 
 
 def test_bad_arrays_raise_clear_errors():

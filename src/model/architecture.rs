@@ -113,10 +113,10 @@ impl Architecture {
     }
 
     /// `best`'s network half as wide again (48, 96 and 192 channels) with an eleventh output,
-    /// "not a digit" (`data::nondigit::NOT_A_DIGIT`): the network of the `reader` and `numbers`
-    /// presets. About 340k parameters and 49 M multiply-adds per image. The extra width pays for
-    /// the second task: at `best`'s width the reader read fewer digits than `best` did
-    /// (docs/not_a_digit.md, variant 8).
+    /// "not a digit" (`data::nondigit::NOT_A_DIGIT`): the network of the `reader` preset. About
+    /// 330k parameters and 49 M multiply-adds per image. The extra width pays for the second
+    /// task: at `best`'s width the reader read fewer digits than `best` did (docs/not_a_digit.md,
+    /// variant 8).
     pub fn reader_cnn() -> Self {
         Self::batchnorm_cnn([48, 96, 192], crate::data::nondigit::CLASSES)
     }
