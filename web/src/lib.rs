@@ -10,8 +10,8 @@
 //! [`digitnn_answer_len`].
 //!
 //! Two models: the number reader and the line reader (`digitnn read`'s), and the number reader
-//! predicts single digits too. The digit reader (`digitnn predict`'s) would add 0.6 MB more of
-//! weights; see the README's browser section for what that changes.
+//! predicts single digits too. The digit reader (`digitnn predict`'s) would add 1.3 MB more of
+//! weights (0.7 MB in bfloat16); see the README's browser section for what that changes.
 //!
 //! The ABI is written by hand rather than with wasm-bindgen: five functions of bytes in and JSON
 //! out need no generated glue, and the build then needs nothing but `cargo` and the
