@@ -158,7 +158,7 @@ def test_state_dict_round_trips(tmp_path):
     images, _ = synthetic_images(8, 7)
     logits = model.logits(images)
     state = model.state_dict()
-    assert state["model.0.weight"].shape == (32, 1, 3, 3) and state["model.0.weight"].dtype == np.float32
+    assert state["model.0.weight"].shape == (48, 1, 3, 3) and state["model.0.weight"].dtype == np.float32
     counters = [name for name in state if name.endswith("num_batches_tracked")]
     assert counters and all(state[name].dtype == np.int64 for name in counters)
     again = digitnn.Model.from_state_dict("reader", state)
@@ -403,8 +403,8 @@ def test_the_builtin_models_pt_file_loads_into_torch_strictly(tmp_path):
         return layers + [nn.MaxPool2d(2, 2)]
 
     reader = nn.Sequential(
-        *stage([(1, 32), (32, 32)]), *stage([(32, 64), (64, 64)]), *stage([(64, 128)]),
-        nn.Dropout(0.25), nn.Flatten(), nn.Linear(128 * 9, 11),
+        *stage([(1, 48), (48, 48)]), *stage([(48, 96), (96, 96)]), *stage([(96, 192)]),
+        nn.Dropout(0.25), nn.Flatten(), nn.Linear(192 * 9, 11),
     )
     model = digitnn.Model.builtin()
     model.save(tmp_path / "reader.pt")
