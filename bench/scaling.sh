@@ -4,12 +4,13 @@
 # `digitnn bench --json` run. GFLOP/s count the direct convolution's FLOPs (174 MFLOP per
 # training image): with Winograd the engine does fewer, so the share can pass 100%.
 #
-# usage: [PRECISION=bf16] bench/scaling.sh [PEAK_GFLOPS=416] [STEPS=30]
-#   PEAK_GFLOPS: this machine's fp32 matrix-multiply peak (416 on the 2-core development machine,
-#   measured with PyTorch on 4096x4096 matrices), or its bf16 peak with PRECISION=bf16.
+# usage: [PRECISION=bf16] bench/scaling.sh [PEAK_GFLOPS=515] [STEPS=30]
+#   PEAK_GFLOPS: this machine's fp32 arithmetic peak on the threads used (bench/peak.sh measures
+#   it: 515 on the 2 cores of the AMD EPYC (Zen 5) development machine; 416 was PyTorch's
+#   4096x4096 product on the earlier Intel Xeon), or its bf16 peak with PRECISION=bf16 (965).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
-peak=${1:-416}
+peak=${1:-515}
 steps=${2:-30}
 precision=${PRECISION:-fp32}
 cargo build --release --quiet --manifest-path "$here/Cargo.toml" --bin digitnn
