@@ -1,8 +1,8 @@
 //! The models built into the binary, so that `predict`, `read`, `serve` and `eval` work on a fresh clone
 //! with no training: the `reader` preset's BatchNorm CNN (`best`'s network half as wide again and
 //! `best`'s recipe, with an eleventh output, "not a digit", trained 30 epochs on generated
-//! non-digits and damaged digits besides; see the README for its accuracy and refusals), 1.3 MB. `models/reader.safetensors` is
-//! reproduced bit for bit by
+//! non-digits and damaged digits besides; see the README for its accuracy and refusals), 1.3 MB.
+//! `models/reader.safetensors` is reproduced bit for bit by
 //!
 //! ```sh
 //! digitnn train --preset reader --seed 0 --out models/reader.safetensors
