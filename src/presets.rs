@@ -39,7 +39,7 @@ impl Preset {
             Preset::Fast | Preset::Sprint => Architecture::fast_cnn(),
             Preset::Reader => Architecture::reader_cnn(),
             // The reader's network at best's width: the built-in number reader was trained so.
-            Preset::Numbers => Architecture::batchnorm_cnn([32, 64, 128], crate::data::nondigit::CLASSES),
+            Preset::Numbers => Architecture::batchnorm_cnn(Architecture::BEST_WIDTHS, crate::data::nondigit::CLASSES),
         }
     }
 

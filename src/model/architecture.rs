@@ -109,8 +109,11 @@ impl Architecture {
     /// each stage ending in a 2x2 max-pool, then dropout and one linear layer (28x28 -> 14 -> 7
     /// -> 3). About 160k parameters and 22 M multiply-adds per image.
     pub fn best_cnn() -> Self {
-        Self::batchnorm_cnn([32, 64, 128], 10)
+        Self::batchnorm_cnn(Self::BEST_WIDTHS, 10)
     }
+
+    /// The channels of `best`'s three stages.
+    pub const BEST_WIDTHS: [usize; 3] = [32, 64, 128];
 
     /// `best`'s network half as wide again (48, 96 and 192 channels) with an eleventh output,
     /// "not a digit" (`data::nondigit::NOT_A_DIGIT`): the network of the `reader` preset. About
