@@ -89,6 +89,7 @@ impl RecipeArgs {
             shear: self.shear,
             // The preset's own elastic distortion is kept (none has one yet); --elastic adds it.
             elastic: preset.augment.and_then(|a| a.elastic),
+            elastic_share: preset.augment.map_or(1.0, |a| a.elastic_share),
             intensity: self.intensity.unwrap_or(preset.augment.map_or(0.0, |a| a.intensity)),
             degrade: preset.augment.map_or(0.0, |a| a.degrade),
             reprepare: preset.augment.map_or(0.0, |a| a.reprepare),

@@ -33,6 +33,8 @@ pub struct AugmentConfig {
     /// Elastic distortion: (alpha, sigma), the displacement's scale in pixels and the smoothing
     /// Gaussian's width; None turns it off.
     pub elastic: Option<(f32, f32)>,
+    /// Share (0 to 1) of the images given the elastic distortion, when there is one (1: all).
+    pub elastic_share: f32,
     /// Strength (0 to 1, 0: off) of the intensity changes given to half of the images: the
     /// background raised to up to 0.3 x strength, the ink lowered to as little as
     /// 1 - 0.45 x strength, and uniform noise of up to 0.35 x strength on every pixel (values in
@@ -58,6 +60,7 @@ impl Default for AugmentConfig {
             translation: 2.0,
             shear: 10.0,
             elastic: None,
+            elastic_share: 1.0,
             intensity: 0.0,
             degrade: 0.0,
             reprepare: 0.0,
@@ -73,6 +76,7 @@ impl AugmentConfig {
         translation: 0.0,
         shear: 0.0,
         elastic: None,
+        elastic_share: 1.0,
         intensity: 0.0,
         degrade: 0.0,
         reprepare: 0.0,
@@ -88,6 +92,7 @@ impl AugmentConfig {
         let ok = |v: f32, most: f32| v.is_finite() && (0.0..=most).contains(&v);
         let elastic_ok = self.elastic.is_none_or(|(alpha, sigma)| ok(alpha, 100.0) && ok(sigma, 20.0) && sigma > 0.0);
         let ranges_ok = ok(self.rotation, 180.0)
+            && ok(self.elastic_share, 1.0)
             && ok(self.scale, 0.9)
             && ok(self.translation, 64.0)
             && ok(self.shear, 60.0)
@@ -96,7 +101,7 @@ impl AugmentConfig {
             && ok(self.reprepare, 1.0);
         if !(ranges_ok && elastic_ok) {
             return Err(Error::Invalid(format!(
-                "augmentation ranges out of bounds: {self:?} (rotation <= 180, scale <= 0.9, translation <= 64, shear <= 60, intensity, degrade and reprepare <= 1, elastic alpha <= 100 and 0 < sigma <= 20)"
+                "augmentation ranges out of bounds: {self:?} (rotation <= 180, scale <= 0.9, translation <= 64, shear <= 60, intensity, degrade, reprepare and elastic share <= 1, elastic alpha <= 100 and 0 < sigma <= 20)"
             )));
         }
         Ok(())
@@ -141,7 +146,10 @@ pub fn augment_image(
     let affine = Affine::random(config, rng, rows, cols);
     DISPLACEMENT.with(|cell| {
         let mut displacement = cell.borrow_mut();
-        let field = config.elastic.map(|(alpha, sigma)| {
+        // The share's draw, too, only when asked for (a share below 1).
+        let elastic =
+            config.elastic.filter(|_| config.elastic_share >= 1.0 || uniform(rng, 0.0, 1.0) < config.elastic_share);
+        let field = elastic.map(|(alpha, sigma)| {
             elastic_field(rows, cols, alpha, sigma, rng, &mut displacement);
             &displacement.field[..]
         });
@@ -407,6 +415,27 @@ mod tests {
         }
         let rms = (sum / count as f64).sqrt();
         assert!((0.6..2.5).contains(&rms), "rms displacement {rms}");
+    }
+
+    #[test]
+    fn the_elastic_share_distorts_that_share_of_the_images() {
+        let elastic = |share: f32| AugmentConfig { elastic_share: share, ..AugmentConfig::with_elastic() };
+        let plain = AugmentConfig { elastic: None, ..AugmentConfig::default() };
+        let image = |config: &AugmentConfig, seed: u64| {
+            let mut out = vec![0.0; 784];
+            augment_image(&stroke(), 28, 28, config, &mut ChaCha8Rng::seed_from_u64(seed), &mut out);
+            out
+        };
+        let (mut distorted, mut all, mut none) = (0, 0, 0);
+        for seed in 0..40 {
+            let undistorted = image(&plain, seed);
+            distorted += usize::from(image(&elastic(0.5), seed) != undistorted);
+            all += usize::from(image(&elastic(1.0), seed) != undistorted);
+            none += usize::from(image(&elastic(0.0), seed) != undistorted);
+        }
+        assert_eq!((all, none), (40, 0), "share 1 distorts every image, share 0 none");
+        assert!((10..=30).contains(&distorted), "{distorted} of 40 distorted at share 0.5");
+        assert!(elastic(1.5).validate().is_err());
     }
 
     #[test]
