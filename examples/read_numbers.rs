@@ -3,7 +3,7 @@
 //!
 //! cargo run --release --example read_numbers -- MNIST_DIR [--split test|train] [--count N]
 //!     [--seed S] [--model FILE] [--line-model FILE] [--method cuts|line|both] [--compare]
-//!     [--digit-cost C] [--skip-cost C] [--line-margin M] [--pieces-weight W] [--pieces-floor F] [--sets a,b,...]
+//!     [--digit-cost C] [--skip-cost C] [--line-margin M] [--pieces-weight W] [--pieces-floor F] [--apart-floor F] [--sets a,b,...]
 //!     [--save DIR] [--write-samples DIR] [--any-data]
 //!
 //! `read` runs the built-in number reader and line reader (or `--model`, `--line-model`); the
@@ -70,6 +70,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     if let Some(v) = flag("--pieces-floor") {
         config.pieces_floor = v.parse()?;
+    }
+    if let Some(v) = flag("--apart-floor") {
+        config.apart_floor = v.parse()?;
     }
     if let Some(v) = flag("--line-margin") {
         config.line_margin = v.parse()?;

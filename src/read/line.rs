@@ -245,7 +245,8 @@ pub struct Scores<'a> {
 /// One reading of a line from the line model's and the cut search's: the cut search's where they
 /// agree, where it reads no digit, or where both read one digit. Elsewhere the reading for which
 /// the line model's log-probability plus `config.pieces_weight` times the piece model's (below
-/// its own best by at most `config.pieces_floor`) is largest, among the two readings and, where
+/// its own best by at most `config.pieces_floor`, or `config.apart_floor` where the line model
+/// reads fewer digits than the cuts and the cuts' digits stand apart) is largest, among the two readings and, where
 /// they read as many digits, every mix of their differing digits (a product of the two experts);
 /// the line model's own reading must win by `config.line_margin` nats. A mix keeps the cut
 /// search's boxes.
@@ -267,8 +268,13 @@ pub fn combine(
         return (by_cuts, false);
     }
     let best_by_pieces = (scores.pieces)(&cuts_text);
+    let floor = if line_text.len() < cuts_text.len() && stand_apart(&by_cuts) {
+        config.apart_floor
+    } else {
+        config.pieces_floor
+    };
     let joint = |digits: &[u8]| {
-        let pieces = ((scores.pieces)(digits) - best_by_pieces).max(-config.pieces_floor as f64);
+        let pieces = ((scores.pieces)(digits) - best_by_pieces).max(-floor as f64);
         (scores.line)(digits) + config.pieces_weight as f64 * pieces
     };
     let differ: Vec<usize> =
@@ -296,6 +302,11 @@ pub fn combine(
         }
     }
     (chosen, false)
+}
+
+/// Whether empty columns separate each digit's box from the next one's (digits in reading order).
+fn stand_apart(digits: &[ReadDigit]) -> bool {
+    digits.windows(2).all(|pair| pair[0].bounds[0] + pair[0].bounds[2] < pair[1].bounds[0])
 }
 
 #[cfg(test)]
@@ -375,6 +386,36 @@ mod tests {
         assert!(unsure.log_prob(&[4, 2]) > unsure.log_prob(&[4]), "the line model alone would read 42");
         let (chosen, from_line) = combine(&both, digits(&[4, 2]), digits(&[4]), &config);
         assert_eq!((read(&chosen), from_line), (vec![4], false));
+    }
+
+    #[test]
+    fn the_piece_model_keeps_a_digit_that_stands_apart() {
+        // The line model drops the small second 2 of "9220"; the piece model reads it, and could
+        // skip it only at a cost of 3 nats.
+        let line = |t: &[u8]| match t {
+            [9, 2, 0] => -0.1,
+            [9, 2, 2, 0] => -2.5,
+            _ => f64::NEG_INFINITY,
+        };
+        let pieces = |t: &[u8]| match t {
+            [9, 2, 2, 0] => -0.5,
+            [9, 2, 0] => -3.5,
+            _ => f64::NEG_INFINITY,
+        };
+        let both = Scores { line: &line, pieces: &pieces };
+        let boxes = |width: u32| -> Vec<ReadDigit> {
+            digits(&[9, 2, 2, 0])
+                .into_iter()
+                .enumerate()
+                .map(|(i, d)| ReadDigit { bounds: [10 * i as u32, 0, width, 12], ..d })
+                .collect()
+        };
+        let config = ReadConfig::default();
+        assert!(config.apart_floor > 3.0 && config.pieces_floor < 2.4);
+        let (chosen, from_line) = combine(&both, digits(&[9, 2, 0]), boxes(8), &config);
+        assert_eq!((read(&chosen), from_line), (vec![9, 2, 2, 0], false), "apart: the cuts' count stands");
+        let (chosen, from_line) = combine(&both, digits(&[9, 2, 0]), boxes(10), &config);
+        assert_eq!((read(&chosen), from_line), (vec![9, 2, 0], true), "touching: the floor lets the line model win");
     }
 
     #[test]

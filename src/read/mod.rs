@@ -62,6 +62,12 @@ pub struct ReadConfig {
     /// may not veto the line model outright. Weight 1 and floor 1.5 were chosen on a validation
     /// split (docs/read.md).
     pub pieces_floor: f32,
+    /// The floor instead, where the line model reads fewer digits than the cut search and every
+    /// digit the cut search read stands apart from the next (empty columns between their boxes):
+    /// there no touching hides the right split from the cuts, and the line model's habit of
+    /// dropping a small or thin digit among large ones is what the floor would let through.
+    /// 6 was chosen on the validation split (docs/read.md; 3, 6 and no floor read alike).
+    pub apart_floor: f32,
     /// Where the line model's reading at the usual digit height and the cut search's differ, read
     /// the line again at two more digit heights (`line::OTHER_VIEW_HEIGHTS`) and average the
     /// three views' log-probabilities.
@@ -112,6 +118,7 @@ impl Default for ReadConfig {
             line_margin: 0.0,
             pieces_weight: 1.0,
             pieces_floor: 1.5,
+            apart_floor: 6.0,
             line_views: true,
         }
     }
