@@ -246,10 +246,10 @@ pub struct Scores<'a> {
 /// agree, where it reads no digit, or where both read one digit. Elsewhere the reading for which
 /// the line model's log-probability plus `config.pieces_weight` times the piece model's (below
 /// its own best by at most `config.pieces_floor`, or `config.apart_floor` where the line model
-/// reads fewer digits than the cuts and the cuts' digits stand apart) is largest, among the two readings and, where
-/// they read as many digits, every mix of their differing digits (a product of the two experts);
-/// the line model's own reading must win by `config.line_margin` nats. A mix keeps the cut
-/// search's boxes.
+/// reads fewer digits than the cuts and the cuts' digits stand apart) is largest, among the two
+/// readings and, where they read as many digits, every mix of their differing digits (a product
+/// of the two experts); the line model's own reading must win by `config.line_margin` nats. A
+/// mix keeps the cut search's boxes.
 /// Returns the digits, and whether they are the line model's reading (else the cut search's
 /// segmentation, whose skipped marks go with it).
 pub fn combine(
