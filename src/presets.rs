@@ -135,7 +135,13 @@ impl Preset {
         let augmenting = o.augment.unwrap_or(o.elastic || base.augment.is_some());
         let augment = augmenting.then(|| {
             let ranges = o.augment_ranges.or(base.augment).unwrap_or_default();
-            if o.elastic { AugmentConfig { elastic: AugmentConfig::with_elastic().elastic, ..ranges } } else { ranges }
+            // Every image distorted, whatever share the preset's ranges say.
+            let with_elastic = AugmentConfig::with_elastic();
+            if o.elastic {
+                AugmentConfig { elastic: with_elastic.elastic, elastic_share: with_elastic.elastic_share, ..ranges }
+            } else {
+                ranges
+            }
         });
         TrainConfig {
             epochs: o.epochs.unwrap_or(base.epochs),

@@ -265,9 +265,10 @@ impl<'a> Outliers<'a> {
         let batch = (config.batch_size as f32 * (1.0 + share)).ceil() as usize;
         network.check_training_batch(batch)?;
         let pieces = config.number_pieces / share;
-        // No elastic distortion for them: it is a way of writing a digit, not of drawing a shape.
-        let augment = config.augment.map(|a| AugmentConfig { elastic: None, ..a });
-        Ok(Outliers { digits, share, pieces, augment, seed: config.seed })
+        // They share the digits' augmentation, the elastic distortion included: a reader trained
+        // with it on digits alone learnt to take its smooth look for a sign of a digit
+        // (docs/not_a_digit.md, variant 9).
+        Ok(Outliers { digits, share, pieces, augment: config.augment, seed: config.seed })
     }
 
     /// Appends the extra images of step `step` of `epoch` to a batch of `count` digits.
