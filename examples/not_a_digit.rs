@@ -440,8 +440,16 @@ fn validation(args: &[String]) -> Result<(), Error> {
     };
     let train = mnist::load(Path::new(mnist_dir), Checksums::IfMnist)?.train;
     let first: usize = first.parse()?;
-    let held: Vec<Pixels> = pixels_of(&train).into_iter().skip(first).collect();
-    let labels = &train.labels[first..];
+    if first >= train.len() {
+        return Err(format!("FIRST must be below the {} training digits", train.len()).into());
+    }
+    let held_out = Dataset {
+        images: train.images[first * train.image_len()..].to_vec(),
+        labels: train.labels[first..].to_vec(),
+        ..train
+    };
+    let held = pixels_of(&held_out);
+    let labels = &held_out.labels;
     let mut network = load(model)?;
     let classes = network.classes();
     let predictions: Vec<_> = classify(&logits(&mut network, &held), classes, false).collect();
@@ -461,8 +469,6 @@ fn validation(args: &[String]) -> Result<(), Error> {
     }
     // The robustness table's corruptions (bench/robustness.sh) on the held-out digits, to choose
     // a recipe without MNIST's test digits: the most likely digit, refused or not.
-    let held_out =
-        Dataset { images: train.images[first * 784..].to_vec(), labels: labels.to_vec(), rows: 28, cols: 28 };
     let mut line = String::from("corrupted held-out digits read right:");
     for corruption in Corruption::ALL.into_iter().filter(|&c| c != Corruption::Photo) {
         let images = pixels_of(&corruption.apply(&held_out));

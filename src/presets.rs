@@ -136,9 +136,8 @@ impl Preset {
         let augment = augmenting.then(|| {
             let ranges = o.augment_ranges.or(base.augment).unwrap_or_default();
             // Every image distorted, whatever share the preset's ranges say.
-            let with_elastic = AugmentConfig::with_elastic();
             if o.elastic {
-                AugmentConfig { elastic: with_elastic.elastic, elastic_share: with_elastic.elastic_share, ..ranges }
+                AugmentConfig { elastic: AugmentConfig::with_elastic().elastic, elastic_share: 1.0, ..ranges }
             } else {
                 ranges
             }
@@ -181,6 +180,10 @@ mod tests {
         }
         let elastic = Preset::Seed.config_with(&Overrides { elastic: true, ..Overrides::default() });
         assert!(elastic.augment.is_some_and(|a| a.elastic.is_some()), "elastic implies augmenting");
+        let half = AugmentConfig { elastic_share: 0.5, ..AugmentConfig::with_elastic() };
+        let every =
+            Preset::Best.config_with(&Overrides { augment_ranges: Some(half), elastic: true, ..Default::default() });
+        assert_eq!(every.augment.map(|a| a.elastic_share), Some(1.0), "--elastic distorts every image");
         let off =
             Preset::SeedPlus.config_with(&Overrides { augment: Some(false), elastic: true, ..Default::default() });
         assert_eq!(off.augment, None, "turning augmentation off wins");

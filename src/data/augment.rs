@@ -90,9 +90,9 @@ impl AugmentConfig {
 
     pub fn validate(&self) -> Result<()> {
         let ok = |v: f32, most: f32| v.is_finite() && (0.0..=most).contains(&v);
-        let elastic_ok = self.elastic.is_none_or(|(alpha, sigma)| ok(alpha, 100.0) && ok(sigma, 20.0) && sigma > 0.0);
+        let elastic_ok = self.elastic.is_none_or(|(alpha, sigma)| ok(alpha, 100.0) && ok(sigma, 20.0) && sigma > 0.0)
+            && ok(self.elastic_share, 1.0);
         let ranges_ok = ok(self.rotation, 180.0)
-            && ok(self.elastic_share, 1.0)
             && ok(self.scale, 0.9)
             && ok(self.translation, 64.0)
             && ok(self.shear, 60.0)
