@@ -3,7 +3,7 @@
 //! point it at a validation split (the last 10,000 training digits as "test") while choosing.
 //!
 //! cargo run --release --example line_reader -- DATA_DIR [--steps N] [--seed S] [--out FILE]
-//!     [--model FILE (skip training)] [--count N]
+//!     [--lr LR] [--head-kernel K] [--reshape-elastic SHARE] [--model FILE (skip training)] [--count N]
 
 use digitnn::data::image::to_gray;
 use digitnn::data::numbers::{self, NumberStyle, Source, Spacing};
@@ -34,6 +34,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
             if let Some(v) = flag("--lr") {
                 config.optimizer.lr = v.parse()?;
+            }
+            if let Some(v) = flag("--head-kernel") {
+                config.head_kernel = v.parse()?;
+            }
+            if let Some(v) = flag("--reshape-elastic") {
+                // The default ranges (no shift: the digit is cut to its ink), with Simard's
+                // elastic distortion on this share of the digits.
+                let ranges = digitnn::data::augment::AugmentConfig {
+                    translation: 0.0,
+                    elastic_share: v.parse()?,
+                    ..digitnn::data::augment::AugmentConfig::with_elastic()
+                };
+                config.reshape = Some(ranges);
             }
             let mut network = config.network()?;
             let started = Instant::now();

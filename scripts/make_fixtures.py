@@ -18,8 +18,8 @@ Writes into tests/fixtures/:
                         dropout p=0): its state_dict, a batch of 4 with one image labelled 10 (not
                         a digit), the training-mode logits, the loss with label smoothing 0.1 (as
                         the reader preset trains) and the gradients of the last layer
-  line_cnn.safetensors  a small line reader (convolutions, BatchNorm, max-pool, `columns`, 1x1
-                        convolutions, flatten) on 4 strips 16x24 with targets of 0-4 digits: the
+  line_cnn.safetensors  a small line reader (convolutions, BatchNorm, max-pool, `columns`, a 1x1
+                        and two 3x3 convolutions over the columns, flatten) on 4 strips 16x24 with targets of 0-4 digits: the
                         training-mode scores, each strip's CTC loss (blank 10) and its gradient
                         with respect to the scores, and the parameter gradients of the mean loss
 The tests themselves never need PyTorch; rerun this only to change what is recorded.
@@ -144,8 +144,10 @@ save_file({k: v.contiguous() for k, v in tensors.items()}, os.path.join(out, 're
           metadata={'torch_version': torch.__version__, 'architecture': json.dumps(reader)})
 # --- a line reader: per-column scores and the CTC loss ---------------------------------------
 k1 = lambda i, o: dict(type='conv2d', in_channels=i, out_channels=o, kernel_size=1, stride=1, padding=0)
+# The head as Architecture::line_cnn's: a 1x1 convolution per column, then padded 3x3 ones on the
+# one-row sequence of columns (each step sees its neighbours).
 line = [conv(1, 4), bn(4), relu, pool, conv(4, 6), relu, pool, dict(type='columns'), k1(6 * 4, 8), relu,
-        k1(8, 11), dict(type='flatten')]
+        conv(8, 8), relu, conv(8, 11), dict(type='flatten')]
 torch.manual_seed(3)
 m = Sequential(line)
 state = {k: v.clone() for k, v in m.state_dict().items()}

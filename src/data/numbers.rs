@@ -5,6 +5,7 @@
 //! (`examples/read_numbers.rs`) and its tests; seeded, so each picture is reproducible.
 
 use super::Dataset;
+use super::augment::{AugmentConfig, augment_image};
 use super::corrupt;
 use super::cuts::{self, Group, GroupLimits};
 use super::image::{Pixels, frame_ink};
@@ -40,7 +41,7 @@ pub struct Number {
 }
 
 /// How a number is made.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct NumberStyle {
     pub source: Source,
     pub spacing: Spacing,
@@ -58,6 +59,10 @@ pub struct NumberStyle {
     /// wandering a fifth of the digit height (else a tenth), and a dataset digit's strokes
     /// thickened or thinned two times in three, as a heavier or finer pen would write it.
     pub varied: bool,
+    /// Each dataset digit first given a random transform drawn from these ranges (rotation,
+    /// size, shear, elastic distortion), as a classifier's training digits are: more writers
+    /// than the dataset has, for training. None: the digits as the dataset has them.
+    pub reshape: Option<AugmentConfig>,
 }
 
 impl Default for NumberStyle {
@@ -72,6 +77,7 @@ impl Default for NumberStyle {
             punctuation: false,
             non_digits: false,
             varied: false,
+            reshape: None,
         }
     }
 }
@@ -91,7 +97,10 @@ pub fn compose(style: NumberStyle, digits: &Dataset, rng: &mut ChaCha8Rng) -> Nu
         let (digit, glyph) = match style.source {
             Source::Dataset => {
                 let index = below(rng, digits.len() as u32) as usize;
-                let glyph = cut_to_ink(digits.image(index), digits.cols);
+                let glyph = match &style.reshape {
+                    Some(ranges) => cut_to_ink(&reshaped(digits, index, ranges, rng), digits.cols),
+                    None => cut_to_ink(digits.image(index), digits.cols),
+                };
                 (digits.labels[index], if style.varied { change_pen(&glyph, rng) } else { glyph })
             }
             Source::Pen => {
@@ -350,6 +359,13 @@ pub fn cuts_allow(digits: &Dataset, spacing: Spacing, limits: &GroupLimits, rng:
         }
     }
     reach[pieces][count]
+}
+
+/// Dataset image `index` through a random transform of `ranges` (`augment::augment_image`).
+fn reshaped(digits: &Dataset, index: usize, ranges: &AugmentConfig, rng: &mut ChaCha8Rng) -> Vec<u8> {
+    let mut out = vec![0.0; digits.image_len()];
+    augment_image(digits.image(index), digits.rows, digits.cols, ranges, rng, &mut out);
+    out.iter().map(|v| (v * 255.0).round().clamp(0.0, 255.0) as u8).collect()
 }
 
 /// A dataset image cut to the box of its ink, as a canvas.
@@ -614,6 +630,25 @@ mod tests {
             let number = compose(style, &digits, &mut rng);
             assert!((2..=6).contains(&number.text.len()) && number.text.bytes().all(|b| b.is_ascii_digit()));
         }
+    }
+
+    /// Reshaping draws a new shape for each digit, keeps the text, and with no transform at all
+    /// leaves the digit exactly as the dataset has it.
+    #[test]
+    fn reshaped_digits_keep_their_text_and_change_their_shape() {
+        let digits = pen_digits();
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        assert_eq!(reshaped(&digits, 3, &AugmentConfig::NONE, &mut rng), digits.image(3));
+        let ranges = AugmentConfig { translation: 0.0, ..AugmentConfig::with_elastic() };
+        let changed = reshaped(&digits, 3, &ranges, &mut rng);
+        assert_ne!(changed, digits.image(3));
+        assert!(changed.iter().filter(|&&v| v > 128).count() > 20, "the digit's ink is kept");
+        let plain = NumberStyle { spacing: Spacing::Touching, ..NumberStyle::default() };
+        let reshape = NumberStyle { reshape: Some(ranges), ..plain };
+        let (a, b) = (compose(plain, &digits, &mut rng.clone()), compose(reshape, &digits, &mut rng.clone()));
+        // The count and the first digit are drawn before any reshaping.
+        assert_eq!((a.text.len(), &a.text[..1]), (b.text.len(), &b.text[..1]));
+        assert_ne!(a.picture, b.picture);
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! what it learnt on.
 
 use super::Dataset;
+use super::augment::AugmentConfig;
 use super::image::to_gray;
 use super::ink;
 use super::marks::{self, Labels, Line};
@@ -110,7 +111,12 @@ pub fn picture_strips(gray: &GrayImage, max_marks: usize) -> Option<(Vec<Option<
 /// `read` makes them, the digit height drawn from 18-22 pixels so the reader tolerates a
 /// misjudged line height. None when the picture did not come out as one line no wider than
 /// `max_width`.
-pub fn line_sample(digits: &Dataset, max_width: usize, rng: &mut ChaCha8Rng) -> Option<(Strip, Vec<u8>)> {
+pub fn line_sample(
+    digits: &Dataset,
+    max_width: usize,
+    reshape: Option<AugmentConfig>,
+    rng: &mut ChaCha8Rng,
+) -> Option<(Strip, Vec<u8>)> {
     let style = NumberStyle {
         source: if below(rng, 10) < 7 { Source::Dataset } else { Source::Pen },
         spacing: if below(rng, 10) < 7 { Spacing::Touching } else { Spacing::Gaps },
@@ -119,6 +125,7 @@ pub fn line_sample(digits: &Dataset, max_width: usize, rng: &mut ChaCha8Rng) -> 
         punctuation: below(rng, 5) < 2,
         non_digits: true,
         varied: below(rng, 2) == 0,
+        reshape,
     };
     let number = if below(rng, 20) == 0 {
         // Marks that are no digits, alone: the reader must read nothing there.
@@ -178,7 +185,7 @@ mod tests {
         };
         let draw = |seed| {
             let mut rng = ChaCha8Rng::seed_from_u64(seed);
-            (0..20).filter_map(|_| line_sample(&digits, 192, &mut rng)).collect::<Vec<_>>()
+            (0..20).filter_map(|_| line_sample(&digits, 192, None, &mut rng)).collect::<Vec<_>>()
         };
         let samples = draw(9);
         assert!(samples.len() >= 10, "{} of 20 draws made a strip", samples.len());

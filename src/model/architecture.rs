@@ -162,10 +162,15 @@ impl Architecture {
     /// The line reader's network (`read::line`) for strips `width` columns wide: padded 3x3
     /// convolutions with BatchNorm and ReLU (32 channels, max-pool 2, 48, max-pool 2, 64, 64) to
     /// 8 rows of 64 channels every 4 columns, each such column stacked into 512 values
-    /// (`columns`), then two 1x1 convolutions (a linear layer per column: 512 -> 128 -> 11) and
+    /// (`columns`), then a 1x1 convolution (a linear layer per column: 512 -> 128) and, with a
+    /// `head_kernel` of k > 1, two kxk ones over that one-row sequence of columns (128 -> 128 ->
+    /// 11: with k = 3 each step's scores see 42 strip columns, about two digits, where the
+    /// convolutions before see 26, about one); with 1, one 1x1 convolution 128 -> 11. Then
     /// `flatten`: 11 scores (the digits, then the CTC blank) for every 4 columns of the strip,
-    /// class-major. Its parameters do not depend on `width`, so one model reads any width.
-    pub fn line_cnn(width: usize) -> Self {
+    /// class-major. Its parameters do not depend on `width`, so one model reads any width. (A kxk
+    /// kernel on one row spends k - 1 of its rows on padding: PyTorch's Conv2d, ONNX and every
+    /// file format take it as it is, where a 1xk kernel would need a new layer everywhere.)
+    pub fn line_cnn(width: usize, head_kernel: usize) -> Self {
         let conv = |i, o, k: usize| LayerSpec::Conv2d {
             in_channels: i,
             out_channels: o,
@@ -183,13 +188,11 @@ impl Architecture {
             }
         }
         let rows = crate::data::strip::STRIP_HEIGHT / 4;
-        layers.extend([
-            LayerSpec::Columns,
-            conv(64 * rows, 128, 1),
-            LayerSpec::Relu,
-            conv(128, crate::read::line::SYMBOLS, 1),
-            LayerSpec::Flatten,
-        ]);
+        layers.extend([LayerSpec::Columns, conv(64 * rows, 128, 1), LayerSpec::Relu]);
+        if head_kernel > 1 {
+            layers.extend([conv(128, 128, head_kernel), LayerSpec::Relu]);
+        }
+        layers.extend([conv(128, crate::read::line::SYMBOLS, head_kernel), LayerSpec::Flatten]);
         Architecture { input: [1, crate::data::strip::STRIP_HEIGHT, width], layers }
     }
 

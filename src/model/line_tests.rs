@@ -1,4 +1,4 @@
-//! A line reader's network (convolutions, BatchNorm, max-pool, `columns`, 1x1 convolutions,
+//! A line reader's network (convolutions, BatchNorm, max-pool, `columns`, 1x1 and 3x3 convolutions,
 //! flatten) and its CTC loss against PyTorch (tests/fixtures/line_cnn.safetensors, from
 //! scripts/make_fixtures.py): per-column scores, each strip's loss and its gradient with respect
 //! to the scores, and the parameter gradients of the mean loss, on every engine; and its ONNX

@@ -4,6 +4,7 @@
 //! the batch), so a run is the same on any number of threads.
 
 use crate::data::Dataset;
+use crate::data::augment::AugmentConfig;
 use crate::data::strip::{STRIP_HEIGHT, Strip, line_sample};
 use crate::error::{Error, Result};
 use crate::model::{Architecture, Network};
@@ -25,6 +26,13 @@ pub struct LineTrainConfig {
     pub width: usize,
     pub optimizer: OptimizerConfig,
     pub schedule: Schedule,
+    /// Each dataset digit of a training number first transformed within these ranges
+    /// (`NumberStyle::reshape`); None: as the dataset has it.
+    pub reshape: Option<AugmentConfig>,
+    /// The kernel of the convolutions over the steps at the end (`Architecture::line_cnn`). 3,
+    /// each step seeing its neighbours, read a little more of the validation split than the
+    /// built-in 1, but is not built in: docs/read.md says why.
+    pub head_kernel: usize,
 }
 
 impl Default for LineTrainConfig {
@@ -36,6 +44,8 @@ impl Default for LineTrainConfig {
             width: 192,
             optimizer: OptimizerConfig { lr: 2e-3, ..OptimizerConfig::default() },
             schedule: Schedule { kind: ScheduleKind::OneCycle, warmup: 0.0 },
+            reshape: None,
+            head_kernel: 1,
         }
     }
 }
@@ -43,7 +53,7 @@ impl Default for LineTrainConfig {
 impl LineTrainConfig {
     /// A fresh line model for this configuration's strips.
     pub fn network(&self) -> Result<Network> {
-        Network::new(Architecture::line_cnn(self.width), self.seed)
+        Network::new(Architecture::line_cnn(self.width, self.head_kernel), self.seed)
     }
 }
 
@@ -107,7 +117,7 @@ fn sample(digits: &Dataset, config: &LineTrainConfig, step: usize, index: usize)
     let seed = config.seed ^ ((step as u64) << 20) ^ index as u64 ^ 0x11e5_7a1d;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     loop {
-        if let Some((strip, text)) = line_sample(digits, config.width, &mut rng) {
+        if let Some((strip, text)) = line_sample(digits, config.width, config.reshape, &mut rng) {
             let slack = (config.width - strip.width).min(16);
             let offset = crate::data::nondigit::below(&mut rng, slack as u32 + 1) as usize;
             return (strip, text, offset);
