@@ -102,9 +102,10 @@ fn window_max<V: Lanes>(pool: Pool, relu: bool, x: &[f32], out: &mut [f32], oy: 
 }
 
 /// dx = dy routed back to where each window's maximum came from (dx is overwritten; windows
-/// that overlap add up, in the order of the outputs). `y` is this pool's output for `x`; after a
-/// fused ReLU, dy must already be zero where y is (an output of 0 may match no input).
-pub fn max_pool_backward(isa: Isa, pool: Pool, x: &[f32], y: &[f32], dy: &[f32], dx: &mut [f32]) {
+/// that overlap add up, in the order of the outputs). `y` is this pool's output for `x`, with
+/// the ReLU applied when `relu` (as `max_pool` made it): then dy counts only where y > 0, the
+/// ReLU's backward in the same pass.
+pub fn max_pool_backward(isa: Isa, pool: Pool, relu: bool, x: &[f32], y: &[f32], dy: &[f32], dx: &mut [f32]) {
     pool.check(x.len(), y.len());
     assert_eq!((dx.len(), dy.len()), (x.len(), y.len()), "max-pool gradient sizes");
     // Windows that tile x (stride = kernel, the usual 2x2 pool) hold each element of x at most
@@ -116,7 +117,7 @@ pub fn max_pool_backward(isa: Isa, pool: Pool, x: &[f32], y: &[f32], dy: &[f32],
     } else {
         dx.fill(0.0);
     }
-    simd::run(isa, Backward { pool, tiled, x, y, dy, dx });
+    simd::run(isa, Backward { pool, tiled, relu, x, y, dy, dx });
 }
 
 /// Zeroes the rows and columns of dx that no window covers (stride = kernel).
@@ -133,6 +134,7 @@ struct Backward<'a> {
     pool: Pool,
     /// Windows tile x: each element of dx is written once, not accumulated.
     tiled: bool,
+    relu: bool,
     x: &'a [f32],
     y: &'a [f32],
     dy: &'a [f32],
@@ -144,11 +146,11 @@ impl SimdTask for Backward<'_> {
 
     #[inline(always)]
     fn run<V: Lanes>(self) {
-        let Backward { pool, tiled, x, y, dy, dx } = self;
+        let Backward { pool, tiled, relu, x, y, dy, dx } = self;
         for oy in 0..pool.out_height() {
             for ox in 0..pool.out_width() {
                 for c0 in (0..pool.channels).step_by(V::LANES) {
-                    route_back::<V>(pool, tiled, x, y, dy, dx, oy, ox, c0);
+                    route_back::<V>(pool, (tiled, relu), x, y, dy, dx, oy, ox, c0);
                 }
             }
         }
@@ -158,12 +160,13 @@ impl SimdTask for Backward<'_> {
 /// Channels c0.. of output (oy, ox), a vector's worth or the channels left: the window is
 /// scanned in order and dy added where x first equals the maximum (branch-free: `left` is 1 in
 /// the lanes not yet routed). With `tiled`, dx there is not read but written as 0 plus what is
-/// routed (the same bits as adding to the zeroed dx: -0.0 becomes +0.0 either way).
+/// routed (the same bits as adding to the zeroed dx: -0.0 becomes +0.0 either way); with
+/// `relu`, dy is taken as 0 where y is not positive.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn route_back<V: Lanes>(
     pool: Pool,
-    tiled: bool,
+    (tiled, relu): (bool, bool),
     x: &[f32],
     y: &[f32],
     dy: &[f32],
@@ -181,6 +184,7 @@ fn route_back<V: Lanes>(
     // the one `simd::run` chose.
     let (max, grad) =
         unsafe { (V::load_masked(y.as_ptr().add(out), mask), V::load_masked(dy.as_ptr().add(out), mask)) };
+    let grad = if relu { grad.where_positive(max) } else { grad };
     let mut left = V::splat(1.0);
     for ky in 0..pool.kernel {
         for kx in 0..pool.kernel {
@@ -257,12 +261,18 @@ mod tests {
                 let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
                 assert_eq!(bits(&y), bits(&want_y), "{isa} {pool:?}: forward");
                 let mut dx = vec![1.0; x.len()];
-                max_pool_backward(isa, pool, &x, &y, &dy, &mut dx);
+                max_pool_backward(isa, pool, false, &x, &y, &dy, &mut dx);
                 assert_eq!(bits(&dx), bits(&want_dx), "{isa} {pool:?}: backward");
-                // With the ReLU fused: max(y, 0) (NaN to 0, as f32::max makes it).
+                // With the ReLU fused: max(y, 0) (NaN to 0, as f32::max makes it), and the
+                // gradient only where that is positive.
                 let mut relu_y = vec![0.0; want_y.len()];
                 max_pool(isa, pool, true, &x, &mut relu_y);
                 assert_eq!(bits(&relu_y), bits(&want_y.iter().map(|v| v.max(0.0)).collect::<Vec<_>>()), "{isa}: relu");
+                let masked: Vec<f32> = dy.iter().zip(&relu_y).map(|(&d, &y)| if y > 0.0 { d } else { 0.0 }).collect();
+                let want_relu_dx = max_pool_naive(pool, &x, &masked).1;
+                let mut relu_dx = vec![1.0; x.len()];
+                max_pool_backward(isa, pool, true, &x, &relu_y, &dy, &mut relu_dx);
+                assert_eq!(bits(&relu_dx), bits(&want_relu_dx), "{isa} {pool:?}: backward through the relu");
             }
         }
     }

@@ -1,8 +1,9 @@
 //! MaxPool2d over NHWC activations (no padding); the gradient goes to the first maximum of each
 //! window, as in PyTorch. The work is `kernels::pool`'s, one image per task. A ReLU after it is
-//! applied in the same pass (`with_fused_relu`), as convolutions apply theirs.
+//! applied in the same pass (`with_fused_relu`), as convolutions apply theirs, forward and
+//! backward.
 
-use super::{Layer, LayerCost, Pass, Tensor, relu, shape_error};
+use super::{Layer, LayerCost, Pass, Tensor, shape_error};
 use crate::error::Result;
 use crate::kernels::Isa;
 use crate::kernels::pool::{Pool, max_pool, max_pool_backward};
@@ -74,19 +75,16 @@ impl Layer for MaxPool2d {
         dx: Option<&mut Tensor>,
     ) {
         let Some(dx) = dx else { return };
-        if self.relu {
-            relu::mask_gradient(&mut dy.data, &y.data);
-        }
         let pool = self.pool(x);
         let batch = x.shape[0];
         dx.reshape_for(&x.shape);
         let (image_in, image_out) = (x.data.len() / batch.max(1), y.data.len() / batch.max(1));
-        let isa = self.isa;
+        let (isa, relu) = (self.isa, self.relu);
         dx.data
             .par_chunks_mut(image_in.max(1))
             .zip(x.data.par_chunks(image_in.max(1)))
             .zip(y.data.par_chunks(image_out.max(1)).zip(dy.data.par_chunks(image_out.max(1))))
-            .for_each(|((dx, x), (y, dy))| max_pool_backward(isa, pool, x, y, dy, dx));
+            .for_each(|((dx, x), (y, dy))| max_pool_backward(isa, pool, relu, x, y, dy, dx));
     }
 }
 
