@@ -150,7 +150,7 @@ impl SimdTask for Backward<'_> {
         for oy in 0..pool.out_height() {
             for ox in 0..pool.out_width() {
                 for c0 in (0..pool.channels).step_by(V::LANES) {
-                    route_back::<V>(pool, (tiled, relu), x, y, dy, dx, oy, ox, c0);
+                    route_back::<V>(pool, tiled, relu, x, y, dy, dx, oy, ox, c0);
                 }
             }
         }
@@ -166,7 +166,8 @@ impl SimdTask for Backward<'_> {
 #[inline(always)]
 fn route_back<V: Lanes>(
     pool: Pool,
-    (tiled, relu): (bool, bool),
+    tiled: bool,
+    relu: bool,
     x: &[f32],
     y: &[f32],
     dy: &[f32],
